@@ -1,0 +1,5 @@
+import sys
+
+from siked.cli import main
+
+sys.exit(main())

@@ -1,0 +1,321 @@
+"""Typed configuration for a SIKeD run, loaded from YAML with ``key.path=value`` overrides.
+
+Every section is a pydantic model with ``extra="forbid"``: an unknown key or a bad value is an
+error that names the dotted key (``train.lora_r: Input should be greater than 0``). The same
+models are used by the stage commands (``siked train --set lr=1e-4`` edits ``TrainConfig``).
+See ``docs/configuration.md`` for every key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from siked.errors import SikedError
+
+
+class ConfigError(SikedError, ValueError):
+    """A config file or override is invalid; the message names the offending key(s)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetSpec(_Section):
+    """One dataset slice: ``name`` (gsm8k, svamp, asdiv, asdiv-a, multiarith), ``split``, ``limit``."""
+
+    name: str
+    split: str = "test"
+    limit: int | None = Field(default=None, gt=0)
+
+    @classmethod
+    def parse(cls, spec: str | dict[str, Any] | DatasetSpec) -> DatasetSpec:
+        """Accept ``"gsm8k:test:200"``, ``"svamp:100"``, ``"svamp"`` or a mapping.
+
+        >>> DatasetSpec.parse("gsm8k:test:200")
+        DatasetSpec(name='gsm8k', split='test', limit=200)
+        >>> DatasetSpec.parse("svamp:100")
+        DatasetSpec(name='svamp', split='test', limit=100)
+        """
+        if isinstance(spec, DatasetSpec):
+            return spec
+        if isinstance(spec, dict):
+            return cls(**spec)
+        parts = str(spec).split(":")
+        if len(parts) == 1:
+            return cls(name=parts[0])
+        if len(parts) == 2:
+            if parts[1].isdigit():
+                return cls(name=parts[0], limit=int(parts[1]))
+            return cls(name=parts[0], split=parts[1])
+        if len(parts) == 3:
+            return cls(name=parts[0], split=parts[1], limit=int(parts[2]) if parts[2] else None)
+        raise ValueError(f"bad dataset spec {spec!r}: expected NAME[:SPLIT][:LIMIT]")
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.split}" + (f":{self.limit}" if self.limit else "")
+
+
+class DataConfig(_Section):
+    dir: str | None = None  # data directory; None -> $SIKED_DATA_DIR -> default (see siked.data)
+    train: DatasetSpec = DatasetSpec(name="gsm8k", split="train")
+    offset: int = Field(default=0, ge=0)  # skip the first N training questions (after shuffling)
+    shuffle: bool = True  # shuffle training questions with the run seed before slicing
+    validation_size: int = Field(default=100, ge=0)  # held out from the training questions
+    eval: list[DatasetSpec] = Field(
+        default_factory=lambda: [
+            DatasetSpec.parse(s) for s in ("gsm8k:test", "svamp", "asdiv", "multiarith")
+        ]
+    )
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _train(cls, v: Any) -> Any:
+        return DatasetSpec.parse(v) if isinstance(v, str) else v
+
+    @field_validator("eval", mode="before")
+    @classmethod
+    def _eval(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s for s in v.split(",") if s]
+        return [DatasetSpec.parse(s) if isinstance(s, str) else s for s in v]
+
+
+EngineName = Literal["gold", "hf", "openai", "vllm"]
+
+
+class EngineConfig(_Section):
+    """How text is generated: shared by the teacher and the student sampler."""
+
+    engine: EngineName = "hf"
+    model: str | None = None  # hub id / local path; for openai: the served model name
+    base_url: str | None = None  # openai: server URL (e.g. http://localhost:8000/v1)
+    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key
+    api: Literal["chat", "completions"] = "chat"
+    concurrency: int = Field(default=8, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    request_timeout: float = Field(default=120.0, gt=0)
+    cache_dir: str | None = None  # openai: persistent request cache (default: in the run dir)
+    batch_size: int = Field(default=8, gt=0)  # hf: prompts per forward pass
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str | None = None  # hf: "cpu", "cuda", "cuda:1"; None = best available
+    # vllm: server process options
+    tensor_parallel_size: int = Field(default=1, gt=0)
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    port: int = Field(default=8000, gt=0, lt=65536)
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class TeacherConfig(EngineConfig):
+    engine: EngineName = "gold"
+    n: int = Field(default=1, gt=0)  # samples per question and strategy
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=512, gt=0)
+    keep_per_strategy: int = Field(default=1, gt=0)
+
+
+class StudentConfig(_Section):
+    model: str = "bundled:smollm2-135m-instruct"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+
+
+class TrainConfig(_Section):
+    """LoRA / full SFT. Defaults are the paper's."""
+
+    method: Literal["lora", "full"] = "lora"
+    lora_r: int = Field(default=16, gt=0)
+    lora_alpha: int = Field(default=32, gt=0)
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    learning_rate: float = Field(default=2e-4, gt=0)
+    lr_scheduler: str = "linear"
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    epochs: float = Field(default=3.0, gt=0)
+    max_steps: int = -1  # > 0 overrides epochs
+    per_device_batch_size: int = Field(default=8, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    max_length: int = Field(default=1024, gt=0)
+    padding_free: bool = True  # pack examples without cross-example attention
+    gradient_checkpointing: bool = False
+    weight_decay: float = Field(default=0.0, ge=0)
+    seed: int = 42
+    bf16: bool | None = None  # None = bf16 where the hardware supports it
+    save_merged: bool = True  # also write the merged model (what the next iteration starts from)
+    logging_steps: int = Field(default=5, gt=0)
+    save_steps: int = Field(default=50, gt=0)  # checkpoint interval (for resume after a kill)
+    report_to: list[str] | str = "none"
+    eval_fraction: float = Field(default=0.0, ge=0, lt=1)  # held-out share for validation loss
+
+
+class SampleConfig(EngineConfig):
+    """Student self-generation (paper: k=10, T=0.7, top_p=0.95, 512 new tokens)."""
+
+    k: int = Field(default=10, gt=0)
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=512, gt=0)
+    mode: Literal["free", "forced"] = "free"
+    workers: int = Field(default=2, gt=0)  # sandbox workers for PoT verification
+
+
+class AlphaSchedule(_Section):
+    """Linear schedule of the teacher share over SIKeD iterations 1..N."""
+
+    start: float = Field(ge=0, le=1)
+    end: float = Field(ge=0, le=1)
+
+    def at(self, iteration: int, iterations: int) -> float:
+        if iterations <= 1:
+            return self.start
+        t = (iteration - 1) / (iterations - 1)
+        return self.start + (self.end - self.start) * min(max(t, 0.0), 1.0)
+
+
+class MixConfig(_Section):
+    variant: Literal["all", "adaptive", "self"] = "all"
+    bias: Literal["pot", "cot", "l2m", "none"] = "pot"
+    alpha: Literal["auto"] | float | AlphaSchedule = "auto"
+    kl_epsilon: float = Field(default=1e-6, gt=0)
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, v: Any) -> Any:
+        if isinstance(v, float) and not 0.0 <= v <= 1.0:
+            raise ValueError("alpha must be 'auto', a number in [0, 1], or {start, end}")
+        return v
+
+
+class LoopConfig(_Section):
+    iterations: int = Field(default=3, ge=0)  # SIKeD iterations after iteration 0 (distillation)
+    init_from: Literal["previous", "base"] = "previous"
+    patience: int = Field(default=1, gt=0)
+
+
+class EvalConfig(EngineConfig):
+    max_tokens: int = Field(default=512, gt=0)
+    mode: Literal["free", "forced", "all"] = "free"  # all = every strategy forced, plus oracle
+
+
+class SikedConfig(_Section):
+    name: str = "siked"
+    output_dir: str = "runs"  # the run directory is output_dir/name
+    seed: int = 42
+    method: Literal["siked", "distill"] = "siked"
+    strategies: list[str] = Field(default_factory=lambda: ["cot", "l2m", "pot"])
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    train: TrainConfig = TrainConfig()
+    sample: SampleConfig = SampleConfig()
+    mix: MixConfig = MixConfig()
+    loop: LoopConfig = LoopConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _strategies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [s.strip() for s in v.split(",") if s.strip()]
+        if not v:
+            raise ValueError("at least one strategy is needed")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> SikedConfig:
+        if self.method == "distill" and self.loop.iterations != 0:
+            # distillation baselines are iteration 0 only
+            object.__setattr__(self.loop, "iterations", 0)
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+def _format_error(e: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "<root>"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key")
+        else:
+            lines.append(f"{key}: {err['msg']}")
+    # pydantic reports each branch of a union; keep the messages unique and in order
+    return "\n".join(dict.fromkeys(lines))
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value``; the value is read as YAML (``3``, ``0.5``, ``[a, b]``, ``null``).
+
+    >>> parse_override("train.lora_r=8")
+    (['train', 'lora_r'], 8)
+    >>> parse_override("strategies=[cot, pot]")
+    (['strategies'], ['cot', 'pot'])
+    """
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.path=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for p in path[:-1]:
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{'.'.join(path)}: {p!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def build(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> Any:
+    """Validate ``data`` into ``model``, raising :class:`ConfigError` naming each bad key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, prefix)) from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
+) -> SikedConfig:
+    """Load a run config from YAML (or defaults when ``path`` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        data = loaded
+    data = apply_overrides(data, overrides or [])
+    return build(SikedConfig, data)
+
+
+def to_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

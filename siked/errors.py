@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints these as one clear line instead of a traceback."""
+
+
+class SikedError(Exception):
+    """Base class for errors caused by user input or environment (bad config, missing file)."""
+
+
+class DataError(SikedError):
+    """A data file is missing, has the wrong checksum, or cannot be parsed."""
+
+
+class ModelError(SikedError):
+    """A model cannot be found or loaded."""
