@@ -1,0 +1,124 @@
+"""The run manifest: every stage with its status, input/output hashes, seed and timings.
+
+A stage is *done* when the manifest says so **and** its recorded input hash equals the hash the
+current run would feed it. Anything else (never started, killed while running, or its inputs
+changed under ``--force``) is (re)run; the stages themselves resume from their partial files.
+The manifest is rewritten atomically after every change, so a SIGKILL leaves it consistent.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from siked.io import atomic_write_json, read_json, sha256_file, sha256_json
+
+#: Libraries whose versions are recorded in every manifest.
+TRACKED_PACKAGES = (
+    "siked",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "openai",
+    "vllm",
+    "math-verify",
+)
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in TRACKED_PACKAGES:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def hash_path(path: Path) -> str | None:
+    """sha256 of a file, or of a directory's (relative name, file hash) listing; None if absent."""
+    if path.is_file():
+        return sha256_file(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "checkpoints" not in p.parts)
+        return sha256_json([[str(p.relative_to(path)), sha256_file(p)] for p in files])
+    return None
+
+
+class Manifest:
+    """``manifest.json`` of a run directory."""
+
+    def __init__(self, path: Path, name: str, config_hash: str) -> None:
+        self.path = path
+        if path.exists():
+            self.data: dict[str, Any] = read_json(path)
+        else:
+            self.data = {"name": name, "created": now_iso(), "stages": {}}
+        self.data["name"] = name
+        self.data["config_hash"] = config_hash
+        self.data["versions"] = library_versions()
+        self.data.setdefault("stages", {})
+        self.data.setdefault("best_iteration", None)
+        self.data.setdefault("stopped", None)
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self.data)
+
+    def stage(self, key: str) -> dict[str, Any]:
+        return dict(self.data["stages"].get(key, {}))
+
+    def is_done(self, key: str, inputs_hash: str) -> bool:
+        st = self.data["stages"].get(key)
+        return bool(st and st.get("status") == "done" and st.get("inputs_hash") == inputs_hash)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.save()
+
+    @contextmanager
+    def running(
+        self,
+        key: str,
+        inputs: dict[str, Any],
+        seed: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Mark ``key`` running; on normal exit mark it done with outputs and timing.
+
+        The body may fill the yielded dict: ``outputs`` (name -> path) are hashed at the end,
+        ``info`` is stored as is.
+        """
+        inputs_hash = sha256_json(inputs)
+        prev = self.data["stages"].get(key, {})
+        record: dict[str, Any] = {
+            "status": "running",
+            "started": now_iso(),
+            "inputs": inputs,
+            "inputs_hash": inputs_hash,
+            "seed": seed,
+            "attempts": int(prev.get("attempts", 0)) + 1,
+        }
+        self.data["stages"][key] = record
+        self.save()
+        t0 = time.monotonic()
+        body: dict[str, Any] = {"outputs": {}, "info": {}}
+        yield body
+        record["status"] = "done"
+        record["finished"] = now_iso()
+        record["seconds"] = round(time.monotonic() - t0, 2)
+        record["outputs"] = {name: hash_path(Path(p)) for name, p in body["outputs"].items()}
+        record["info"] = body["info"]
+        self.save()
