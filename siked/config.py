@@ -97,18 +97,26 @@ class EngineConfig(_Section):
     base_url: str | None = None  # openai: server URL (e.g. http://localhost:8000/v1)
     api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key
     api: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(default=8, gt=0)
-    max_retries: int = Field(default=6, ge=0)
+    concurrency: int = Field(default=8, gt=0)  # openai: requests in flight at once
+    max_retries: int = Field(default=6, ge=0)  # openai: retries per request (429/5xx/timeout)
+    retry_backoff: float = Field(default=1.0, gt=0)  # openai: first backoff (s), doubled per retry
+    retry_backoff_max: float = Field(default=60.0, gt=0)  # openai: cap of one backoff wait (s)
     request_timeout: float = Field(default=120.0, gt=0)
+    # openai: how n samples are asked for: "n" = one request with the n parameter, "separate" =
+    # n requests with n=1 (seed derived per sample), "auto" = "n", falling back to "separate"
+    # if the server rejects n or returns fewer choices
+    n_mode: Literal["auto", "n", "separate"] = "auto"
     cache_dir: str | None = None  # openai: persistent request cache (default: in the run dir)
-    batch_size: int = Field(default=8, gt=0)  # hf: prompts per forward pass
+    batch_size: int = Field(default=8, gt=0)  # hf: sequences (prompt x sample) per forward pass
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str | None = None  # hf: "cpu", "cuda", "cuda:1"; None = best available
     # vllm: server process options
     tensor_parallel_size: int = Field(default=1, gt=0)
     gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
-    port: int = Field(default=8000, gt=0, lt=65536)
-    extra_args: list[str] = Field(default_factory=list)
+    port: int = Field(default=8000, gt=0, lt=65536)  # taken -> a free port is used instead
+    extra_args: list[str] = Field(default_factory=list)  # appended to `vllm serve MODEL`
+    lora_modules: dict[str, str] = Field(default_factory=dict)  # LoRA name -> adapter path
+    startup_timeout: float = Field(default=900.0, gt=0)  # seconds to wait for /health
 
 
 class TeacherConfig(EngineConfig):
@@ -178,10 +186,14 @@ class AlphaSchedule(_Section):
 
 
 class MixConfig(_Section):
+    """How D_self and D_LLM are mixed into the next training set (see ``siked.mix``)."""
+
     variant: Literal["all", "adaptive", "self"] = "all"
     bias: Literal["pot", "cot", "l2m", "none"] = "pot"
     alpha: Literal["auto"] | float | AlphaSchedule = "auto"
     kl_epsilon: float = Field(default=1e-6, gt=0)
+    # also apply `bias` to iteration 0's teacher-only set (the paper trains it on all of D_LLM)
+    bias_iteration_0: bool = False
 
     @field_validator("alpha")
     @classmethod
@@ -295,24 +307,50 @@ def build(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> Any
         raise ConfigError(_format_error(e, prefix)) from None
 
 
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, recursively for nested mappings (lists are replaced).
+
+    >>> deep_merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"c": 3}, "d": [2]})
+    {'a': {'b': 1, 'c': 3}, 'd': [2]}
+    """
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML config; ``extends: other.yaml`` (relative to this file) is merged under it."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    if p.resolve() in _seen:
+        raise ConfigError(f"{p}: `extends` forms a cycle")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    parent = loaded.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ConfigError(f"{p}: extends: must be a path to another YAML config")
+        base = read_yaml_config(p.parent / parent, (*_seen, p.resolve()))
+        loaded = deep_merge(base, loaded)
+    return loaded
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
 ) -> SikedConfig:
     """Load a run config from YAML (or defaults when ``path`` is None) and apply overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping of sections")
-        data = loaded
+    data: dict[str, Any] = read_yaml_config(path) if path is not None else {}
     data = apply_overrides(data, overrides or [])
     return build(SikedConfig, data)
 
