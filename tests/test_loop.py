@@ -1,0 +1,255 @@
+"""The SIKeD loop's orchestration: stage order, manifest, resume, config changes, stopping.
+
+The model stages (train, evaluate, sample) are replaced by small deterministic fakes so these
+tests take seconds; tests/test_loop_integration.py runs the real student and real kills.
+The teacher (gold) and mix stages are the real ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siked import loop
+from siked.config import SikedConfig, load_config
+from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
+
+pytest.importorskip("siked.teach")
+pytest.importorskip("siked.mix")
+
+
+class Boom(Exception):
+    """Simulates a crash inside a stage."""
+
+
+class FakeStages:
+    """Deterministic stand-ins for train / evaluate / sample that record their calls."""
+
+    def __init__(self, val_accs: list[float] | None = None) -> None:
+        self.calls: list[str] = []
+        self.crash_at: str | None = None
+        self.val_accs = val_accs or [0.1, 0.2, 0.3, 0.4]
+
+    def _maybe_crash(self, name: str) -> None:
+        self.calls.append(name)
+        if self.crash_at == name:
+            self.crash_at = None
+            raise Boom(name)
+
+    def train(self, data: Any, model: str, out_dir: Any, cfg: Any, **kw: Any) -> Any:
+        out = Path(out_dir)
+        self._maybe_crash(f"train:{out.parent.name}")
+        digest = hashlib.sha256(Path(data).read_bytes() + model.encode()).hexdigest()
+        merged = out / "merged"
+        merged.mkdir(parents=True, exist_ok=True)
+        (merged / "model.safetensors").write_text(digest)
+        (out / "adapter").mkdir(exist_ok=True)
+        (out / "adapter" / "adapter.bin").write_text(digest)
+
+        class R:
+            adapter_dir = str(out / "adapter")
+            merged_dir = str(merged)
+            metrics = {"train_loss": 1.0}
+
+        return R()
+
+    def evaluate(self, model: str, datasets: list[Any], cfg: Any, out_dir: Any, *a: Any, **kw: Any) -> dict:
+        out = Path(out_dir)
+        it = int(out.parent.name.split("_")[1])
+        self._maybe_crash(f"eval:{out.parent.name}")
+        acc = self.val_accs[min(it, len(self.val_accs) - 1)]
+        names = [d[0] if isinstance(d, tuple) else str(d) for d in datasets]
+        res = {
+            "model": model,
+            "datasets": {
+                n: {
+                    "n": 10,
+                    "accuracy": acc if n == "validation" else acc / 2,
+                    "strategy_distribution": {"cot": 0.5, "pot": 0.5},
+                }
+                for n in names
+            },
+        }
+        atomic_write_json(out / "eval.json", res)
+        return res
+
+    def sample(self, problems: list[Any], model: str, cfg: Any, out_path: Any, iteration: int, seed: int, strategies: list[str], **kw: Any) -> dict:
+        self._maybe_crash(f"sample:iter_{iteration:02d}")
+        done = {r["qid"] for r in read_jsonl(out_path)}
+        with JsonlAppender(out_path) as app:
+            for i, p in enumerate(problems):
+                if p.id in done:
+                    continue
+                if self.crash_at == f"sample-mid:iter_{iteration:02d}" and i == len(problems) // 2:
+                    self.crash_at = None
+                    raise Boom("mid-sample")
+                strat = strategies[(i + iteration) % len(strategies)]
+                ok = i % 2 == 0
+                app.write(
+                    {
+                        "qid": p.id,
+                        "question": p.question,
+                        "gold": str(p.answer),
+                        "strategy": strat,
+                        "text": f"{strat} solution of {p.id} by {Path(model).parent.parent.name}",
+                        "answer": str(p.answer) if ok else "0",
+                        "correct": ok,
+                        "rule": "marker",
+                        "status": "ok",
+                        "source": "student",
+                        "iteration": iteration,
+                        "sample": 0,
+                    }
+                )
+        return {"samples": len(problems)}
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeStages:
+    import siked.evaluate
+    import siked.sample
+    import siked.train
+
+    f = FakeStages()
+    monkeypatch.setattr(siked.train, "train", f.train)
+    monkeypatch.setattr(siked.evaluate, "evaluate", f.evaluate)
+    monkeypatch.setattr(siked.sample, "sample", f.sample)
+    monkeypatch.setattr(loop, "_write_report", lambda paths: None)
+    return f
+
+
+def tiny_config(tmp_path: Path, name: str = "t", **over: Any) -> SikedConfig:
+    overrides = [
+        f"name={name}",
+        f"output_dir={tmp_path}",
+        "data.train=gsm8k:train:12",
+        "data.validation_size=4",
+        "data.eval=[svamp:3]",
+        "loop.iterations=2",
+        "loop.patience=5",
+    ] + [f"{k}={v}" for k, v in over.items()]
+    return load_config(None, overrides)
+
+
+def data_files(run_dir: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(run_dir.rglob("*")):
+        if p.is_file() and p.suffix in (".jsonl",) or p.name in ("stats.json", "model.safetensors"):
+            out[str(p.relative_to(run_dir))] = p.read_text()
+    return out
+
+
+def test_full_run_writes_the_run_directory(tmp_path: Path, fakes: FakeStages) -> None:
+    cfg = tiny_config(tmp_path)
+    summary = loop.run(cfg)
+    root = tmp_path / "t"
+    for rel in ["config.yaml", "manifest.json", "summary.json", "teacher/kept.jsonl"]:
+        assert (root / rel).exists(), rel
+    for it in range(3):
+        d = root / f"iter_{it:02d}"
+        assert (d / "train.jsonl").exists() and (d / "stats.json").exists()
+        assert (d / "eval" / "eval.json").exists()
+    # no sampling after the last iteration
+    assert (root / "iter_01" / "samples.jsonl").exists()
+    assert not (root / "iter_02" / "samples.jsonl").exists()
+    assert fakes.calls == [
+        "train:iter_00", "eval:iter_00", "sample:iter_00",
+        "train:iter_01", "eval:iter_01", "sample:iter_01",
+        "train:iter_02", "eval:iter_02",
+    ]  # fmt: skip
+    man = read_json(root / "manifest.json")
+    assert all(st["status"] == "done" for st in man["stages"].values())
+    assert man["versions"]["torch"]
+    assert summary["best_iteration"] == 2 and len(summary["iterations"]) == 3
+    stats1 = read_json(root / "iter_01" / "stats.json")
+    assert 0 < stats1["alpha"] < 1 and stats1["kl"] is not None
+    # iteration 1 continues from iteration 0's merged model
+    assert man["stages"]["iter_01/train"]["inputs"]["base"].endswith("iter_00/model/merged")
+
+
+def test_rerun_of_a_finished_run_recomputes_nothing(tmp_path: Path, fakes: FakeStages) -> None:
+    cfg = tiny_config(tmp_path)
+    loop.run(cfg)
+    fakes.calls.clear()
+    loop.run(cfg)
+    assert fakes.calls == []
+
+
+@pytest.mark.parametrize(
+    "crash_at",
+    ["train:iter_00", "eval:iter_01", "sample:iter_00", "sample-mid:iter_01", "train:iter_02"],
+)
+def test_crash_then_resume_equals_uninterrupted(tmp_path: Path, fakes: FakeStages, crash_at: str) -> None:
+    ref = tiny_config(tmp_path / "ref")
+    loop.run(ref)
+    expected = data_files(tmp_path / "ref" / "t")
+
+    cfg = tiny_config(tmp_path / "crash")
+    fakes.crash_at = crash_at
+    with pytest.raises(Boom):
+        loop.run(cfg)
+    fakes.calls.clear()
+    loop.run(cfg)
+    assert data_files(tmp_path / "crash" / "t") == expected
+    # stages finished before the crash are not redone
+    if crash_at == "train:iter_02":
+        assert fakes.calls == ["train:iter_02", "eval:iter_02"]
+
+
+def test_changed_config_is_refused_with_the_keys(tmp_path: Path, fakes: FakeStages) -> None:
+    loop.run(tiny_config(tmp_path))
+    changed = tiny_config(tmp_path, **{"train.lora_r": 8, "mix.variant": "adaptive"})
+    with pytest.raises(loop.RunConfigMismatch) as e:
+        loop.run(changed)
+    assert "train.lora_r: 16 -> 8" in str(e.value) and "mix.variant" in str(e.value)
+    fakes.calls.clear()
+    loop.run(changed, force=True)
+    # the mix of iteration 1 changed, so everything downstream of it is recomputed
+    assert "train:iter_00" in fakes.calls  # lora_r changed -> iteration 0 retrains too
+    assert read_json(tmp_path / "t" / "iter_01" / "stats.json")["variant"] == "adaptive"
+
+
+def test_stopping_rule_keeps_the_best_on_validation(tmp_path: Path, fakes: FakeStages) -> None:
+    fakes.val_accs = [0.3, 0.2, 0.25, 0.9]
+    cfg = tiny_config(tmp_path, **{"loop.patience": 1, "loop.iterations": 3})
+    summary = loop.run(cfg)
+    assert [r["iteration"] for r in summary["iterations"]] == [0, 1]
+    assert summary["best_iteration"] == 0
+    assert summary["final_model"].endswith("iter_00/model/merged")
+    assert "did not improve" in summary["stopped"]
+
+
+def test_distill_runs_iteration_zero_only(tmp_path: Path, fakes: FakeStages) -> None:
+    cfg = tiny_config(tmp_path, method="distill", strategies="[pot]")
+    summary = loop.run(cfg)
+    assert len(summary["iterations"]) == 1
+    kept = read_jsonl(tmp_path / "t" / "teacher" / "kept.jsonl")
+    assert {r["strategy"] for r in kept} == {"pot"}
+
+
+def test_validation_is_disjoint_from_training(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    train, val = loop.split_train_validation(cfg)
+    assert len(train) == 12 and len(val) == 4
+    assert not {p.id for p in train} & {p.id for p in val}
+    again, _ = loop.split_train_validation(cfg)
+    assert [p.id for p in again] == [p.id for p in train]
+
+
+def test_summary_table_lists_every_iteration() -> None:
+    summary = {
+        "best_iteration": 1,
+        "iterations": [
+            {"iteration": 0, "alpha": 1.0, "kl": None, "p_train": {"cot": 0.5, "pot": 0.5},
+             "validation_accuracy": 0.1, "eval": {"svamp:test:3": 0.0}},
+            {"iteration": 1, "alpha": 0.6, "kl": 0.02, "p_train": {"cot": 0.4, "pot": 0.6},
+             "validation_accuracy": 0.2, "eval": {"svamp:test:3": 1 / 3}},
+        ],
+    }  # fmt: skip
+    table = loop.format_summary(summary)
+    assert "1*" in table and "33.3" in table and "0.020" in table
+    assert json.dumps(summary)  # serialisable
