@@ -1,0 +1,13 @@
+"""Test defaults: never reach a model hub, and read the shared copy of the original data files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("SIKED_DATA_DIR", str((_ROOT.parent / "shared" / "data").resolve()))
