@@ -215,12 +215,17 @@ def stage_mix(
         st["outputs"] = {"train": out, "stats": d / "stats.json"}
         st["info"] = {"rows": len(result.rows), "alpha": result.stats.get("alpha")}
     s = result.stats
-    kl = s.get("kl")
+    alpha, kl = s.get("alpha"), s.get("kl")
     _say(
-        f"iter {it:02d} mix: {len(result.rows)} rows, alpha={s.get('alpha', 0):.2f}"
+        f"iter {it:02d} mix: {len(result.rows)} rows"
+        + (f", alpha={alpha:.2f}" if alpha is not None else "")
         + (f", KL={kl:.3f}" if kl is not None else "")
         + f", p_train={_fmt_dist(s.get('p_train') or {})}"
     )
+    if not result.rows:
+        raise SikedError(
+            f"iteration {it}: the mix is empty (variant {cfg.mix.variant}); nothing to train on"
+        )
     return out
 
 

@@ -1,0 +1,530 @@
+"""Stage: mix the student's own correct solutions (D_self) with teacher data (D_LLM).
+
+Everything here is a pure function of the rows (plain dicts with the :class:`~siked.records.Record`
+schema) except :func:`mix_files`, a thin wrapper that reads and writes files.
+
+**Inputs.**
+
+* *Teacher rows* are D_LLM (``teacher/kept.jsonl``). A row counts when ``correct`` is true and its
+  strategy is one of the run's strategies (kept rows always are; the check makes hand-made files
+  safe).
+* *Student rows* are the candidates of D_self (``iter_NN/samples.jsonl`` of the previous model). A
+  row counts when ``correct`` is true, ``status == "ok"`` and its strategy is one of the run's
+  strategies (an untagged answer cannot teach a strategy choice).
+
+**Steps** of :func:`mix` for a SIKeD iteration (``iteration >= 1``):
+
+1. *Variant* picks the teacher part: ``all`` = every D_LLM row; ``adaptive`` = D_LLM rows of
+   questions the student did not solve (no row in D_self); ``self`` = none.
+2. *Deduplicate* identical ``(qid, strategy, normalised text)`` (whitespace collapsed); when a
+   student row and a teacher row collide the student row is kept.
+3. *Bias* keeps one rationale per question by strategy priority (:data:`BIAS_ORDERS`):
+   ``pot``: pot > cot > l2m (the paper's default); ``cot``: cot > pot > l2m; ``l2m``:
+   l2m > pot > cot; strategies outside the order come after it, alphabetically. ``none`` keeps
+   all rows. Ties within a strategy are broken deterministically by :func:`row_rank`: a student
+   row beats a teacher row (self-generated data is the point of SIKeD), then the lowest
+   ``sample`` index wins, then the lowest hash of the normalised text.
+4. *Alpha*: ``auto`` keeps what the variant yields (the paper's alpha is then the resulting
+   share of teacher rows). A number (or ``{start, end}`` schedule, :class:`AlphaSchedule`, giving
+   a per-iteration number) subsamples teacher *or* student rows, seeded and deterministic, to hit
+   that teacher share as closely as possible without inventing rows (:func:`solve_counts`). The
+   achieved share is ``alpha``, the requested one ``alpha_target``.
+
+**Iteration 0** (plain distillation, also ``method: distill``) trains on D_LLM whatever the
+variant; it takes no student rows. ``bias`` is *not* applied there unless
+``MixConfig.bias_iteration_0`` is set, because the paper trains iteration 0 on all of D_LLM.
+
+**Distributions** (strategy -> probability over the run's strategies, :func:`strategy_distribution`):
+``p_llm`` over the counted D_LLM rows; ``p_student`` over the counted D_self rows (all valid,
+correct samples of the student, before variant, deduplication and bias: what the student chooses
+when it is right); ``p_student_all`` over *all* student samples, correct or not, with a ``none``
+key for answers with no known strategy; ``p_train`` over the final mix. ``p_student``,
+``p_student_all`` and ``kl`` are ``None`` when there are no student rows (iteration 0), and
+``p_student``/``kl`` also when the student solved nothing. ``kl`` is
+``KL(P_train || P_student)`` (:func:`kl_divergence`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siked.config import AlphaSchedule, MixConfig
+from siked.errors import SikedError
+from siked.io import atomic_write_json, read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+#: Strategy priority of each ``bias`` (first = most preferred).
+BIAS_ORDERS: dict[str, tuple[str, ...]] = {
+    "pot": ("pot", "cot", "l2m"),
+    "cot": ("cot", "pot", "l2m"),
+    "l2m": ("l2m", "pot", "cot"),
+}
+
+#: Key used in ``p_student_all`` for samples without a known strategy.
+NO_STRATEGY = "none"
+
+_ROUND = 6
+
+
+class MixError(SikedError):
+    """The mix cannot be built from the given inputs (bad arguments, nothing to train on)."""
+
+
+@dataclass
+class MixResult:
+    rows: list[Row]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- row helpers
+
+
+def normalise_text(text: str) -> str:
+    """Whitespace-collapsed text used to detect duplicate rationales.
+
+    >>> normalise_text("  x = 1\\n\\n answer  = x ")
+    'x = 1 answer = x'
+    """
+    return " ".join(str(text).split())
+
+
+def text_hash(text: str) -> str:
+    """Short, stable hash of the normalised text (a deterministic tie-breaker).
+
+    >>> text_hash("a  b") == text_hash(" a b\\n")
+    True
+    """
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+def is_teacher_row(row: Mapping[str, Any], strategies: Sequence[str]) -> bool:
+    """Does a teacher row count for D_LLM (correct, known strategy)?
+
+    >>> is_teacher_row({"correct": True, "strategy": "cot"}, ["cot", "pot"])
+    True
+    >>> is_teacher_row({"correct": True, "strategy": "l2m"}, ["cot", "pot"])
+    False
+    """
+    return row.get("correct") is True and row.get("strategy") in strategies
+
+
+def is_self_row(row: Mapping[str, Any], strategies: Sequence[str]) -> bool:
+    """Does a student sample count for D_self (correct, status ``ok``, known strategy)?
+
+    >>> is_self_row({"correct": True, "status": "ok", "strategy": "pot"}, ["cot", "pot"])
+    True
+    >>> is_self_row({"correct": True, "status": "timeout", "strategy": "pot"}, ["cot", "pot"])
+    False
+    >>> is_self_row({"correct": True, "status": "ok", "strategy": "none"}, ["cot", "pot"])
+    False
+    """
+    return (
+        row.get("correct") is True
+        and row.get("status") == "ok"
+        and row.get("strategy") in strategies
+    )
+
+
+def priority(bias: str, strategies: Sequence[str]) -> list[str]:
+    """Full strategy order of a bias: the :data:`BIAS_ORDERS` entry (restricted to the run's
+    strategies), then the run's other strategies alphabetically. ``none`` -> alphabetical.
+
+    >>> priority("pot", ["cot", "l2m", "pot"])
+    ['pot', 'cot', 'l2m']
+    >>> priority("l2m", ["cot", "l2m", "pot"])
+    ['l2m', 'pot', 'cot']
+    >>> priority("cot", ["pot", "eqn", "cot"])
+    ['cot', 'pot', 'eqn']
+    """
+    head = [s for s in BIAS_ORDERS.get(bias, ()) if s in strategies]
+    return head + sorted(s for s in strategies if s not in head)
+
+
+def row_rank(row: Mapping[str, Any], order: Sequence[str]) -> tuple[int, int, int, str]:
+    """Sort key of a row under a strategy order: strategy position, then student before teacher,
+    then lowest sample index, then text hash. The smallest key wins.
+
+    >>> order = ["pot", "cot", "l2m"]
+    >>> t = {"strategy": "pot", "source": "teacher", "sample": 0, "text": "a"}
+    >>> s = {"strategy": "pot", "source": "student", "sample": 3, "text": "b"}
+    >>> c = {"strategy": "cot", "source": "student", "sample": 0, "text": "c"}
+    >>> min([t, s, c], key=lambda r: row_rank(r, order))["source"]
+    'student'
+    >>> row_rank(c, order) > row_rank(t, order)
+    True
+    """
+    strategy = row.get("strategy")
+    pos = order.index(strategy) if strategy in order else len(order)
+    source = 0 if row.get("source") == "student" else 1
+    sample = row.get("sample")
+    return (
+        pos,
+        source,
+        int(sample) if isinstance(sample, int) else 0,
+        text_hash(row.get("text", "")),
+    )
+
+
+def dedupe(rows: Iterable[Row]) -> list[Row]:
+    """Drop rows with the same ``(qid, strategy, normalised text)``, keeping the best-ranked one
+    (a student row over a teacher row, then lowest sample index).
+
+    >>> a = {"qid": "q1", "strategy": "cot", "text": "x  y", "source": "teacher", "sample": 0}
+    >>> b = {"qid": "q1", "strategy": "cot", "text": "x y", "source": "student", "sample": 2}
+    >>> [r["source"] for r in dedupe([a, b])]
+    ['student']
+    """
+    best: dict[tuple[str, str, str], tuple[tuple[int, int, int, str], Row]] = {}
+    for r in rows:
+        key = (str(r.get("qid")), str(r.get("strategy")), normalise_text(r.get("text", "")))
+        rank = row_rank(r, [])
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, r)
+    return [r for _, r in best.values()]
+
+
+def apply_bias(rows: Iterable[Row], bias: str, strategies: Sequence[str]) -> list[Row]:
+    """Keep one row per question by the bias's strategy priority (``none``: keep all).
+
+    >>> rows = [
+    ...     {"qid": "q", "strategy": "cot", "source": "student", "sample": 0, "text": "c"},
+    ...     {"qid": "q", "strategy": "pot", "source": "teacher", "sample": 0, "text": "p"},
+    ... ]
+    >>> [r["strategy"] for r in apply_bias(rows, "pot", ["cot", "l2m", "pot"])]
+    ['pot']
+    >>> [r["strategy"] for r in apply_bias(rows, "cot", ["cot", "l2m", "pot"])]
+    ['cot']
+    >>> len(apply_bias(rows, "none", ["cot", "l2m", "pot"]))
+    2
+    """
+    rows = list(rows)
+    if bias == "none":
+        return rows
+    order = priority(bias, strategies)
+    best: dict[str, tuple[tuple[int, int, int, str], Row]] = {}
+    for r in rows:
+        qid = str(r.get("qid"))
+        rank = row_rank(r, order)
+        if qid not in best or rank < best[qid][0]:
+            best[qid] = (rank, r)
+    return [r for _, r in best.values()]
+
+
+def sort_rows(rows: Iterable[Row]) -> list[Row]:
+    """Deterministic output order: question, strategy, student before teacher, sample, text."""
+    return sorted(rows, key=lambda r: (str(r.get("qid")), str(r.get("strategy")), *row_rank(r, [])))
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+def strategy_distribution(
+    rows: Iterable[Mapping[str, Any]], strategies: Sequence[str], other: str | None = None
+) -> dict[str, float]:
+    """Share of rows per strategy, over the run's ``strategies`` (every key present).
+
+    Rows with another strategy are ignored, or counted under ``other`` when it is given. With no
+    counted row every share is 0.
+
+    >>> rows = [{"strategy": s} for s in ("cot", "pot", "pot", "pot", "none")]
+    >>> strategy_distribution(rows, ["cot", "l2m", "pot"])
+    {'cot': 0.25, 'l2m': 0.0, 'pot': 0.75}
+    >>> strategy_distribution(rows, ["cot", "l2m", "pot"], other="none")
+    {'cot': 0.2, 'l2m': 0.0, 'pot': 0.6, 'none': 0.2}
+    >>> strategy_distribution([], ["cot", "pot"])
+    {'cot': 0.0, 'pot': 0.0}
+    """
+    keys = list(strategies) + ([other] if other is not None and other not in strategies else [])
+    counts: Counter[str] = Counter()
+    for r in rows:
+        s = r.get("strategy")
+        if s in strategies:
+            counts[str(s)] += 1
+        elif other is not None:
+            counts[other] += 1
+    total = sum(counts.values())
+    return {k: (round(counts[k] / total, _ROUND) if total else 0.0) for k in keys}
+
+
+def smooth(
+    p: Mapping[str, float], eps: float, keys: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Add ``eps`` to every probability (missing keys count as 0) and renormalise.
+
+    >>> smooth({"a": 1.0, "b": 0.0}, 0.5)
+    {'a': 0.75, 'b': 0.25}
+    """
+    keys = list(keys) if keys is not None else list(p)
+    raw = {k: max(float(p.get(k, 0.0)), 0.0) + eps for k in keys}
+    total = sum(raw.values())
+    return {k: v / total for k, v in raw.items()}
+
+
+def kl_divergence(p: Mapping[str, float], q: Mapping[str, float], eps: float = 1e-6) -> float:
+    """KL(P || Q) in nats over the union of keys, with additive smoothing.
+
+    Both distributions get ``eps`` added to every entry (missing keys are 0) and are
+    renormalised, so a strategy that P uses and Q never does gives a large but finite value.
+    In :func:`mix`, ``p`` is P_train and ``q`` is P_student.
+
+    >>> kl_divergence({"cot": 0.5, "pot": 0.5}, {"cot": 0.5, "pot": 0.5})
+    0.0
+    >>> round(kl_divergence({"cot": 0.5, "pot": 0.5}, {"cot": 0.25, "pot": 0.75}, eps=0), 6)
+    0.143841
+    >>> round(kl_divergence({"cot": 1.0, "pot": 0.0}, {"cot": 0.5, "pot": 0.5}, eps=0), 6)
+    0.693147
+
+    P uses pot, Q never does: about 0.5 ln(0.5 / 1) + 0.5 ln(0.5 / 1e-6) with the default smoothing,
+    infinite without it:
+
+    >>> round(kl_divergence({"cot": 0.5, "pot": 0.5}, {"cot": 1.0, "pot": 0.0}, eps=1e-6), 3)
+    6.215
+    >>> kl_divergence({"cot": 0.5, "pot": 0.5}, {"cot": 1.0, "pot": 0.0}, eps=0)
+    inf
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    keys = sorted(set(p) | set(q))
+    ps, qs = smooth(p, eps, keys), smooth(q, eps, keys)
+    total = 0.0
+    for k in keys:
+        if ps[k] > 0:
+            if qs[k] == 0:
+                return math.inf
+            total += ps[k] * math.log(ps[k] / qs[k])
+    return max(total, 0.0)
+
+
+# --------------------------------------------------------------------------- alpha
+
+
+def alpha_target(
+    alpha: str | float | AlphaSchedule, iteration: int, iterations: int
+) -> float | None:
+    """The teacher share asked for at ``iteration`` (``None`` for ``auto``).
+
+    >>> alpha_target("auto", 1, 3) is None
+    True
+    >>> alpha_target(0.5, 2, 3)
+    0.5
+    >>> alpha_target(AlphaSchedule(start=0.9, end=0.2), 3, 3)
+    0.2
+    """
+    if isinstance(alpha, AlphaSchedule):
+        return round(alpha.at(iteration, iterations), _ROUND)
+    if isinstance(alpha, str):
+        if alpha == "auto":
+            return None
+        alpha = float(alpha)
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise MixError(f"alpha must be 'auto', a number in [0, 1], or {{start, end}}; got {alpha}")
+    return float(alpha)
+
+
+def solve_counts(n_teacher: int, n_student: int, target: float | None) -> tuple[int, int]:
+    """Numbers of teacher and student rows to keep so that the teacher share is as close as
+    possible to ``target``, only ever dropping rows of one side (ties: keep more rows).
+
+    With no rows on one side the share cannot be changed (dropping the other side would empty
+    the set), so everything is kept.
+
+    >>> solve_counts(100, 300, 0.5)
+    (100, 100)
+    >>> solve_counts(300, 100, 0.5)
+    (100, 100)
+    >>> solve_counts(90, 10, 0.2)
+    (3, 10)
+    >>> solve_counts(10, 0, 0.3)
+    (10, 0)
+    >>> solve_counts(10, 5, None)
+    (10, 5)
+    >>> solve_counts(10, 5, 0.0), solve_counts(10, 5, 1.0)
+    ((0, 5), (10, 0))
+    """
+    t, s = n_teacher, n_student
+    if target is None or t == 0 or s == 0:
+        return t, s
+    current = t / (t + s)
+    if math.isclose(current, target, abs_tol=1e-12):
+        return t, s
+    if target > current:  # too few teacher rows: drop student rows
+        ideal = t * (1.0 - target) / target
+        cands = {min(max(c, 0), s) for c in (math.floor(ideal), math.ceil(ideal))}
+        best = min(cands, key=lambda c: (abs(t / (t + c) - target), -c))
+        return t, best
+    ideal = target * s / (1.0 - target)  # too many teacher rows: drop teacher rows
+    cands = {min(max(c, 0), t) for c in (math.floor(ideal), math.ceil(ideal))}
+    best = min(cands, key=lambda c: (abs(c / (c + s) - target), -c))
+    return best, s
+
+
+def subsample(rows: Sequence[Row], k: int, seed: int, salt: str = "") -> list[Row]:
+    """Keep ``k`` rows chosen by a seeded hash of each row's identity (independent of the input
+    order), in their input order.
+
+    >>> rows = [{"qid": str(i), "strategy": "cot", "text": str(i)} for i in range(10)]
+    >>> a = subsample(rows, 4, seed=1)
+    >>> len(a), a == subsample(list(reversed(rows)), 4, seed=1)[::-1]
+    (4, True)
+    """
+    if k >= len(rows):
+        return list(rows)
+
+    def key(r: Row) -> str:
+        ident = f"{seed}|{salt}|{r.get('qid')}|{r.get('strategy')}|{r.get('source')}|"
+        ident += f"{r.get('sample')}|{text_hash(r.get('text', ''))}"
+        return hashlib.sha256(ident.encode("utf-8")).hexdigest()
+
+    chosen = {id(r) for r in sorted(rows, key=key)[: max(k, 0)]}
+    return [r for r in rows if id(r) in chosen]
+
+
+# --------------------------------------------------------------------------- the mix
+
+
+def _counts(rows: Iterable[Row], strategies: Sequence[str]) -> dict[str, int]:
+    c = Counter(str(r.get("strategy")) for r in rows)
+    return {s: c[s] for s in strategies}
+
+
+def mix(
+    teacher_rows: Iterable[Row],
+    student_rows: Iterable[Row],
+    cfg: MixConfig,
+    iteration: int,
+    iterations: int,
+    strategies: Sequence[str],
+    seed: int = 0,
+) -> MixResult:
+    """Build the training set of ``iteration`` and its stats (``iter_NN/stats.json``).
+
+    ``iterations`` is the number of SIKeD iterations (for alpha schedules). See the module
+    docstring for every rule. The result rows are copies of the inputs, sorted by
+    :func:`sort_rows`; an empty result (e.g. ``self`` with nothing solved) has ``alpha`` and
+    ``p_train`` set to ``None``.
+    """
+    strategies = list(strategies)
+    if not strategies:
+        raise MixError("at least one strategy is needed")
+    if iteration < 0:
+        raise MixError(f"iteration must be >= 0, got {iteration}")
+    teacher_in = [dict(r) for r in teacher_rows]
+    student_in = [dict(r) for r in student_rows]
+    if iteration == 0 and student_in:
+        raise MixError("iteration 0 is plain distillation on D_LLM: it takes no student rows")
+
+    d_llm = [r for r in teacher_in if is_teacher_row(r, strategies)]
+    d_self = [r for r in student_in if is_self_row(r, strategies)]
+    for r in d_llm:
+        r["source"] = "teacher"
+    for r in d_self:
+        r["source"] = "student"
+    solved = {str(r["qid"]) for r in d_self}
+
+    if iteration == 0:
+        pool = dedupe(d_llm)
+        if cfg.bias_iteration_0:
+            pool = apply_bias(pool, cfg.bias, strategies)
+    else:
+        if cfg.variant == "all":
+            teacher_part = d_llm
+        elif cfg.variant == "adaptive":
+            teacher_part = [r for r in d_llm if str(r["qid"]) not in solved]
+        else:  # self
+            teacher_part = []
+        pool = apply_bias(dedupe(d_self + teacher_part), cfg.bias, strategies)
+
+    target = alpha_target(cfg.alpha, iteration, iterations)
+    teacher_pool = sort_rows(r for r in pool if r["source"] == "teacher")
+    student_pool = sort_rows(r for r in pool if r["source"] == "student")
+    n_t, n_s = solve_counts(len(teacher_pool), len(student_pool), target)
+    teacher_keep = subsample(teacher_pool, n_t, seed, f"teacher:{iteration}")
+    student_keep = subsample(student_pool, n_s, seed, f"student:{iteration}")
+    rows = sort_rows(teacher_keep + student_keep)
+
+    n = len(rows)
+    alpha = round(len(teacher_keep) / n, _ROUND) if n else None
+    if iteration > 0 and target is not None and alpha is not None and abs(alpha - target) > 0.05:
+        log.warning(
+            "iteration %d: alpha target %.3f not reachable with %d teacher / %d student rows; "
+            "achieved %.3f",
+            iteration,
+            target,
+            len(teacher_pool),
+            len(student_pool),
+            alpha,
+        )
+    if not rows:
+        log.warning("iteration %d: the mix is empty (variant %s)", iteration, cfg.variant)
+
+    p_llm = strategy_distribution(d_llm, strategies)
+    p_student = strategy_distribution(d_self, strategies) if d_self else None
+    p_student_all = (
+        strategy_distribution(student_in, strategies, other=NO_STRATEGY) if student_in else None
+    )
+    p_train = strategy_distribution(rows, strategies) if rows else None
+    kl = None
+    if p_train is not None and p_student is not None:
+        kl = round(kl_divergence(p_train, p_student, cfg.kl_epsilon), _ROUND)
+
+    questions = {str(r.get("qid")) for r in teacher_in} | {str(r.get("qid")) for r in student_in}
+    stats: dict[str, Any] = {
+        "iteration": iteration,
+        "variant": cfg.variant,
+        "bias": cfg.bias if (iteration > 0 or cfg.bias_iteration_0) else "none",
+        "alpha": alpha,
+        "alpha_target": "auto" if target is None else target,
+        "kl": kl,
+        "kl_epsilon": cfg.kl_epsilon,
+        "p_llm": p_llm,
+        "p_student": p_student,
+        "p_student_all": p_student_all,
+        "p_train": p_train,
+        "rows": n,
+        "counts": {
+            "teacher": _counts(teacher_keep, strategies),
+            "student": _counts(student_keep, strategies),
+        },
+        "questions": len(questions),
+        "questions_covered": len({str(r["qid"]) for r in rows}),
+        "questions_solved_by_student": len(solved),
+    }
+    return MixResult(rows=rows, stats=stats)
+
+
+def mix_files(
+    teacher_path: str | os.PathLike[str],
+    student_path: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    cfg: MixConfig,
+    iteration: int,
+    iterations: int,
+    strategies: Sequence[str],
+    seed: int = 0,
+) -> MixResult:
+    """Read D_LLM and the student samples, mix, write ``out_dir/train.jsonl`` and ``stats.json``."""
+    teacher_path = Path(teacher_path)
+    if not teacher_path.is_file():
+        raise MixError(f"teacher file not found: {teacher_path}")
+    student: list[Row] = []
+    if student_path is not None:
+        sp = Path(student_path)
+        if not sp.is_file():
+            raise MixError(f"student samples file not found: {sp}")
+        student = read_jsonl(sp)
+    result = mix(read_jsonl(teacher_path), student, cfg, iteration, iterations, strategies, seed)
+    out = Path(out_dir)
+    write_jsonl(out / "train.jsonl", result.rows)
+    atomic_write_json(out / "stats.json", result.stats)
+    return result

@@ -1,0 +1,240 @@
+"""The run report and `siked compare`, on synthetic run directories (no model needed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from synthetic_run import make_synthetic_run
+
+from siked.cli import main
+from siked.report import (
+    FIGURES,
+    PALETTE,
+    ReportError,
+    best_iteration,
+    compare,
+    compare_rows,
+    format_mix,
+    load_run,
+    strategy_colour,
+    write_report,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_real_png(path: Path) -> None:
+    """A PNG of a sensible size with actual content (not a blank canvas)."""
+    import matplotlib.image as mpimg
+
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    assert len(data) > 10_000, f"{path} is suspiciously small"
+    img = mpimg.imread(path)
+    h, w = img.shape[:2]
+    assert 300 <= h <= 2000 and 400 <= w <= 2600, (path, w, h)
+    assert img[..., :3].std() > 0.05, f"{path} looks blank"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("runs")
+    return {
+        "demo": make_synthetic_run(base, "demo", iterations=3, seed=0),
+        "adaptive": make_synthetic_run(
+            base, "adaptive", iterations=2, seed=1, mix_overrides={"variant": "adaptive"}
+        ),
+        "distill": make_synthetic_run(base, "distill", method="distill", seed=2),
+    }
+
+
+def test_synthetic_run_follows_the_contract(runs: dict[str, Path]) -> None:
+    run = runs["demo"]
+    for rel in (
+        "config.yaml",
+        "manifest.json",
+        "summary.json",
+        "teacher/kept.jsonl",
+        "teacher/samples.jsonl",
+        "teacher/stats.json",
+    ):
+        assert (run / rel).is_file(), rel
+    for n in range(4):
+        d = run / f"iter_{n:02d}"
+        for rel in ("train.jsonl", "stats.json", "eval/eval.json", "eval/predictions.jsonl"):
+            assert (d / rel).is_file(), (n, rel)
+        assert (d / "samples.jsonl").is_file() == (n < 3)
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r["iteration"] for r in summary["iterations"]] == [0, 1, 2, 3]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "iter_01/mix" in manifest["stages"] and "teacher" in manifest["stages"]
+    assert not (runs["distill"] / "iter_01").exists()
+
+
+def test_full_report(runs: dict[str, Path]) -> None:
+    t0 = time.process_time()  # CPU time: robust to a busy test machine
+    path = write_report(runs["demo"])
+    elapsed = time.process_time() - t0
+    assert elapsed < 5.0, f"report took {elapsed:.1f}s of CPU"
+    assert path == runs["demo"] / "report" / "report.md"
+    text = path.read_text()
+    for name in FIGURES.values():
+        assert_real_png(path.parent / name)
+        assert f"]({name})" in text
+    for heading in ("## Summary", "## Provenance", "## Teacher data", "## Self-generation"):
+        assert heading in text
+    assert "Missing pieces" not in text
+    summary = json.loads((runs["demo"] / "summary.json").read_text())
+    best = summary["best_iteration"]
+    assert f"**{best}** (best)" in text
+    assert "gsm8k:test:60" in text and "svamp:40" in text
+    stats1 = json.loads((runs["demo"] / "iter_01" / "stats.json").read_text())
+    assert f"{stats1['alpha']:.2f}" in text and f"{stats1['kl']:.3f}" in text
+    assert "config.yaml" in text and "iter_01/train" in text  # provenance: config and stages
+
+
+def test_report_is_regenerated(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = shutil.copytree(runs["demo"], tmp_path / "demo")
+    write_report(run)
+    assert (run / "report" / "mixing.png").exists()
+    # the run goes back to iteration 0 only: the stale mixing figure must disappear
+    for n in (1, 2, 3):
+        shutil.rmtree(run / f"iter_{n:02d}")
+    text = write_report(run).read_text()
+    assert not (run / "report" / "mixing.png").exists()
+    assert "no SIKeD iteration yet" in text
+
+
+def test_partial_run(tmp_path: Path) -> None:
+    run = make_synthetic_run(tmp_path, "partial", iterations=2)
+    for n in (1, 2):
+        shutil.rmtree(run / f"iter_{n:02d}")
+    for rel in ("summary.json", "iter_00/eval/eval.json", "iter_00/samples.jsonl"):
+        (run / rel).unlink()
+    (run / "iter_00" / "sample_stats.json").unlink()
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stopped"] = None
+    manifest["best_iteration"] = None
+    manifest["stages"]["iter_00/eval"]["status"] = "running"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+    text = write_report(run).read_text()
+    assert "## Missing pieces" in text
+    assert "`iter_00/eval/eval.json`" in text and "`summary.json`" in text
+    assert "in progress (running: iter_00/eval)" in text
+    assert_real_png(run / "report" / FIGURES["strategy_choice"])  # teacher data is there
+    for key in ("mixing", "accuracy", "strategy_accuracy"):
+        assert not (run / "report" / FIGURES[key]).exists()
+    assert text.count("_Not drawn:") == 3
+    assert best_iteration(load_run(run)) is None
+
+
+def test_teacher_only_and_empty_runs(tmp_path: Path) -> None:
+    run = make_synthetic_run(tmp_path, "t", iterations=1)
+    for p in run.iterdir():
+        if p.name.startswith("iter_") or p.name == "summary.json":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    text = write_report(run).read_text()
+    assert "iter_00/ (no iteration yet)" in text
+    assert (run / "report" / FIGURES["strategy_choice"]).exists()  # from teacher/stats.json
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text = write_report(empty).read_text()
+    assert "`config.yaml`" in text and "`manifest.json`" in text
+    assert not list((empty / "report").glob("*.png"))
+
+
+def test_broken_files_do_not_raise(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = shutil.copytree(runs["demo"], tmp_path / "broken")
+    (run / "iter_02" / "eval" / "eval.json").write_text("{not json")
+    (run / "iter_01" / "stats.json").write_text("[1, 2]")
+    (run / "iter_03" / "eval" / "eval.json").write_text(
+        json.dumps({"datasets": {"validation": {"accuracy": "high"}, "gsm8k:test:60": None}})
+    )
+    text = write_report(run).read_text()
+    assert "iter_02/eval/eval.json: unreadable" in text
+    assert "iter_01/stats.json: not a JSON object" in text
+    assert (run / "report" / FIGURES["accuracy"]).exists()
+
+
+def test_missing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ReportError):
+        write_report(tmp_path / "nope")
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
+
+
+def test_distill_report(runs: dict[str, Path]) -> None:
+    text = write_report(runs["distill"]).read_text()
+    assert "none (distillation baseline)" in text
+    assert "no SIKeD iteration yet" in text
+    for key in ("strategy_choice", "accuracy", "strategy_accuracy"):
+        assert_real_png(runs["distill"] / "report" / FIGURES[key])
+
+
+def test_compare(runs: dict[str, Path]) -> None:
+    table = compare([runs["demo"], runs["distill"]])
+    lines = table.splitlines()
+    header = lines[0]
+    for col in ("run", "method", "mixing", "best iter", "gsm8k:test:60", "svamp:40", "asdiv:40"):
+        assert col in header
+    assert "strategy mix (gsm8k:test:60)" in header
+    demo_line = next(line for line in lines if line.startswith("| demo "))
+    distill_line = next(line for line in lines if line.startswith("| distill "))
+    assert "| distill | — | 0 |" in distill_line
+    assert "all, bias pot, α auto" in demo_line
+
+    # the numbers are those of the best-on-validation iteration
+    datasets, rows = compare_rows([runs["demo"]])
+    best = json.loads((runs["demo"] / "summary.json").read_text())["best_iteration"]
+    ev = json.loads((runs["demo"] / f"iter_{best:02d}" / "eval" / "eval.json").read_text())
+    gsm = ev["datasets"]["gsm8k:test:60"]
+    assert rows[0]["best_iteration"] == best
+    assert rows[0]["accuracy"]["gsm8k:test:60"] == pytest.approx(gsm["accuracy"])
+    assert f"{100 * gsm['accuracy']:.1f}" in demo_line
+    counts = gsm["strategy_counts"]
+    mix_txt = format_mix({k: v / gsm["n"] for k, v in counts.items() if v or k != "none"})
+    assert mix_txt.split(" / ")[0] in demo_line
+    assert datasets == ["gsm8k:test:60", "svamp:40", "asdiv:40"]
+    assert table.count("**") >= 2  # the best value of each column is bold
+
+    with_ci = compare([runs["demo"], runs["adaptive"]], ci=True)
+    assert "[" in with_ci and "95 % Wilson" in with_ci
+
+
+def test_compare_partial_and_errors(runs: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "fresh"
+    empty.mkdir()
+    table = compare([runs["demo"], empty])
+    assert "Not evaluated yet: fresh" in table
+    with pytest.raises(ReportError):
+        compare([])
+    with pytest.raises(ReportError):
+        compare([tmp_path / "missing"])
+
+
+def test_cli_report_and_compare(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(runs["adaptive"])]) == 0
+    out = capsys.readouterr().out
+    assert "report.md" in out and "mixing.png" in out
+    target = tmp_path / "table.md"
+    assert (
+        main(["compare", str(runs["demo"]), str(runs["adaptive"]), "--out", str(target), "--ci"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "| adaptive |" in out
+    assert target.read_text().startswith("| run | method |")
+
+
+def test_palette() -> None:
+    assert PALETTE["cot"] != PALETTE["l2m"] != PALETTE["pot"]
+    assert strategy_colour("cot") == PALETTE["cot"]
+    assert strategy_colour("anything") not in (PALETTE["cot"], PALETTE["l2m"], PALETTE["pot"])
