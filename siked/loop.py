@@ -210,6 +210,10 @@ def stage_mix(
             strategies=cfg.strategies,
             seed=cfg.seed,
         )
+        if not result.rows:
+            raise SikedError(
+                f"iteration {it}: the mix is empty (variant {cfg.mix.variant}); nothing to train on"
+            )
         write_jsonl(out, result.rows)
         atomic_write_json(d / "stats.json", result.stats)
         st["outputs"] = {"train": out, "stats": d / "stats.json"}
@@ -222,10 +226,6 @@ def stage_mix(
         + (f", KL={kl:.3f}" if kl is not None else "")
         + f", p_train={_fmt_dist(s.get('p_train') or {})}"
     )
-    if not result.rows:
-        raise SikedError(
-            f"iteration {it}: the mix is empty (variant {cfg.mix.variant}); nothing to train on"
-        )
     return out
 
 
