@@ -126,6 +126,9 @@ class TeacherConfig(EngineConfig):
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_tokens: int = Field(default=512, gt=0)
     keep_per_strategy: int = Field(default=1, gt=0)
+    # questions per generate call; their samples are verified and appended together, so a
+    # killed run loses at most one chunk of work
+    chunk_size: int = Field(default=64, gt=0)
 
 
 class StudentConfig(_Section):

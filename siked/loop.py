@@ -164,7 +164,7 @@ def _fmt_s(seconds: float) -> str:
 def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
     from siked.teach import teach
 
-    teacher_cfg = cfg.teacher.model_dump(mode="json", exclude={"cache_dir", "concurrency"})
+    teacher_cfg = cfg.teacher.model_dump(mode="json", exclude={"cache_dir", "concurrency", "chunk_size", "batch_size"})
     inputs = {"teacher": teacher_cfg, "strategies": cfg.strategies, "questions": _qids_hash(train)}
     kept = paths.teacher / "kept.jsonl"
     if not man.is_done("teacher", sha256_json(inputs)):

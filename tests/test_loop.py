@@ -43,7 +43,8 @@ class FakeStages:
     def train(self, data: Any, model: str, out_dir: Any, cfg: Any, **kw: Any) -> Any:
         out = Path(out_dir)
         self._maybe_crash(f"train:{out.parent.name}")
-        digest = hashlib.sha256(Path(data).read_bytes() + model.encode()).hexdigest()
+        base = Path(model).parent.parent.name if "/" in model else model  # run-dir independent
+        digest = hashlib.sha256(Path(data).read_bytes() + base.encode()).hexdigest()
         merged = out / "merged"
         merged.mkdir(parents=True, exist_ok=True)
         (merged / "model.safetensors").write_text(digest)
@@ -57,7 +58,9 @@ class FakeStages:
 
         return R()
 
-    def evaluate(self, model: str, datasets: list[Any], cfg: Any, out_dir: Any, *a: Any, **kw: Any) -> dict:
+    def evaluate(
+        self, model: str, datasets: list[Any], cfg: Any, out_dir: Any, *a: Any, **kw: Any
+    ) -> dict:
         out = Path(out_dir)
         it = int(out.parent.name.split("_")[1])
         self._maybe_crash(f"eval:{out.parent.name}")
@@ -77,7 +80,17 @@ class FakeStages:
         atomic_write_json(out / "eval.json", res)
         return res
 
-    def sample(self, problems: list[Any], model: str, cfg: Any, out_path: Any, iteration: int, seed: int, strategies: list[str], **kw: Any) -> dict:
+    def sample(
+        self,
+        problems: list[Any],
+        model: str,
+        cfg: Any,
+        out_path: Any,
+        iteration: int,
+        seed: int,
+        strategies: list[str],
+        **kw: Any,
+    ) -> dict:
         self._maybe_crash(f"sample:iter_{iteration:02d}")
         done = {r["qid"] for r in read_jsonl(out_path)}
         with JsonlAppender(out_path) as app:
@@ -138,8 +151,11 @@ def tiny_config(tmp_path: Path, name: str = "t", **over: Any) -> SikedConfig:
 def data_files(run_dir: Path) -> dict[str, str]:
     out = {}
     for p in sorted(run_dir.rglob("*")):
-        if p.is_file() and p.suffix in (".jsonl",) or p.name in ("stats.json", "model.safetensors"):
-            out[str(p.relative_to(run_dir))] = p.read_text()
+        rel = p.relative_to(run_dir)
+        if not p.is_file() or (rel.parts[0] == "teacher" and p.suffix != ".jsonl"):
+            continue  # teacher/stats.json holds timings
+        if p.suffix == ".jsonl" or p.name in ("stats.json", "model.safetensors"):
+            out[str(rel)] = p.read_text()
     return out
 
 
@@ -183,7 +199,9 @@ def test_rerun_of_a_finished_run_recomputes_nothing(tmp_path: Path, fakes: FakeS
     "crash_at",
     ["train:iter_00", "eval:iter_01", "sample:iter_00", "sample-mid:iter_01", "train:iter_02"],
 )
-def test_crash_then_resume_equals_uninterrupted(tmp_path: Path, fakes: FakeStages, crash_at: str) -> None:
+def test_crash_then_resume_equals_uninterrupted(
+    tmp_path: Path, fakes: FakeStages, crash_at: str
+) -> None:
     ref = tiny_config(tmp_path / "ref")
     loop.run(ref)
     expected = data_files(tmp_path / "ref" / "t")

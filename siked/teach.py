@@ -1,0 +1,511 @@
+"""Stage: teacher rationales -> D_LLM.
+
+For every question and every strategy the teacher writes ``n`` rationales (the strategy's
+few-shot prompt, stop strings, and the sampling settings of :class:`TeacherConfig`; seeds
+``derive_seed(seed, qid, strategy)``). Each one goes through the one filter: it is cleaned
+(:meth:`Strategy.clean`), validated (:meth:`Strategy.validate`) and verified against the gold
+answer (:meth:`Strategy.extract_many`: PoT programs run in the sandbox, in parallel). Kept are
+the correct, valid ones: at most ``keep_per_strategy`` per question and strategy, without
+duplicates (same text up to whitespace).
+
+Output directory::
+
+    samples.jsonl   every sample: Record fields (source "teacher", iteration -1) plus
+                    finish_reason, prompt_tokens, completion_tokens, cached, error
+    kept.jsonl      D_LLM: Record rows, ordered by question, strategy, sample
+    stats.json      yield per strategy, questions solved by 0..k strategies, tokens, time
+    teach.json      the settings that determine the samples (a resume must match them)
+
+Resumable: samples are appended one chunk of questions at a time, so a run killed at any
+moment (SIGKILL included) is finished by rerunning it; samples already in ``samples.jsonl`` are
+never requested again. ``kept.jsonl`` and ``stats.json`` are rebuilt from ``samples.jsonl``
+at the end, atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from siked.config import TeacherConfig
+from siked.errors import DataError
+from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl, write_jsonl
+from siked.records import Record
+from siked.strategies import Strategy, get_strategies
+
+if TYPE_CHECKING:
+    from siked.data import Problem
+    from siked.engines.base import Completion, Engine
+    from siked.verify import SandboxLike, Verdict
+
+log = logging.getLogger(__name__)
+
+SAMPLES = "samples.jsonl"
+KEPT = "kept.jsonl"
+STATS = "stats.json"
+META = "teach.json"
+
+#: extra columns of samples.jsonl (beyond the Record schema)
+EXTRA_FIELDS = ("finish_reason", "prompt_tokens", "completion_tokens", "cached", "error")
+
+
+# --------------------------------------------------------------------------------------------
+# planning (pure)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The samples still wanted for one question and strategy."""
+
+    problem: Problem
+    strategy: str
+    missing: tuple[int, ...]  # sample indices not yet in samples.jsonl
+
+
+def sample_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    """The identity of a sample row: ``(qid, strategy, sample)``."""
+    return str(row["qid"]), str(row["strategy"]), int(row["sample"])
+
+
+def plan_units(
+    problems: Sequence[Problem],
+    strategies: Sequence[str],
+    n: int,
+    done: set[tuple[str, str, int]],
+) -> list[Unit]:
+    """Units with missing samples, in question order then strategy order.
+
+    >>> from fractions import Fraction
+    >>> from siked.data import Problem
+    >>> ps = [Problem("q1", "?", Fraction(1)), Problem("q2", "?", Fraction(2))]
+    >>> [(u.problem.id, u.strategy, u.missing) for u in plan_units(ps, ["cot", "pot"], 2, {("q1", "cot", 0), ("q1", "cot", 1), ("q2", "pot", 1)})]
+    [('q1', 'pot', (0, 1)), ('q2', 'cot', (0, 1)), ('q2', 'pot', (0,))]
+    """
+    units = []
+    for p in problems:
+        for s in strategies:
+            missing = tuple(j for j in range(n) if (p.id, s, j) not in done)
+            if missing:
+                units.append(Unit(p, s, missing))
+    return units
+
+
+def unit_seed(seed: int, qid: str, strategy: str) -> int:
+    """The prompt seed of one question and strategy (sample ``j`` uses
+    ``derive_seed(unit_seed, j)`` inside the engine), independent of chunking and resume."""
+    from siked.engines.base import derive_seed
+
+    return derive_seed(seed, qid, strategy)
+
+
+def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """``items`` in consecutive slices of ``size``.
+
+    >>> chunked([1, 2, 3, 4, 5], 2)
+    [[1, 2], [3, 4], [5]]
+    """
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# --------------------------------------------------------------------------------------------
+# judging (pure given the verdicts)
+
+
+def to_row(
+    problem: Problem,
+    strategy: str,
+    sample: int,
+    text: str,
+    reason: str | None,
+    verdict: Verdict,
+    completion: Completion,
+) -> dict[str, Any]:
+    """One samples.jsonl row. ``correct`` is the D_LLM filter: valid, and the answer (not a
+    fallback extraction) equals the gold answer; an invalid rationale has status ``invalid``."""
+    from siked.data import format_fraction
+
+    valid = reason is None
+    row = Record(
+        qid=problem.id,
+        question=problem.question,
+        gold=format_fraction(problem.answer),
+        strategy=strategy,
+        text=text,
+        answer=verdict.answer,
+        correct=bool(valid and verdict.correct and not verdict.fallback),
+        rule=verdict.rule,
+        status=verdict.status if valid else "invalid",
+        source="teacher",
+        iteration=-1,
+        sample=sample,
+    ).to_dict()
+    row.update(
+        finish_reason=completion.finish_reason,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        cached=bool(completion.cached),
+        error=reason if not valid else verdict.error,
+    )
+    return row
+
+
+def judge(
+    strategy: Strategy,
+    items: Sequence[tuple[Problem, int, Completion]],
+    sandbox: SandboxLike | None,
+) -> list[dict[str, Any]]:
+    """Rows for ``(problem, sample index, completion)`` items of one strategy (programs are
+    verified together, in parallel)."""
+    texts = [strategy.clean(c.text) for _, _, c in items]
+    reasons = [strategy.validate(t) for t in texts]
+    verdicts = strategy.extract_many(
+        [(t, p.answer) for t, (p, _, _) in zip(texts, items, strict=True)], sandbox
+    )
+    return [
+        to_row(p, strategy.name, j, t, r, v, c)
+        for (p, j, c), t, r, v in zip(items, texts, reasons, verdicts, strict=True)
+    ]
+
+
+def normalized(text: str) -> str:
+    """Text compared for duplicates: whitespace runs collapsed.
+
+    >>> normalized(" a  =  1\\n answer = a ")
+    'a = 1 answer = a'
+    """
+    return " ".join(text.split())
+
+
+def select_kept(
+    rows: Iterable[dict[str, Any]],
+    keep_per_strategy: int,
+    qid_order: Sequence[str],
+    strategy_order: Sequence[str],
+) -> list[dict[str, Any]]:
+    """D_LLM: correct rows, deduplicated per question and strategy, at most
+    ``keep_per_strategy`` each (lowest sample index first), as Record dicts in question,
+    strategy, sample order.
+
+    >>> r = lambda s, j, t, ok=True: {"qid": "q", "question": "?", "gold": "1", "strategy": s, "text": t, "answer": "1", "correct": ok, "rule": "marker", "status": "ok", "source": "teacher", "iteration": -1, "sample": j}
+    >>> rows = [r("cot", 1, "B"), r("cot", 0, "A"), r("cot", 2, " A "), r("pot", 0, "x", False)]
+    >>> [(k["strategy"], k["sample"]) for k in select_kept(rows, 5, ["q"], ["cot", "pot"])]
+    [('cot', 0), ('cot', 1)]
+    """
+    q_rank = {q: i for i, q in enumerate(qid_order)}
+    s_rank = {s: i for i, s in enumerate(strategy_order)}
+    good = sorted(
+        (r for r in rows if r.get("correct") and r["qid"] in q_rank and r["strategy"] in s_rank),
+        key=lambda r: (q_rank[r["qid"]], s_rank[r["strategy"]], int(r["sample"])),
+    )
+    kept: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in good:
+        texts = seen[(r["qid"], r["strategy"])]
+        norm = normalized(r["text"])
+        if norm in texts or len(texts) >= keep_per_strategy:
+            continue
+        texts.add(norm)
+        kept.append(Record.from_dict(r).to_dict())
+    return kept
+
+
+def teach_stats(
+    rows: Sequence[dict[str, Any]],
+    kept: Sequence[dict[str, Any]],
+    qids: Sequence[str],
+    strategies: Sequence[str],
+) -> dict[str, Any]:
+    """Yield per strategy (share of questions with a kept rationale), sample-level counts,
+    how many questions 0..k strategies solved, and token counts (pure).
+
+    >>> rows = [{"qid": "a", "strategy": "cot", "status": "ok", "correct": True, "text": "..", "prompt_tokens": 5, "completion_tokens": 7},
+    ...         {"qid": "b", "strategy": "cot", "status": "invalid", "correct": False}]
+    >>> s = teach_stats(rows, [rows[0]], ["a", "b"], ["cot"])
+    >>> s["yield"], s["solved_by_count"], s["tokens"]["completion"]
+    ({'cot': 0.5}, {'0': 1, '1': 1}, 7)
+    """
+    n_q = len(qids)
+    per: dict[str, dict[str, Any]] = {}
+    solved: dict[str, set[str]] = {s: set() for s in strategies}
+    for r in kept:
+        if r["strategy"] in solved:
+            solved[r["strategy"]].add(r["qid"])
+    for s in strategies:
+        mine = [r for r in rows if r["strategy"] == s]
+        per[s] = {
+            "samples": len(mine),
+            "valid": sum(r["status"] != "invalid" for r in mine),
+            "correct": sum(bool(r["correct"]) for r in mine),
+            "kept": sum(r["strategy"] == s for r in kept),
+            "questions_solved": len(solved[s]),
+            "yield": len(solved[s]) / n_q if n_q else None,
+            "sample_yield": (sum(bool(r["correct"]) for r in mine) / len(mine)) if mine else None,
+            "status_counts": dict(sorted(Counter(str(r["status"]) for r in mine).items())),
+        }
+    by_count = Counter(sum(q in solved[s] for s in strategies) for q in qids)
+    any_solved = n_q - by_count.get(0, 0)
+    return {
+        "questions": n_q,
+        "strategies": list(strategies),
+        "samples": len(rows),
+        "kept": len(kept),
+        "yield": {s: per[s]["yield"] for s in strategies},
+        "per_strategy": per,
+        "solved_by_count": {str(k): by_count.get(k, 0) for k in range(len(strategies) + 1)},
+        "questions_solved": any_solved,
+        "coverage": any_solved / n_q if n_q else None,
+        "tokens": {
+            "prompt": sum(int(r.get("prompt_tokens") or 0) for r in rows),
+            "completion": sum(int(r.get("completion_tokens") or 0) for r in rows),
+            "reported": sum(r.get("completion_tokens") is not None for r in rows),
+        },
+        "kept_chars": {
+            s: sum(len(r["text"]) for r in kept if r["strategy"] == s) for s in strategies
+        },
+    }
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    """The yield table printed by ``siked teach``."""
+    lines = [f"{'strategy':<9} {'samples':>8} {'valid':>7} {'correct':>8} {'kept':>7} {'yield':>7}"]
+    for s, d in stats["per_strategy"].items():
+        y = "-" if d["yield"] is None else f"{100 * d['yield']:.1f}%"
+        lines.append(
+            f"{s:<9} {d['samples']:>8} {d['valid']:>7} {d['correct']:>8} {d['kept']:>7} {y:>7}"
+        )
+    cov = stats["coverage"]
+    counts = ", ".join(f"{k}: {v}" for k, v in stats["solved_by_count"].items())
+    lines.append(
+        f"questions with a kept rationale: {stats['questions_solved']}/{stats['questions']}"
+        + (f" ({100 * cov:.1f}%)" if cov is not None else "")
+        + f"; by number of strategies solved: {counts}"
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# resume
+
+
+def fingerprint(cfg: TeacherConfig, seed: int, chat: bool) -> dict[str, Any]:
+    """What determines a sample (a resume with other values starts afresh). ``n``,
+    ``keep_per_strategy``, ``chunk_size`` and the server address may change between runs."""
+    return {
+        "engine": cfg.engine,
+        "model": cfg.model,
+        "chat": chat,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "max_tokens": cfg.max_tokens,
+        "seed": seed,
+    }
+
+
+def resume_rows(out_dir: Path, fp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows already in ``samples.jsonl`` (first copy of each key). A file made with other
+    settings is moved aside to ``samples.jsonl.stale`` and the run starts afresh."""
+    samples, meta = out_dir / SAMPLES, out_dir / META
+    if samples.exists() and (not meta.exists() or read_json(meta) != fp):
+        stale = samples.with_name(SAMPLES + ".stale")
+        log.warning("%s was made with other teacher settings: moved to %s", samples, stale)
+        os.replace(samples, stale)
+    atomic_write_json(meta, fp)
+    rows, seen = [], set()
+    for r in read_jsonl(samples):
+        key = sample_key(r)
+        if key not in seen:
+            seen.add(key)
+            rows.append(r)
+    return rows
+
+
+def _open_engine(cfg: TeacherConfig, out_dir: Path, data_dir: str | None) -> Engine:
+    from siked.engines import make_engine
+
+    kw: dict[str, Any] = {}
+    if cfg.engine == "gold":
+        kw["data_dir"] = data_dir
+    if cfg.engine in ("openai", "vllm"):
+        kw["cache_dir"] = cfg.cache_dir or out_dir / "cache"
+    if cfg.engine == "vllm":
+        kw["run_dir"] = out_dir
+    return make_engine(cfg, **kw)
+
+
+def _progress_bar(total: int, initial: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="sample",
+        disable=not enabled,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the stage
+
+
+def teach(
+    problems: list[Problem],
+    cfg: TeacherConfig,
+    out_dir: str | os.PathLike[str],
+    strategies: Sequence[str] | None = None,
+    seed: int = 42,
+    progress: bool = True,
+    *,
+    engine: Engine | None = None,
+    sandbox: SandboxLike | None = None,
+    data_dir: str | None = None,
+) -> dict[str, Any]:
+    """Run the teacher on ``problems`` for ``strategies`` (default: all registered) into
+    ``out_dir`` and return the stats (also written to ``stats.json``).
+
+    ``engine`` reuses an engine (not closed here); otherwise ``cfg.engine`` is built (openai
+    and vllm get a persistent request cache in ``cfg.cache_dir`` or ``out_dir/cache``) and
+    closed at the end. ``sandbox`` runs PoT programs (default: the shared sandbox).
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    strats = get_strategies(list(strategies) if strategies is not None else None)
+    names = [s.name for s in strats]
+    by_name = {s.name: s for s in strats}
+    ids = [p.id for p in problems]
+    dupes = [q for q, c in Counter(ids).items() if c > 1]
+    if dupes:
+        raise DataError(f"duplicate question ids: {', '.join(dupes[:5])}")
+    chat = cfg.api == "chat"
+    fp = fingerprint(cfg, seed, chat)
+    existing = resume_rows(out, fp)
+    done = {sample_key(r) for r in existing}
+    units = plan_units(problems, names, cfg.n, done)
+    todo = sum(len(u.missing) for u in units)
+    total = len(problems) * len(names) * cfg.n
+    if units and existing:
+        log.info("resuming %s: %d of %d samples done", out, total - todo, total)
+
+    generated = 0
+    gen_seconds = 0.0
+    engine_stats: dict[str, int] | None = None
+    model = cfg.model or (getattr(engine, "model", None) if engine is not None else None)
+    if model is None and cfg.engine == "gold" and engine is None:
+        from siked.engines.gold import GOLD_MODEL
+
+        model = GOLD_MODEL
+    if units:
+        own_engine = engine is None
+        eng = engine if engine is not None else _open_engine(cfg, out, data_dir)
+        model = getattr(eng, "model", None) or model
+        try:
+            by_question: dict[str, list[Unit]] = defaultdict(list)
+            for u in units:
+                by_question[u.problem.id].append(u)
+            todo_qids = list(by_question)
+            bar = _progress_bar(total, total - todo, f"teach ({cfg.engine})", progress)
+            with JsonlAppender(out / SAMPLES) as app, bar:
+                for qchunk in chunked(todo_qids, cfg.chunk_size):
+                    chunk = [u for q in qchunk for u in by_question[q]]
+                    t0 = time.perf_counter()
+                    results = _generate(eng, chunk, by_name, cfg, seed, chat)
+                    gen_seconds += time.perf_counter() - t0
+                    rows: list[dict[str, Any]] = []
+                    for name in names:
+                        items = results.get(name)
+                        if items:
+                            rows += judge(by_name[name], items, sandbox)
+                    app.write_many(rows)
+                    generated += len(rows)
+                    bar.update(len(rows))
+            engine_stats = eng.stats.as_dict()
+        finally:
+            if own_engine:
+                eng.close()
+
+    stats = finalize(out, problems, names, cfg.keep_per_strategy, cfg.n)
+    stats.update(
+        {
+            "engine": cfg.engine,
+            "model": str(model) if model is not None else None,
+            "seed": seed,
+            "n": cfg.n,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "max_tokens": cfg.max_tokens,
+            "keep_per_strategy": cfg.keep_per_strategy,
+            "chat": chat,
+            "resumed_samples": len(existing),
+            "generated": generated,
+            "generation_seconds": round(gen_seconds, 3),
+            "seconds": round(time.perf_counter() - t_start, 3),
+            "engine_stats": engine_stats,
+        }
+    )
+    atomic_write_json(out / STATS, stats)
+    return stats
+
+
+def _generate(
+    engine: Engine,
+    chunk: Sequence[Unit],
+    strategies: dict[str, Strategy],
+    cfg: TeacherConfig,
+    seed: int,
+    chat: bool,
+) -> dict[str, list[tuple[Problem, int, Completion]]]:
+    """Ask the engine for the missing samples of ``chunk``: one call per strategy and sample
+    count. A unit missing samples ``(2, 3)`` asks for ``n=4`` and keeps samples 2 and 3, so
+    every sample keeps the seed it would have had in an uninterrupted run."""
+    groups: dict[tuple[str, int], list[Unit]] = defaultdict(list)
+    for u in chunk:
+        groups[(u.strategy, max(u.missing) + 1)].append(u)
+    out: dict[str, list[tuple[Problem, int, Completion]]] = defaultdict(list)
+    for (name, n), group in groups.items():
+        strategy = strategies[name]
+        completions = engine.generate(
+            [strategy.teacher_prompt(u.problem.question, chat) for u in group],
+            n=n,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_tokens=cfg.max_tokens,
+            stop=strategy.stop_strings(chat),
+            seed=[unit_seed(seed, u.problem.id, name) for u in group],
+            progress=False,
+        )
+        for u, comps in zip(group, completions, strict=True):
+            out[name] += [(u.problem, j, comps[j]) for j in u.missing]
+    return out
+
+
+def finalize(
+    out_dir: str | os.PathLike[str],
+    problems: Sequence[Problem],
+    strategies: Sequence[str],
+    keep_per_strategy: int,
+    n: int,
+) -> dict[str, Any]:
+    """Rebuild ``kept.jsonl`` from ``samples.jsonl`` (atomically) and return the stats of the
+    rows that belong to ``problems`` x ``strategies`` x samples ``< n``."""
+    out = Path(out_dir)
+    qids = [p.id for p in problems]
+    wanted_q, wanted_s = set(qids), set(strategies)
+    rows, seen = [], set()
+    for r in read_jsonl(out / SAMPLES):
+        key = sample_key(r)
+        if key in seen or key[0] not in wanted_q or key[1] not in wanted_s or key[2] >= n:
+            continue
+        seen.add(key)
+        rows.append(r)
+    kept = select_kept(rows, keep_per_strategy, qids, strategies)
+    write_jsonl(out / KEPT, kept)
+    return teach_stats(rows, kept, qids, strategies)
