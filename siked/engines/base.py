@@ -1,0 +1,221 @@
+"""The one text-generation interface every engine implements.
+
+An engine turns prompts into completions::
+
+    with make_engine(cfg) as engine:
+        rows = engine.generate(prompts, n=4, temperature=0.7, top_p=0.95, stop=["Question:"], seed=42)
+    # rows[i][j] is sample j of prompt i
+
+A prompt is either raw text (the caller already applied any chat template) or a list of chat
+messages (``[{"role": "user", "content": "..."}]``), which the engine formats itself.
+
+**Seeds.** ``seed`` is either one int (a base seed) or one seed per prompt. Sample ``j`` of prompt
+``i`` depends only on ``(seed_i, j)`` (and the prompt), never on batching, ordering or on the other
+prompts in the call: with a base seed ``s``, ``seed_i = derive_seed(s, prompt_key(prompt_i))``;
+sample ``j`` uses ``derive_seed(seed_i, j)``. Stages derive per-question seeds the same way
+(``derive_seed(seed, iteration, qid)``).
+
+**Stop strings** are applied by every engine: the text is cut at the first occurrence of any stop
+string (the stop string itself is not kept), also when a server ignores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from types import TracebackType
+from typing import Any, TypeAlias, TypeVar
+
+from siked.errors import SikedError
+
+Message: TypeAlias = dict[str, str]
+Prompt: TypeAlias = str | list[dict[str, str]]
+Seed: TypeAlias = int | Sequence[int] | None
+
+_E = TypeVar("_E", bound="Engine")
+
+#: Seeds are kept in [0, 2**31) so every backend accepts them (servers that use int32 seeds,
+#: numpy, torch, vLLM, llama.cpp).
+SEED_BITS = 31
+
+
+class EngineError(SikedError):
+    """Generation failed (server unreachable after all retries, bad request, model crash)."""
+
+
+@dataclass
+class Completion:
+    """One generated sample."""
+
+    text: str
+    finish_reason: str | None  # "stop" (EOS or stop string), "length" (max_tokens), ...
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EngineStats:
+    """Counters an engine keeps over its lifetime (thread-safe through :meth:`add`)."""
+
+    requests: int = 0  # requests actually sent (HTTP requests, or forward batches for hf)
+    retries: int = 0  # re-sent requests after a retryable failure
+    cache_hits: int = 0  # requests answered from the persistent cache
+    errors: int = 0  # failed attempts (each retry follows one error)
+    prompts: int = 0  # prompts handled by generate()
+    completions: int = 0  # completions returned
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name[0] != "_"}
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable seed in [0, 2**31) from any JSON-serialisable parts (same parts -> same seed).
+
+    Uses sha256, so it is identical across processes, machines and Python versions (unlike
+    ``hash()``).
+
+    >>> derive_seed(42, 0, "gsm8k-17", 3) == derive_seed(42, 0, "gsm8k-17", 3)
+    True
+    >>> derive_seed(1, 0) != derive_seed(1, 1)
+    True
+    """
+    blob = json.dumps(list(parts), sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(blob.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << SEED_BITS) - 1)
+
+
+def prompt_key(prompt: Prompt) -> str:
+    """Canonical text of a prompt (used for per-prompt seeds and cache keys)."""
+    if isinstance(prompt, str):
+        return prompt
+    return json.dumps(prompt, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def prompt_seeds(prompts: Sequence[Prompt], seed: Seed) -> list[int | None]:
+    """One seed per prompt: ``None`` stays ``None``, a base int is combined with each prompt."""
+    if seed is None:
+        return [None] * len(prompts)
+    if isinstance(seed, int):
+        return [derive_seed(seed, prompt_key(p)) for p in prompts]
+    seeds: list[int | None] = [int(s) for s in seed]
+    if len(seeds) != len(prompts):
+        raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+    return seeds
+
+
+def sample_seed(prompt_seed: int | None, j: int) -> int | None:
+    """The seed of sample ``j`` of a prompt whose seed is ``prompt_seed``."""
+    return None if prompt_seed is None else derive_seed(prompt_seed, j)
+
+
+def normalize_stop(stop: str | Sequence[str] | None) -> list[str]:
+    """Stop strings as a list without empty strings or duplicates (order kept)."""
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        stop = [stop]
+    return list(dict.fromkeys(s for s in stop if s))
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest occurrence of any stop string (exclusive).
+
+    Returns the text and whether it was cut.
+
+    >>> truncate_at_stop("x = 1\\nQuestion: y", ["Question:"])
+    ('x = 1\\n', True)
+    """
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=-1)
+    if cut < 0:
+        return text, False
+    return text[:cut], True
+
+
+def check_messages(prompt: Prompt) -> None:
+    """Raise ``ValueError`` unless ``prompt`` is a str or a list of {role, content} dicts."""
+    if isinstance(prompt, str):
+        return
+    if not isinstance(prompt, list) or not prompt:
+        raise ValueError(f"a prompt must be a str or a non-empty list of messages: {prompt!r:.200}")
+    for m in prompt:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise ValueError(f"a chat message needs 'role' and 'content': {m!r:.200}")
+
+
+class Engine(ABC):
+    """Base class of every engine; use as a context manager so resources are released."""
+
+    name: str = "engine"
+
+    def __init__(self) -> None:
+        self.stats = EngineStats()
+
+    @abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        seed: int | Sequence[int] | None = None,
+        progress: bool | str = False,
+    ) -> list[list[Completion]]:
+        """Return ``n`` completions for each prompt, in prompt order.
+
+        ``temperature == 0`` is greedy decoding. ``progress`` shows a progress bar (a str is
+        used as its description).
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (model memory, server process, connections)."""
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def check_generate_args(
+    prompts: Sequence[Prompt], n: int, temperature: float, top_p: float, max_tokens: int
+) -> None:
+    """Validate the common ``generate`` arguments, raising ``ValueError`` with a clear message."""
+    if isinstance(prompts, str):
+        raise ValueError("prompts must be a sequence of prompts, not a single str")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    for p in prompts:
+        check_messages(p)

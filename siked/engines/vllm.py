@@ -1,0 +1,373 @@
+"""Engine that starts a ``vllm serve`` subprocess and talks to it through the openai engine.
+
+The server runs in its own process group (``start_new_session``) with its log in
+``<run_dir>/vllm_server.log``. The engine waits for ``GET /health`` (bounded by
+``cfg.startup_timeout``, failing early with the log's tail if the process dies), then generates
+through :class:`~siked.engines.openai.OpenAIEngine` (concurrency, retries, cache). The server is
+stopped -- SIGTERM to the whole process group, SIGKILL after a grace period -- on ``close()``,
+on leaving the ``with`` block (also on an exception or Ctrl-C), at interpreter exit, and if
+start-up fails. On Linux the server also gets SIGTERM if this process dies (``PR_SET_PDEATHSIG``).
+
+Sampling and training never share a process: vLLM does not reliably give GPU memory back, so the
+stages start a server for sampling and stop it before training.
+
+vLLM is an optional dependency: ``pip install 'siked[vllm]'``. Options: ``cfg.model`` (or
+``model=``), ``tensor_parallel_size``, ``gpu_memory_utilization``, ``port`` (a free port is
+used if it is taken), ``lora_modules`` (``{name: adapter_path}`` -> ``--enable-lora
+--lora-modules name=path``; requests then go to the first adapter unless ``adapter=`` says
+otherwise) and ``extra_args`` (appended to the command line).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from siked.config import EngineConfig
+from siked.engines.base import Completion, Engine, EngineError, Prompt
+from siked.engines.openai import OpenAIEngine
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "vllm_server.log"
+INSTALL_HINT = "pip install 'siked[vllm]'"
+_SECRET_FLAGS = frozenset({"--api-key"})
+
+
+def find_vllm(executable: str | None = None) -> str:
+    """Path of the ``vllm`` command: ``executable``, else on PATH, else beside this Python."""
+    if executable:
+        found = shutil.which(executable)
+        if not found:
+            raise EngineError(f"vllm executable not found: {executable}")
+        return found
+    found = shutil.which("vllm")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "vllm"
+    if beside.exists() and os.access(beside, os.X_OK):
+        return str(beside)
+    raise EngineError(
+        f"vLLM is not installed (no `vllm` command found): {INSTALL_HINT} -- or start a server "
+        "yourself and use `engine: openai` with `base_url`"
+    )
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # like the server will: a port in TIME_WAIT is free, one with a listener is not
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def redact(argv: Sequence[str]) -> list[str]:
+    """The command line with secret option values replaced by ``***``."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a in _SECRET_FLAGS and i + 1 < len(out):
+            out[i + 1] = "***"
+        elif "=" in a and a.split("=", 1)[0] in _SECRET_FLAGS:
+            out[i] = a.split("=", 1)[0] + "=***"
+    return out
+
+
+def model_fingerprint(paths: Sequence[str]) -> str:
+    """A cheap fingerprint of local model/adapter directories (names, sizes, mtimes).
+
+    Used as the request-cache namespace so that a retrained model at the same path is never
+    answered from the cache of the old one. Hub ids (no local path) contribute their name only.
+    """
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.encode())
+        path = Path(p)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file():
+                    st = f.stat()
+                    h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+        elif path.is_file():
+            st = path.stat()
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM the child when its parent dies (best effort)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` has a live member (zombies, waiting to be reaped, aside)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields after the command: state, ppid, pgrp, ...
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class VLLMEngine(Engine):
+    """Start ``vllm serve`` for ``model``, generate through it, stop it on close."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        model: str | None = None,
+        *,
+        run_dir: str | os.PathLike[str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        lora_modules: dict[str, str] | None = None,
+        adapter: str | None = None,
+        served_model_name: str | None = None,
+        executable: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache: bool = True,
+        startup_timeout: float | None = None,
+        stop_grace: float = 30.0,
+        poll_interval: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.model = model or cfg.model
+        if not self.model:
+            raise EngineError("the vllm engine needs a model (engine.model or model=)")
+        self.cfg = cfg
+        self.stop_grace = stop_grace
+        self.lora_modules = dict(cfg.lora_modules if lora_modules is None else lora_modules)
+        self.served_model_name = served_model_name or self.model
+        if adapter is not None and adapter not in self.lora_modules:
+            raise EngineError(f"adapter {adapter!r} is not one of the LoRA modules")
+        self.request_model = adapter or next(iter(self.lora_modules), self.served_model_name)
+        self.port = cfg.port if port_is_free(cfg.port) else free_port()
+        if self.port != cfg.port:
+            log.warning("port %d is taken; starting vllm on port %d", cfg.port, self.port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self._log_path(run_dir, log_path)
+        self.argv = self._command(find_vllm(executable))
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+        self._client: OpenAIEngine | None = None
+        try:
+            self._start()
+            timeout = cfg.startup_timeout if startup_timeout is None else startup_timeout
+            self._wait_healthy(timeout, poll_interval)
+            fingerprint = model_fingerprint([self.model, *self.lora_modules.values()])
+            client_cfg = cfg.model_copy(update={"engine": "openai", "base_url": f"{self.url}/v1"})
+            self._client = OpenAIEngine(
+                client_cfg,
+                model=self.request_model,
+                cache_dir=cache_dir,
+                cache=cache,
+                cache_namespace=f"vllm:{fingerprint}",
+            )
+            self.stats = self._client.stats  # one set of counters
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"VLLMEngine(model={self.model!r}, url={self.url!r}, log={str(self.log_path)!r})"
+
+    # -- process ---------------------------------------------------------------------------
+    @staticmethod
+    def _log_path(
+        run_dir: str | os.PathLike[str] | None, log_path: str | os.PathLike[str] | None
+    ) -> Path:
+        if log_path is not None:
+            return Path(log_path)
+        if run_dir is not None:
+            return Path(run_dir) / LOG_FILE
+        return Path(tempfile.mkdtemp(prefix="siked-vllm-")) / LOG_FILE
+
+    def _command(self, exe: str) -> list[str]:
+        cfg = self.cfg
+        argv = [
+            exe,
+            "serve",
+            str(self.model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--served-model-name",
+            self.served_model_name,
+            "--tensor-parallel-size",
+            str(cfg.tensor_parallel_size),
+            "--gpu-memory-utilization",
+            str(cfg.gpu_memory_utilization),
+        ]
+        if self.lora_modules:
+            argv += ["--enable-lora", "--lora-modules"]
+            argv += [f"{name}={path}" for name, path in self.lora_modules.items()]
+        return argv + list(cfg.extra_args)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
+        self._log_file.write(f"$ {' '.join(redact(self.argv))}\n".encode())
+        self._log_file.flush()
+        log.info(
+            "starting vllm serve %s on port %d (log: %s)", self.model, self.port, self.log_path
+        )
+        self._proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, which close() kills as a whole
+            preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+        )
+        atexit.register(self.close)
+
+    def _wait_healthy(self, timeout: float, poll_interval: float) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise EngineError(
+                    f"vllm serve exited with code {code} before it was ready; "
+                    f"the end of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            if self._healthy():
+                log.info("vllm server ready at %s", self.url)
+                return
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"vllm serve was not ready after {timeout:.0f}s (engine.startup_timeout); "
+                    f"the end of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            time.sleep(poll_interval)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2.0) as resp:
+                return int(resp.status) == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def close(self) -> None:
+        """Stop the server (idempotent): SIGTERM the process group, SIGKILL after the grace."""
+        if self._client is not None:
+            self._client.close()
+        proc, self._proc = getattr(self, "_proc", None), None
+        if proc is not None:
+            self._stop(proc)
+        if getattr(self, "_log_file", None) is not None:
+            assert self._log_file is not None
+            self._log_file.close()
+            self._log_file = None
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.close)
+
+    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+        pgid = proc.pid  # start_new_session: the group id is the leader's pid
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=self.stop_grace)
+        except subprocess.TimeoutExpired:
+            log.warning("vllm did not stop within %.0fs; killing it", self.stop_grace)
+            _signal_group(pgid, signal.SIGKILL)
+            proc.wait()
+        # workers left in the group (the leader is gone): give them the rest of the grace
+        deadline = time.monotonic() + min(self.stop_grace, 5.0)
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+        log.info("vllm server stopped (exit code %s)", proc.returncode)
+
+    # -- generation ------------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        seed: int | Sequence[int] | None = None,
+        progress: bool | str = False,
+    ) -> list[list[Completion]]:
+        if self._client is None or self._proc is None:
+            raise EngineError("the vllm engine is closed")
+        code = self._proc.poll()
+        if code is not None:
+            raise EngineError(
+                f"vllm serve died (exit code {code}); the end of {self.log_path}:\n"
+                f"{_tail(self.log_path)}"
+            )
+        return self._client.generate(
+            prompts,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=seed,
+            progress=progress,
+        )

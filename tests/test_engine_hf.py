@@ -1,0 +1,226 @@
+"""The hf engine on a tiny randomly initialised Llama with a small offline tokenizer."""
+
+from __future__ import annotations
+
+import string
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from siked.config import EngineConfig
+from siked.engines import make_engine
+from siked.engines.base import EngineError
+from siked.engines.hf import HFEngine, RowSampler
+
+pytestmark = pytest.mark.timeout(120)
+
+CORPUS = [
+    "Natalia sold 48 clips in April and half as many in May. The answer is 72.",
+    "Question: how many apples? answer = 3 + 4",
+    "least to most: first, how many? then the answer is 7.",
+]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+PROMPTS = ["hello", "The answer is 7 and", "Q", "how many apples are there in May?"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    # a tiny model gains nothing from threads, and they crawl on a busy machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.decoder = decoders.Fuse()
+    alphabet = list(string.ascii_letters + string.digits + string.punctuation + " \n")
+    trainer = trainers.BpeTrainer(
+        vocab_size=200, special_tokens=["<pad>", "<s>", "</s>", "<unk>"], initial_alphabet=alphabet
+    )
+    tok.train_from_iterator(CORPUS * 5, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        initializer_range=0.3,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    model.generation_config.eos_token_id = 2
+    model.generation_config.pad_token_id = 0
+    return model, tokenizer
+
+
+def engine(tiny: Any, batch_size: int = 4) -> HFEngine:
+    e = make_engine(EngineConfig(engine="hf", batch_size=batch_size), model_and_tokenizer=tiny)
+    assert isinstance(e, HFEngine)
+    return e
+
+
+def texts(rows: list[list[Any]]) -> list[list[str]]:
+    return [[c.text for c in row] for row in rows]
+
+
+def test_encode(tiny: Any) -> None:
+    e = engine(tiny)
+    tok = tiny[1]
+    chat = e.encode([{"role": "user", "content": "hi"}])
+    assert tok.decode(chat) == "<s>user: hi\nassistant:"
+    assert e.encode("<s>hi") == tok("<s>hi", add_special_tokens=False)["input_ids"]
+    assert tok.decode(e.encode("hi")).endswith("hi")
+
+
+def test_batches_keep_prompt_order_and_padding_is_harmless(tiny: Any) -> None:
+    alone = [engine(tiny, 1).generate([p], max_tokens=12)[0][0] for p in PROMPTS]
+    batched = engine(tiny, 3).generate(PROMPTS, max_tokens=12)
+    assert [r[0].text for r in batched] == [c.text for c in alone]
+    assert [r[0].prompt_tokens for r in batched] == [len(tiny[1](p)["input_ids"]) for p in PROMPTS]
+    assert all(r[0].completion_tokens == 12 and r[0].finish_reason == "length" for r in batched)
+    assert len({c.text for c in alone}) == len(PROMPTS)
+
+
+def test_greedy_n_repeats_one_generation(tiny: Any) -> None:
+    e = engine(tiny)
+    rows = e.generate(PROMPTS[:2], n=3, max_tokens=8)
+    assert all(len(set(r)) == 1 and len(r) == 3 for r in texts(rows))
+    assert e.stats.requests == 1  # 2 rows, one forward batch
+
+
+def test_sampling_is_reproducible_whatever_the_batch(tiny: Any) -> None:
+    seeds = [11, 12, 13, 14]
+    kw: dict[str, Any] = {"n": 3, "temperature": 1.0, "top_p": 0.9, "max_tokens": 10}
+    together = texts(engine(tiny, 5).generate(PROMPTS, seed=seeds, **kw))
+    # one prompt at a time, in reverse order, another batch size
+    alone = [
+        texts(engine(tiny, 2).generate([p], seed=[s], **kw))[0]
+        for p, s in reversed(list(zip(PROMPTS, seeds, strict=True)))
+    ][::-1]
+    assert together == alone
+    # different sample index -> different text; different seed -> different text
+    assert all(len(set(r)) == 3 for r in together)
+    other = texts(engine(tiny).generate(PROMPTS[:1], seed=[99], **kw))[0]
+    assert other != together[0]
+    # a base int seed is combined with each prompt: the order of prompts does not matter
+    a = texts(engine(tiny).generate(PROMPTS[:2], seed=5, **kw))
+    b = texts(engine(tiny).generate(PROMPTS[1::-1], seed=5, **kw))
+    assert a == b[::-1]
+
+
+def test_stop_strings(tiny: Any) -> None:
+    e = engine(tiny)
+    full = e.generate(PROMPTS, max_tokens=24)
+    for p, row in zip(PROMPTS, full, strict=True):
+        text = row[0].text
+        stop = text[8:11]
+        assert stop and text.find(stop) >= 1
+        cut = e.generate([p], max_tokens=24, stop=[stop, "never-seen"])[0][0]
+        assert cut.text == text[: text.find(stop)]
+        assert cut.finish_reason == "stop"
+        assert cut.completion_tokens is not None and cut.completion_tokens < 24
+
+
+def test_eos_ends_a_row(tiny: Any) -> None:
+    model, tok = tiny
+    e = engine(tiny)
+    first = e.generate(["hello"], max_tokens=10)[0][0]
+    ids = tok(first.text, add_special_tokens=False)["input_ids"]
+    eos_candidate = ids[3]  # pretend the 4th generated token is the end of the turn
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [2, eos_candidate]
+    try:
+        c = engine(tiny).generate(["hello"], max_tokens=10)[0][0]
+    finally:
+        model.generation_config.eos_token_id = old
+    assert c.finish_reason == "stop"
+    assert c.completion_tokens is not None and c.completion_tokens <= 3
+    assert first.text.startswith(c.text)
+
+
+def ids(rows: int) -> torch.LongTensor:
+    return torch.zeros(rows, 1, dtype=torch.long)  # type: ignore[return-value]
+
+
+def test_row_sampler_matches_the_distribution() -> None:
+    probs = torch.tensor([0.5, 0.3, 0.2])
+    scores = probs.log().repeat(4000, 1)
+    gens = [torch.Generator().manual_seed(i) for i in range(4000)]
+    picks = RowSampler(gens, 1.0, 1.0)(ids(4000), scores).argmax(-1)
+    freq = Counter(picks.tolist())
+    assert abs(freq[0] / 4000 - 0.5) < 0.03 and abs(freq[2] / 4000 - 0.2) < 0.03
+    gens = [torch.Generator().manual_seed(i) for i in range(4000)]
+    nucleus = RowSampler(gens, 1.0, 0.6)(ids(4000), scores).argmax(-1)
+    assert set(nucleus.tolist()) == {0, 1}  # 0.5 < 0.6 so token 1 is in, token 2 is not
+    gens = [torch.Generator().manual_seed(i) for i in range(10)]
+    out = RowSampler(gens, 1.0, 0.4)(ids(10), scores[:10])
+    assert out.argmax(-1).tolist() == [0] * 10
+    assert torch.isinf(out).sum() == 20
+
+
+def test_bad_arguments_and_close(tiny: Any) -> None:
+    e = engine(tiny)
+    with pytest.raises(ValueError):
+        e.generate(["a"], n=0)
+    with pytest.raises(ValueError):
+        e.generate("a")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seeds"):
+        e.generate(["a", "b"], seed=[1])
+    e.close()
+    assert e.model is not None  # a model passed in belongs to the caller
+
+
+def test_progress_bar(tiny: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    engine(tiny).generate(PROMPTS, max_tokens=4, progress="sampling")
+    assert "sampling" in capsys.readouterr().err
+
+
+def test_no_chat_template(tiny: Any) -> None:
+    model, tok = tiny
+    tok2 = PreTrainedTokenizerFast(
+        tokenizer_object=tok.backend_tokenizer, eos_token="</s>", pad_token="<pad>"
+    )
+    e = make_engine(EngineConfig(engine="hf"), model_and_tokenizer=(model, tok2))
+    with pytest.raises(EngineError, match="chat template"):
+        e.generate([[{"role": "user", "content": "hi"}]])
+
+
+@pytest.mark.integration
+def test_default_student_generates() -> None:
+    cfg = EngineConfig(engine="hf", device="cpu", batch_size=2)
+    with make_engine(cfg) as e:
+        rows = e.generate(
+            [[{"role": "user", "content": "What is 2 + 3?"}], [{"role": "user", "content": "Hi!"}]],
+            max_tokens=16,
+            stop=["\n\n"],
+        )
+    assert [len(r) for r in rows] == [1, 1]
+    for r in rows:
+        c = r[0]
+        assert c.text.strip() and "\n\n" not in c.text
+        assert c.completion_tokens is not None and 0 < c.completion_tokens <= 16
+        assert c.prompt_tokens is not None and c.prompt_tokens > 5

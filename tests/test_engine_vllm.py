@@ -1,0 +1,182 @@
+"""The vllm engine with a fake ``vllm`` executable that serves the fake OpenAI server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from siked.config import EngineConfig
+from siked.engines import make_engine
+from siked.engines.base import EngineError
+from siked.engines.vllm import LOG_FILE, VLLMEngine, redact
+
+pytestmark = pytest.mark.timeout(60)
+
+TESTS = Path(__file__).parent
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def wait_dead(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)
+
+
+@pytest.fixture
+def fake_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put a fake `vllm` on PATH; returns the file it writes its argv and pids to."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "vllm"
+    exe.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "from fake_openai_server import main\n"
+        "sys.exit(main())\n"
+    )
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    info = tmp_path / "info.json"
+    monkeypatch.setenv("FAKE_VLLM_INFO", str(info))
+    monkeypatch.setenv("FAKE_VLLM_CHILD", "1")
+    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "0.3")
+    return info
+
+
+def cfg(**over: Any) -> EngineConfig:
+    base: dict[str, Any] = {
+        "engine": "vllm",
+        "model": "org/student-1b",
+        "port": 18123,
+        "max_retries": 1,
+        "retry_backoff": 0.01,
+        "request_timeout": 5,
+        **over,
+    }
+    return EngineConfig(**base)
+
+
+def start(tmp_path: Path, **kw: Any) -> VLLMEngine:
+    kw.setdefault("poll_interval", 0.05)
+    kw.setdefault("stop_grace", 3.0)
+    engine = make_engine(kw.pop("config", cfg()), run_dir=tmp_path / "run", **kw)
+    assert isinstance(engine, VLLMEngine)
+    return engine
+
+
+def test_start_generate_stop(fake_vllm: Path, tmp_path: Path) -> None:
+    config = cfg(
+        tensor_parallel_size=2,
+        gpu_memory_utilization=0.5,
+        extra_args=["--max-model-len", "2048", "--api-key", "hunter2"],
+        lora_modules={"iter1": "/runs/x/iter_01/model/adapter"},
+    )
+    with start(tmp_path, config=config, cache_dir=tmp_path / "cache") as engine:
+        info = json.loads(fake_vllm.read_text())
+        assert info["pid"] == engine.pid
+        rows = engine.generate(["a", "b"], n=2, temperature=0.7, stop=["Question:"], seed=1)
+        assert [[c.text.split()[0] for c in r] for r in rows] == [["<a>"] * 2, ["<b>"] * 2]
+        assert all(c.text.endswith("is 7.\n") for r in rows for c in r)
+        assert engine.stats.requests == 2
+        again = engine.generate(["a", "b"], n=2, temperature=0.7, stop=["Question:"], seed=1)
+        assert all(c.cached for r in again for c in r)
+        pid, child = engine.pid, info["child_pid"]
+        assert pid is not None and alive(pid) and alive(child)
+    argv = info["argv"]
+    assert argv[:2] == ["serve", "org/student-1b"]
+    joined = " ".join(argv)
+    assert "--port 18123" in joined and "--served-model-name org/student-1b" in joined
+    assert "--tensor-parallel-size 2" in joined and "--gpu-memory-utilization 0.5" in joined
+    assert "--enable-lora --lora-modules iter1=/runs/x/iter_01/model/adapter" in joined
+    assert joined.endswith("--max-model-len 2048 --api-key hunter2")
+    assert engine.request_model == "iter1"
+    # cleanup: server and its child are gone; the log is in the run dir, without the secret
+    assert wait_dead(pid) and wait_dead(child)
+    log_text = (tmp_path / "run" / LOG_FILE).read_text()
+    assert "fake vllm: ready" in log_text
+    assert "hunter2" not in log_text and "--api-key ***" in log_text
+    engine.close()  # idempotent
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_cleanup_when_the_block_raises(
+    fake_vllm: Path, tmp_path: Path, error: type[BaseException]
+) -> None:
+    with pytest.raises(error), start(tmp_path) as engine:
+        info = json.loads(fake_vllm.read_text())
+        engine.generate(["a"])
+        raise error("boom")
+    assert wait_dead(info["pid"]) and wait_dead(info["child_pid"])
+
+
+def test_process_ignoring_sigterm_is_killed(
+    fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_VLLM_IGNORE_TERM", "1")
+    engine = start(tmp_path, stop_grace=0.3)
+    info = json.loads(fake_vllm.read_text())
+    t0 = time.monotonic()
+    engine.close()
+    assert time.monotonic() - t0 < 3
+    assert wait_dead(info["pid"]) and wait_dead(info["child_pid"])
+
+
+def test_server_dying_at_startup_is_reported(
+    fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_VLLM_FAIL", "1")
+    with pytest.raises(EngineError, match=r"exited with code 1[\s\S]*out of memory"):
+        start(tmp_path)
+
+
+def test_startup_timeout(fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "30")
+    with pytest.raises(EngineError, match="not ready after"):
+        start(tmp_path, startup_timeout=0.5)
+    info = json.loads(fake_vllm.read_text())
+    assert wait_dead(info["pid"]) and wait_dead(info["child_pid"])
+
+
+def test_taken_port_is_replaced(fake_vllm: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        with start(tmp_path, config=cfg(port=taken)) as engine:
+            assert engine.port != taken
+            assert engine.generate(["a"])[0][0].text.startswith("<a>")
+
+
+def test_missing_vllm_names_the_pip_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(EngineError, match=r"pip install 'siked\[vllm\]'"):
+        make_engine(cfg())
+
+
+def test_redact() -> None:
+    assert redact(["serve", "m", "--api-key", "k", "--api-key=k2"]) == [
+        "serve",
+        "m",
+        "--api-key",
+        "***",
+        "--api-key=***",
+    ]
