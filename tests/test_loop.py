@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -51,12 +52,9 @@ class FakeStages:
         (out / "adapter").mkdir(exist_ok=True)
         (out / "adapter" / "adapter.bin").write_text(digest)
 
-        class R:
-            adapter_dir = str(out / "adapter")
-            merged_dir = str(merged)
-            metrics = {"train_loss": 1.0}
-
-        return R()
+        return SimpleNamespace(
+            adapter_dir=str(out / "adapter"), merged_dir=str(merged), metrics={"train_loss": 1.0}
+        )
 
     def evaluate(
         self, model: str, datasets: list[Any], cfg: Any, out_dir: Any, *a: Any, **kw: Any
