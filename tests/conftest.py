@@ -11,3 +11,4 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("SIKED_DATA_DIR", str((_ROOT.parent / "shared" / "data").resolve()))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see siked/__init__.py

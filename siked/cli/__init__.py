@@ -50,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         mod = _load(module)
         if mod is None:
             continue
-        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        # argparse %-formats help strings: escape literal percent signs ("95% CI")
+        p = sub.add_parser(
+            name,
+            help=mod.HELP.replace("%", "%%"),
+            description=getattr(mod, "DESCRIPTION", mod.HELP).replace("%", "%%"),
+        )
         mod.register(p)
         p.set_defaults(_run=mod.run)
     return parser

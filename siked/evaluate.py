@@ -1,0 +1,390 @@
+"""Stage: evaluation -- accuracy with a confidence interval, strategy mix, per-strategy accuracy.
+
+Decoding is greedy (temperature 0) with ``EvalConfig.max_tokens`` new tokens. Modes:
+
+* ``free``: the prompt names no strategy; a multi-strategy student chooses by writing the tag.
+  A response without a tag (e.g. a model never trained by siked) counts under strategy
+  ``"none"`` and its answer is still read with the generic cascade (marker -> ``\\boxed{}`` ->
+  last number), so any model can be evaluated as a baseline.
+* ``forced``: every strategy in ``strategies`` is forced in turn (the response is pre-filled with
+  its tag); for single-strategy baselines ``strategies`` holds one strategy.
+* ``all``: every strategy forced, plus ``oracle_accuracy``: the share of questions solved by at
+  least one strategy (an upper bound on what choosing the strategy could give).
+
+Every prediction is logged to ``predictions.jsonl`` (``dataset, qid, question, gold, output,
+strategy, answer, rule, status, correct``, plus ``forced``, ``error`` -- why the response breaks
+its strategy's format (accuracy does not depend on it), else the verifier's message, else
+null --, ``finish_reason`` and ``tokens``). ``eval.json`` is written atomically at the end (format in
+``docs/architecture.md``). Per dataset:
+
+* ``n`` = number of predictions, ``correct``, ``accuracy`` = correct / n (null when n = 0),
+  ``ci95`` = Wilson interval of the accuracy (:func:`siked.stats.wilson_interval`),
+  ``no_answer`` = predictions from which no answer could be extracted. In ``forced``/``all``
+  mode with S strategies there are S predictions per question, so ``accuracy`` is the mean
+  accuracy of the forced strategies (``questions`` holds the number of questions);
+* ``strategy_counts`` over the run's strategies plus ``"none"`` (always present);
+  ``strategy_distribution`` = counts / n (``"none"`` only when non-zero, so it sums to 1);
+  ``per_strategy_accuracy`` = correct / count per strategy, null for an unused strategy;
+* ``oracle_accuracy``: null unless mode ``all``.
+
+**Subsets.** A dataset given with a limit (``gsm8k:test:200``) is a seeded random subset, not the
+first N problems: the first problems of a file are not representative (ASDiv and MultiArith are
+ordered by problem type). The subset is the first ``limit`` problems of a permutation seeded by
+``(seed, name, split)`` and keeps file order, so it is the same on every run with the same seed,
+and a smaller limit gives a subset of a larger one. Explicit problem lists (the loop's held-out
+``validation`` set) are evaluated as given.
+
+**Resume.** Predictions are appended chunk by chunk; a rerun skips predictions already logged
+(finished datasets are skipped entirely) and recomputes ``eval.json`` from the log.
+``predictions.meta.json`` holds the settings that determine the predictions (model, mode,
+strategies, max_tokens, seed, engine); a rerun with other settings starts the directory afresh
+(with a warning). A ``predictions.jsonl`` without that file is an error, never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from siked.config import DatasetSpec, EvalConfig
+from siked.errors import DataError, SikedError
+from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
+from siked.sample import (
+    NO_STRATEGY,
+    Outcome,
+    Request,
+    Student,
+    auto_chunk_size,
+    chunked,
+    open_engine,
+)
+
+if TYPE_CHECKING:
+    from siked.data import Problem
+    from siked.engines.base import Engine
+    from siked.sandbox import Sandbox
+
+log = logging.getLogger("siked.evaluate")
+
+DatasetArg = DatasetSpec | str | tuple[str, Sequence["Problem"]]
+Key = tuple[str, str, str | None]  # (dataset, qid, forced strategy)
+
+
+# --------------------------------------------------------------------------------------------
+# datasets
+
+
+def subset(problems: Sequence[Problem], limit: int | None, seed: int, key: str) -> list[Problem]:
+    """A seeded random subset of ``limit`` problems, in their original order.
+
+    The first ``limit`` indices of a permutation seeded by ``(seed, key)``: deterministic, and
+    nested (a smaller limit selects a subset of a larger one).
+    """
+    if limit is None or limit >= len(problems):
+        return list(problems)
+    from siked.engines.base import derive_seed
+
+    order = list(range(len(problems)))
+    random.Random(derive_seed(seed, "subset", key)).shuffle(order)
+    return [problems[i] for i in sorted(order[:limit])]
+
+
+def resolve_datasets(
+    datasets: Sequence[DatasetArg], seed: int, data_dir: str | Path | None = None
+) -> list[tuple[str, list[Problem]]]:
+    """``(name, problems)`` per dataset: specs are loaded (and subset), lists kept as given."""
+    from siked.data import load_problems
+
+    out: list[tuple[str, list[Problem]]] = []
+    for d in datasets:
+        if isinstance(d, tuple):
+            name, problems = d
+            out.append((str(name), list(problems)))
+            continue
+        spec = DatasetSpec.parse(d)
+        problems = load_problems(spec.name, spec.split, data_dir=data_dir)
+        out.append((str(spec), subset(problems, spec.limit, seed, f"{spec.name}:{spec.split}")))
+    names = [n for n, _ in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SikedError(f"dataset given twice: {', '.join(dupes)}")
+    for name, problems in out:
+        ids = [p.id for p in problems]
+        if len(set(ids)) != len(ids):
+            raise DataError(f"dataset {name}: duplicate question ids")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# predictions
+
+
+def prediction_row(dataset: str, request: Request, outcome: Outcome) -> dict[str, Any]:
+    """One line of ``predictions.jsonl``."""
+    from siked.data import format_fraction
+
+    return {
+        "dataset": dataset,
+        "qid": request.problem.id,
+        "question": request.problem.question,
+        "gold": format_fraction(request.problem.answer),
+        "output": outcome.output,
+        "strategy": outcome.strategy,
+        "answer": outcome.answer,
+        "rule": outcome.rule,
+        "status": outcome.status,
+        "correct": outcome.correct,
+        "forced": request.forced,
+        "error": outcome.message,
+        "finish_reason": outcome.finish_reason,
+        "tokens": outcome.tokens,
+    }
+
+
+def row_key(row: dict[str, Any]) -> Key:
+    return (str(row["dataset"]), str(row["qid"]), row.get("forced"))
+
+
+def eval_seed(seed: int, dataset: str, qid: str, forced: str | None) -> int:
+    from siked.engines.base import derive_seed
+
+    return derive_seed(seed, "eval", dataset, qid, forced)
+
+
+def plan(
+    dataset: str, problems: Sequence[Problem], mode: str, strategies: Sequence[str], seed: int
+) -> list[Request]:
+    """The prompts of a dataset: one per question (free) or per strategy and question
+    (strategy-major, so that a chunk's prompts share their pre-fill and stop strings)."""
+    forced_list: list[str | None] = [None] if mode == "free" else list(strategies)
+    return [Request(p, f, eval_seed(seed, dataset, p.id, f)) for f in forced_list for p in problems]
+
+
+def fingerprint(
+    model: str, cfg: EvalConfig, strategies: Sequence[str], seed: int
+) -> dict[str, Any]:
+    return {
+        "model": str(model),
+        "mode": cfg.mode,
+        "strategies": list(strategies),
+        "max_tokens": cfg.max_tokens,
+        "seed": seed,
+        "engine": cfg.engine,
+    }
+
+
+def load_predictions(out_dir: Path, fp: dict[str, Any]) -> dict[Key, dict[str, Any]]:
+    """Predictions already logged in ``out_dir`` under the same settings, by key."""
+    pred = out_dir / "predictions.jsonl"
+    meta = out_dir / "predictions.meta.json"
+    if pred.exists() and not meta.exists() and pred.stat().st_size:
+        raise SikedError(
+            f"{pred} exists but was not written by siked eval (no {meta.name}): "
+            "remove it or choose another output directory"
+        )
+    if pred.exists() and meta.exists() and read_json(meta) != fp:
+        log.warning("%s holds predictions made with other settings: starting afresh", out_dir)
+        pred.unlink()
+        (out_dir / "eval.json").unlink(missing_ok=True)
+    atomic_write_json(meta, fp)
+    return {row_key(r): r for r in read_jsonl(pred)}
+
+
+# --------------------------------------------------------------------------------------------
+# numbers
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]], mode: str, strategies: Sequence[str]
+) -> dict[str, Any]:
+    """The ``eval.json`` entry of one dataset from its prediction rows (pure).
+
+    >>> rows = [
+    ...     {"qid": "1", "strategy": "cot", "correct": True, "answer": "3"},
+    ...     {"qid": "2", "strategy": "pot", "correct": False, "answer": None},
+    ...     {"qid": "3", "strategy": "cot", "correct": False, "answer": "4"},
+    ...     {"qid": "4", "strategy": "cot", "correct": True, "answer": "5"},
+    ... ]
+    >>> s = summarize(rows, "free", ["cot", "l2m", "pot"])
+    >>> s["n"], s["correct"], s["accuracy"], s["no_answer"]
+    (4, 2, 0.5, 1)
+    >>> s["strategy_counts"], s["strategy_distribution"]
+    ({'cot': 3, 'l2m': 0, 'pot': 1, 'none': 0}, {'cot': 0.75, 'l2m': 0.0, 'pot': 0.25})
+    >>> s["per_strategy_accuracy"], s["oracle_accuracy"]
+    ({'cot': 0.6666666666666666, 'l2m': None, 'pot': 0.0}, None)
+    """
+    from siked.stats import wilson_interval
+
+    n = len(rows)
+    correct = sum(1 for r in rows if r.get("correct"))
+    keys = [*strategies, NO_STRATEGY]
+    counts = dict.fromkeys(keys, 0)
+    hits = dict.fromkeys(keys, 0)
+    for r in rows:
+        s = r.get("strategy") if r.get("strategy") in counts else NO_STRATEGY
+        assert isinstance(s, str)
+        counts[s] += 1
+        hits[s] += int(bool(r.get("correct")))
+    shown = [s for s in keys if s != NO_STRATEGY or counts[s]]
+    qids = {str(r.get("qid")) for r in rows}
+    oracle = None
+    if mode == "all":
+        solved = {str(r.get("qid")) for r in rows if r.get("correct")}
+        oracle = _ratio(len(solved), len(qids))
+    lo, hi = wilson_interval(correct, n)
+    return {
+        "n": n,
+        "questions": len(qids),
+        "correct": correct,
+        "accuracy": _ratio(correct, n),
+        "ci95": [lo, hi],
+        "no_answer": sum(1 for r in rows if r.get("answer") is None),
+        "strategy_counts": counts,
+        "strategy_distribution": {s: counts[s] / n if n else 0.0 for s in shown},
+        "per_strategy_accuracy": {s: _ratio(hits[s], counts[s]) for s in shown},
+        "oracle_accuracy": oracle,
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The end-of-eval table: dataset, n, accuracy with its 95% Wilson interval (asymmetric, so
+    shown as bounds), strategy mix, per-strategy accuracy (and oracle)."""
+    rows = []
+    oracle = result.get("mode") == "all"
+    for name, d in result["datasets"].items():
+        lo, hi = d["ci95"]
+        acc = "-" if d["accuracy"] is None else f"{_pct(d['accuracy'])}% [{_pct(lo)}, {_pct(hi)}]"
+        mix = " ".join(f"{s} {100 * p:.0f}%" for s, p in d["strategy_distribution"].items() if p)
+        per = " ".join(
+            f"{s} {_pct(a)}%" for s, a in d["per_strategy_accuracy"].items() if a is not None
+        )
+        row = [name, str(d["n"]), acc, mix or "-", per or "-"]
+        if oracle:
+            row.append(f"{_pct(d['oracle_accuracy'])}%")
+        rows.append(row)
+    head = ["dataset", "n", "accuracy [95% CI]", "strategy mix", "per-strategy accuracy"]
+    if oracle:
+        head.append("oracle")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    right = {1, 2}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(head), *(line(r) for r in rows)])
+
+
+# --------------------------------------------------------------------------------------------
+# the stage
+
+
+def evaluate(
+    model: str,
+    datasets: Sequence[DatasetArg],
+    cfg: EvalConfig,
+    out_dir: str | Path,
+    strategies: list[str],
+    seed: int = 42,
+    engine: Engine | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    *,
+    sandbox: Sandbox | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model`` greedily on ``datasets``; write ``out_dir/eval.json`` and
+    ``out_dir/predictions.jsonl`` and return the ``eval.json`` content.
+
+    ``datasets`` holds :class:`DatasetSpec` (or their strings, ``"gsm8k:test:200"``) and
+    ``(name, problems)`` pairs. ``engine`` reuses an engine (not closed here).
+    """
+    from siked.sample import check_strategies
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = check_strategies(strategies)
+    resolved = resolve_datasets(datasets, seed, data_dir)
+    done = load_predictions(out_dir, fingerprint(model, cfg, names, seed))
+    plans = [(name, plan(name, problems, cfg.mode, names, seed)) for name, problems in resolved]
+    todo_total = sum(1 for name, reqs in plans for r in reqs if _key(name, r) not in done)
+
+    if todo_total:
+        from siked.sample import progress_bar
+
+        own_engine = engine is None
+        eng = engine if engine is not None else open_engine(cfg, model)
+        try:
+            student = Student.for_engine(eng, cfg, model, names, sandbox=sandbox)
+            size = chunk_size or auto_chunk_size(cfg, 1)
+            bar = progress_bar(todo_total, "eval", progress)
+            with JsonlAppender(out_dir / "predictions.jsonl") as app, bar:
+                for name, reqs in plans:
+                    todo = [r for r in reqs if _key(name, r) not in done]
+                    if not todo:
+                        log.info("eval %s: all %d predictions logged, skipped", name, len(reqs))
+                        continue
+                    bar.set_description(f"eval {name}")
+                    t0 = time.perf_counter()
+                    for chunk in chunked(todo, size):
+                        outs = student.run(
+                            chunk, n=1, temperature=0.0, top_p=1.0, max_tokens=cfg.max_tokens
+                        )
+                        rows = [
+                            prediction_row(name, r, o[0]) for r, o in zip(chunk, outs, strict=True)
+                        ]
+                        app.write_many(rows)
+                        done.update((row_key(row), row) for row in rows)
+                        bar.update(len(chunk))
+                    log.info(
+                        "eval %s: %d predictions in %.1fs",
+                        name,
+                        len(todo),
+                        time.perf_counter() - t0,
+                    )
+        finally:
+            if own_engine:
+                eng.close()
+
+    result: dict[str, Any] = {
+        "model": str(model),
+        "mode": cfg.mode,
+        "seed": seed,
+        "strategies": names,
+        "max_tokens": cfg.max_tokens,
+        "datasets": {
+            name: summarize([done[_key(name, r)] for r in reqs], cfg.mode, names)
+            for name, reqs in plans
+        },
+    }
+    atomic_write_json(out_dir / "eval.json", result)
+    return result
+
+
+def _key(dataset: str, r: Request) -> Key:
+    return (dataset, r.problem.id, r.forced)
+
+
+__all__ = [
+    "evaluate",
+    "format_table",
+    "plan",
+    "prediction_row",
+    "resolve_datasets",
+    "subset",
+    "summarize",
+]
