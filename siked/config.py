@@ -86,7 +86,16 @@ class DataConfig(_Section):
         return [DatasetSpec.parse(s) if isinstance(s, str) else s for s in v]
 
 
-EngineName = Literal["gold", "hf", "openai", "vllm"]
+#: built-in engines are gold, hf, openai, vllm; plug-ins join via siked.engines.register_engine
+EngineName = str
+
+
+def _check_engine(name: str) -> str:
+    from siked.engines import ENGINES  # lazy: siked.engines imports this module
+
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}")
+    return name
 
 
 class EngineConfig(_Section):
@@ -94,6 +103,12 @@ class EngineConfig(_Section):
 
     engine: EngineName = "hf"
     model: str | None = None  # hub id / local path; for openai: the served model name
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str) -> str:
+        return _check_engine(v)
+
     base_url: str | None = None  # openai: server URL (e.g. http://localhost:8000/v1)
     api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key
     api: Literal["chat", "completions"] = "chat"
@@ -106,7 +121,7 @@ class EngineConfig(_Section):
     # n requests with n=1 (seed derived per sample), "auto" = "n", falling back to "separate"
     # if the server rejects n or returns fewer choices
     n_mode: Literal["auto", "n", "separate"] = "auto"
-    cache_dir: str | None = None  # openai: persistent request cache (default: in the run dir)
+    cache_dir: str | None = None  # openai/vllm request cache (teacher default: teacher/cache)
     batch_size: int = Field(default=8, gt=0)  # hf: sequences (prompt x sample) per forward pass
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str | None = None  # hf: "cpu", "cuda", "cuda:1"; None = best available
@@ -133,7 +148,6 @@ class TeacherConfig(EngineConfig):
 
 class StudentConfig(_Section):
     model: str = "bundled:smollm2-135m-instruct"
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
 
 
 class TrainConfig(_Section):

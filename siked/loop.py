@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,22 @@ def _qids_hash(problems: list[Any]) -> str:
 # --------------------------------------------------------------------------- stages
 
 
+def _clear_if_changed(man: Manifest, key: str, inputs: dict[str, Any], *stale: Path) -> None:
+    """Remove a stage's old outputs when its inputs changed (``--force`` after a config change).
+
+    The stages resume from partial outputs, which is right after a kill but wrong when the
+    inputs are different: a retrained model at the same path must not reuse old samples.
+    """
+    if not man.changed(key, sha256_json(inputs)):
+        return
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    log.info("%s: inputs changed, recomputing", key)
+
+
 def _say(msg: str) -> None:
     print(f"[siked] {msg}", flush=True)
 
@@ -164,15 +181,29 @@ def _fmt_s(seconds: float) -> str:
 def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
     from siked.teach import teach
 
-    teacher_cfg = cfg.teacher.model_dump(mode="json", exclude={"cache_dir", "concurrency", "chunk_size", "batch_size"})
-    inputs = {"teacher": teacher_cfg, "strategies": cfg.strategies, "questions": _qids_hash(train)}
+    teacher_cfg = cfg.teacher.model_dump(
+        mode="json", exclude={"cache_dir", "concurrency", "chunk_size", "batch_size"}
+    )
+    inputs = {
+        "teacher": teacher_cfg,
+        "strategies": cfg.strategies,
+        "questions": _qids_hash(train),
+        "seed": cfg.seed,
+    }
     kept = paths.teacher / "kept.jsonl"
     if not man.is_done("teacher", sha256_json(inputs)):
         _say(
             f"teacher: {cfg.teacher.engine} on {len(train)} questions x {len(cfg.strategies)} strategies"
         )
         with man.running("teacher", inputs, seed=cfg.seed) as st:
-            stats = teach(train, cfg.teacher, paths.teacher, cfg.strategies, seed=cfg.seed)
+            stats = teach(
+                train,
+                cfg.teacher,
+                paths.teacher,
+                cfg.strategies,
+                seed=cfg.seed,
+                data_dir=cfg.data.dir,
+            )
             st["outputs"] = {"kept": kept, "samples": paths.teacher / "samples.jsonl"}
             st["info"] = {"kept": stats.get("kept"), "yield": stats.get("yield")}
     rows = read_jsonl(kept)
@@ -195,6 +226,7 @@ def stage_mix(
         "student": hash_path(student_path) if student_path else None,
         "iterations": cfg.loop.iterations,
         "strategies": cfg.strategies,
+        "seed": cfg.seed,
     }
     key = f"iter_{it:02d}/mix"
     if man.is_done(key, sha256_json(inputs)) and out.exists():
@@ -248,11 +280,12 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
     merged = d / "model" / "merged"
     if man.is_done(key, sha256_json(inputs)) and merged.exists():
         return merged
+    _clear_if_changed(man, key, inputs, d / "model")
     n_rows = len(read_jsonl(data))
     _say(f"iter {it:02d} train: {n_rows} rows from {base}")
     with man.running(key, inputs, seed=train_cfg.seed) as st:
         result = train(data, base, d / "model", train_cfg)
-        st["outputs"] = {"adapter": result.adapter_dir}
+        st["outputs"] = {"model": result.adapter_dir or result.merged_dir}
         st["info"] = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
     return Path(result.merged_dir) if result.merged_dir else merged
 
@@ -276,10 +309,12 @@ def stage_eval(
         "validation": _qids_hash(validation),
         "datasets": [str(s) for s in cfg.data.eval],
         "strategies": cfg.strategies,
+        "seed": cfg.seed,
     }
     key = f"iter_{it:02d}/eval"
     out = d / "eval.json"
     if not (man.is_done(key, sha256_json(inputs)) and out.exists()):
+        _clear_if_changed(man, key, inputs, d)
         names = ["validation"] if validation else []
         names += [str(s) for s in cfg.data.eval]
         _say(f"iter {it:02d} eval: {', '.join(names)}")
@@ -310,10 +345,12 @@ def stage_sample(
         "model": hash_path(model / "model.safetensors") or str(model),
         "questions": _qids_hash(train),
         "strategies": cfg.strategies,
+        "seed": cfg.seed,
     }
     key = f"iter_{it:02d}/sample"
     if man.is_done(key, sha256_json(inputs)) and out.exists():
         return out
+    _clear_if_changed(man, key, inputs, out, d / "samples.meta.json", d / "sample_stats.json")
     _say(f"iter {it:02d} sample: k={cfg.sample.k} on {len(train)} questions ({cfg.sample.mode})")
     with man.running(key, inputs, seed=cfg.seed) as st:
         stats = sample(

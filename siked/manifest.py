@@ -85,6 +85,11 @@ class Manifest:
         st = self.data["stages"].get(key)
         return bool(st and st.get("status") == "done" and st.get("inputs_hash") == inputs_hash)
 
+    def changed(self, key: str, inputs_hash: str) -> bool:
+        """True when ``key`` was started before with *different* inputs (a config change)."""
+        st = self.data["stages"].get(key)
+        return bool(st and st.get("inputs_hash") != inputs_hash)
+
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
         self.save()

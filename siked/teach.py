@@ -398,7 +398,9 @@ def teach(
     generated = 0
     gen_seconds = 0.0
     engine_stats: dict[str, int] | None = None
-    model = cfg.model or (getattr(engine, "model", None) if engine is not None else None)
+    model: Any = cfg.model or (getattr(engine, "model", None) if engine is not None else None)
+    if model is not None and not isinstance(model, str):
+        model = None
     if model is None and cfg.engine == "gold" and engine is None:
         from siked.engines.gold import GOLD_MODEL
 
@@ -406,7 +408,8 @@ def teach(
     if units:
         own_engine = engine is None
         eng = engine if engine is not None else _open_engine(cfg, out, data_dir)
-        model = getattr(eng, "model", None) or model
+        eng_model = getattr(eng, "model", None)  # a name for servers; a module for hf
+        model = eng_model if isinstance(eng_model, str) and eng_model else model
         try:
             by_question: dict[str, list[Unit]] = defaultdict(list)
             for u in units:
