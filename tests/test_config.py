@@ -50,7 +50,7 @@ def test_overrides_are_parsed_as_yaml() -> None:
     cfg = load_config(None, ["train.lora_r=8", "strategies=[cot, pot]", "mix.alpha=0.5"])
     assert cfg.train.lora_r == 8 and cfg.strategies == ["cot", "pot"] and cfg.mix.alpha == 0.5
     assert parse_override("data.eval=svamp:10") == (["data", "eval"], "svamp:10")
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         load_config(None, ["train.lora_r"])
 
 
@@ -59,7 +59,7 @@ def test_alpha_forms() -> None:
     sched = load_config(None, ["mix.alpha={start: 0.9, end: 0.2}"]).mix.alpha
     assert isinstance(sched, AlphaSchedule)
     assert sched.at(1, 3) == pytest.approx(0.9) and sched.at(3, 3) == pytest.approx(0.2)
-    with pytest.raises(ConfigError, match="mix.alpha"):
+    with pytest.raises(ConfigError, match=r"mix\.alpha"):
         load_config(None, ["mix.alpha=1.5"])
 
 

@@ -111,7 +111,9 @@ def data_of(run: Path) -> dict[str, object]:
     out["iter_01/stats.json"] = read_json(run / "iter_01" / "stats.json")
     for it in (0, 1):
         preds = read_jsonl(run / f"iter_{it:02d}" / "eval" / "predictions.jsonl")
-        out[f"iter_{it:02d}/predictions"] = sorted((p["dataset"], p["qid"], p["output"]) for p in preds)
+        out[f"iter_{it:02d}/predictions"] = sorted(
+            (p["dataset"], p["qid"], p["output"]) for p in preds
+        )
     return out
 
 
