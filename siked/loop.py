@@ -284,7 +284,8 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
     n_rows = len(read_jsonl(data))
     _say(f"iter {it:02d} train: {n_rows} rows from {base}")
     with man.running(key, inputs, seed=train_cfg.seed) as st:
-        result = train(data, base, d / "model", train_cfg)
+        forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
+        result = train(data, base, d / "model", train_cfg, forced=forced)
         st["outputs"] = {"model": result.adapter_dir or result.merged_dir}
         st["info"] = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
     return Path(result.merged_dir) if result.merged_dir else merged

@@ -94,7 +94,7 @@ class TrainResult:
 # --------------------------------------------------------------------------- data
 
 
-def load_examples(path: str | Path) -> list[dict[str, Any]]:
+def load_examples(path: str | Path, forced: str | None = None) -> list[dict[str, Any]]:
     """Read rationale records and turn them into prompt/completion examples.
 
     Each example keeps ``qid`` (or the question) as ``group`` so that a held-out split never
@@ -112,7 +112,9 @@ def load_examples(path: str | Path) -> list[dict[str, Any]]:
         missing = [k for k in ("question", "strategy", "text") if not isinstance(row.get(k), str)]
         if missing:
             raise DataError(f"{path}:{i}: record needs string fields {missing}")
-        ex: dict[str, Any] = chat.training_example(row["question"], row["strategy"], row["text"])
+        ex: dict[str, Any] = chat.training_example(
+            row["question"], row["strategy"], row["text"], forced=forced
+        )
         ex["group"] = str(row.get("qid") or row["question"])
         ex["strategy"] = row["strategy"]
         examples.append(ex)
@@ -557,8 +559,13 @@ def train(
     cfg: TrainConfig | None = None,
     eval_data: str | Path | None = None,
     progress: bool = True,
+    *,
+    forced: str | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on the rationales in ``data``; see the module docstring.
+
+    ``forced`` names the strategy of a single-strategy baseline: the student's instruction
+    then names it (as at evaluation with a forced strategy) instead of asking for a choice.
 
     ``model`` is a hub id, a local directory (e.g. the previous iteration's ``merged/``) or
     ``bundled:smollm2-135m-instruct``. Held-out validation loss is computed on ``eval_data``
@@ -576,6 +583,7 @@ def train(
         raise DataError(f"validation data not found: {eval_path}")
 
     fingerprint = _inputs_fingerprint(data, eval_path, model, cfg)
+    fingerprint["forced"] = forced
     finished = _load_done(out, fingerprint)
     if finished is not None:
         log.info("%s: training already finished, not retraining", out)
@@ -603,9 +611,9 @@ def train(
 
     tokenizer = prepare_tokenizer(base_path)
 
-    examples = load_examples(data)
+    examples = load_examples(data, forced)
     if eval_path is not None:
-        train_ex, eval_ex = examples, load_examples(eval_path)
+        train_ex, eval_ex = examples, load_examples(eval_path, forced)
     else:
         train_ex, eval_ex = split_by_group(examples, cfg.eval_fraction, cfg.seed)
     train_ex, dropped, train_tokens = _drop_too_long(tokenizer, train_ex, cfg.max_length)

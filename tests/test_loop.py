@@ -44,6 +44,7 @@ class FakeStages:
     def train(self, data: Any, model: str, out_dir: Any, cfg: Any, **kw: Any) -> Any:
         out = Path(out_dir)
         self._maybe_crash(f"train:{out.parent.name}")
+        self.forced = kw.get("forced")
         base = Path(model).parent.parent.name if "/" in model else model  # run-dir independent
         digest = hashlib.sha256(Path(data).read_bytes() + base.encode()).hexdigest()
         merged = out / "merged"
@@ -245,6 +246,7 @@ def test_distill_runs_iteration_zero_only(tmp_path: Path, fakes: FakeStages) -> 
     assert len(summary["iterations"]) == 1
     kept = read_jsonl(tmp_path / "t" / "teacher" / "kept.jsonl")
     assert {r["strategy"] for r in kept} == {"pot"}
+    assert fakes.forced == "pot"  # the instruction names the single strategy
 
 
 def test_validation_is_disjoint_from_training(tmp_path: Path) -> None:
