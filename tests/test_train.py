@@ -42,7 +42,11 @@ RATIONALES = [
         "l2m",
         "Q1: How much do 4 pens cost? A1: 4 * 3 = 12.\nThe answer is 12.",
     ),
-    ("Sara reads 10 pages a day. How many pages in 3 days?", "cot", "10 * 3 = 30.\nThe answer is 30."),
+    (
+        "Sara reads 10 pages a day. How many pages in 3 days?",
+        "cot",
+        "10 * 3 = 30.\nThe answer is 30.",
+    ),
     ("What is 7 - 2?", "pot", "answer = 7 - 2"),
     ("Ben has 6 cards and gets 6 more. How many now?", "cot", "6 + 6 = 12.\nThe answer is 12."),
 ]
@@ -250,6 +254,9 @@ def test_train_tiny_writes_outputs_merges_and_is_not_retrained(tmp_path, tiny_mo
             merged(ids).logits, with_adapter(ids).logits, atol=1e-4, rtol=1e-4
         )
     assert merged.generation_config.eos_token_id == 2  # <|im_end|>
+    again_dir = merge_adapter(tiny_model, res.adapter_dir, tmp_path / "m2", dtype="bfloat16")
+    m2 = AutoModelForCausalLM.from_pretrained(str(again_dir))
+    assert m2.dtype == torch.bfloat16 and (again_dir / "chat_template.jinja").is_file()
 
     # a finished run is not retrained; other inputs are refused
     t0 = time.perf_counter()
@@ -329,7 +336,7 @@ def test_kill_and_resume(tmp_path, tiny_model):
     """SIGKILL after the first checkpoint; the rerun continues from it and finishes."""
     data = write_records(tmp_path / "d.jsonl")
     out = tmp_path / "run"
-    steps = 40
+    steps = 12
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-c", _RESUME, str(data), tiny_model, str(out), str(steps)]
     proc = subprocess.Popen(

@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ROWS = [
     ("What is 2 + 3?", "cot", "2 + 3 = 5.\nThe answer is 5."),
     ("Tom has 4 apples and eats 1. How many are left?", "pot", "apples = 4\nanswer = apples - 1"),
-    ("A pen costs 3 dollars. How much do 4 pens cost?", "l2m", "Q1: 4 * 3 = 12.\nThe answer is 12."),
+    (
+        "A pen costs 3 dollars. How much do 4 pens cost?",
+        "l2m",
+        "Q1: 4 * 3 = 12.\nThe answer is 12.",
+    ),
     ("What is 7 - 2?", "pot", "answer = 7 - 2"),
     ("Ben has 6 cards and gets 6 more. How many now?", "cot", "6 + 6 = 12.\nThe answer is 12."),
     ("Sara reads 10 pages a day. How many in 3 days?", "cot", "10 * 3 = 30.\nThe answer is 30."),

@@ -1,0 +1,239 @@
+"""Training throughput and peak memory: siked's trainer vs a plain TRL SFTTrainer.
+
+Both fine-tune the same student with the same LoRA (r=16, alpha=32, all linear projections),
+batch size, learning rate and steps on the same rationales (GSM8K training solutions as CoT
+rationales, from ``$SIKED_DATA_DIR`` or ``../shared/data``; synthetic ones when absent).
+
+Configurations (each in its own subprocess, so peak RSS is clean):
+
+- ``siked``: ``siked.train.train`` with its defaults: frozen base in bf16 with bf16 autocast
+  where the CPU/GPU supports it, loss on the response only, padded batches grouped by length
+  (padding-free batches only with a flash attention kernel, i.e. not on CPU).
+- ``plain``: ``trl.SFTTrainer(model=path, args=SFTConfig(...defaults...), peft_config=...)``:
+  what TRL does when nothing is set: fp32 weights with bf16 autocast (TRL's default
+  ``bf16=True``; on a CPU-only machine it also needs ``use_cpu=True``), padded batches.
+- ``siked-padding-free`` / ``siked-fp32`` / ``siked-gc`` (with ``--ablations``): siked forced
+  to use padding-free batches on sdpa, with bf16 off (fp32 weights and compute), or with
+  gradient checkpointing (the memory lever).
+
+Throughput is real (non-pad) input tokens per second of training steps (model loading, data
+preparation and the merge are excluded); peak memory is the process's peak RSS when training
+ends (before siked merges). Run::
+
+    .venv/bin/python benchmarks/train_bench.py --examples 64 --steps 6 [--ablations] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_data(path: Path, n: int, seed: int = 0) -> int:
+    """Write ``n`` CoT rationale records; returns how many came from GSM8K."""
+    data_dir = Path(os.environ.get("SIKED_DATA_DIR") or ROOT.parent / "shared" / "data")
+    gsm = data_dir / "gsm8k" / "train.jsonl"
+    rows = []
+    if gsm.is_file():
+        with open(gsm, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if i >= n:
+                    break
+                d = json.loads(line)
+                sol, ans = d["answer"].split("####")
+                sol = re.sub(r"<<[^>]*>>", "", sol).strip()
+                rows.append((f"gsm8k-train-{i}", d["question"], sol, ans.strip()))
+    rng = random.Random(seed)
+    while len(rows) < n:  # synthetic fallback
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
+        q = f"Sam has {a} marbles and finds {b} more. How many marbles does Sam have now?"
+        rows.append((f"syn-{len(rows)}", q, f"Sam has {a} + {b} = {a + b} marbles.", str(a + b)))
+    real = sum(1 for r in rows if r[0].startswith("gsm8k"))
+    with open(path, "w", encoding="utf-8") as f:
+        for qid, q, sol, ans in rows:
+            rec = {"qid": qid, "question": q, "strategy": "cot", "gold": ans}
+            rec["text"] = f"{sol}\nThe answer is {ans}."
+            f.write(json.dumps(rec) + "\n")
+    return real
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str) -> dict:
+    """Run one configuration in this process and return its measurements."""
+    from siked.config import TrainConfig
+
+    cfg = TrainConfig(
+        max_steps=steps, per_device_batch_size=batch, logging_steps=1, save_steps=10_000
+    )
+    if name.startswith("siked"):
+        from siked.train import train
+
+        if name == "siked-fp32":
+            cfg = cfg.model_copy(update={"bf16": False})
+        elif name == "siked-gc":
+            cfg = cfg.model_copy(update={"gradient_checkpointing": True})
+        elif name == "siked-padding-free":
+            import functools
+
+            import siked.train as st
+
+            st.build_trainer = functools.partial(st.build_trainer, padding_free=True)  # type: ignore[assignment]
+        res = train(data, model, out, cfg.model_copy(update={"save_merged": False}), progress=False)
+        m = res.metrics
+        return {
+            "config": name,
+            "tokens": m["tokens_seen"],
+            "seconds": m["train_seconds"],
+            "tokens_per_second": m["tokens_per_second"],
+            "peak_rss_mb": m["peak_rss_mb"],
+            "final_loss": m["loss_history"][-1]["loss"],
+            "bf16": m["bf16"],
+            "padding_free": m["padding_free"],
+        }
+
+    # plain TRL: everything at its defaults except what both runs must share
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from siked.models import best_device, resolve_model
+    from siked.train import _to_dataset, load_examples
+
+    timing: dict[str, float] = {}
+
+    class Timer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            timing["t0"], timing["n0"] = time.perf_counter(), state.num_input_tokens_seen
+
+        def on_train_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            timing["t1"], timing["n1"] = time.perf_counter(), state.num_input_tokens_seen
+            timing["rss"] = _peak_rss_mb()
+
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=cfg.learning_rate,
+        seed=cfg.seed,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=best_device() == "cpu",  # required on a CPU-only machine (TRL defaults bf16=True)
+        # measurement only: counts attention_mask (real tokens) of the padded batches
+        include_num_input_tokens_seen="non_padding",
+    )
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=resolve_model(model),
+        args=args,
+        train_dataset=_to_dataset(load_examples(data)),
+        peft_config=lora,
+        callbacks=[Timer()],
+    )
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    secs = timing["t1"] - timing["t0"]
+    tokens = int(timing["n1"] - timing["n0"])
+    return {
+        "config": name,
+        "tokens": tokens,
+        "seconds": round(secs, 3),
+        "tokens_per_second": tokens / secs,
+        "peak_rss_mb": round(timing["rss"], 1),
+        "final_loss": losses[-1],
+        "bf16": bool(trainer.args.bf16),
+        "padding_free": False,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--examples", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--model", default="bundled:smollm2-135m-instruct")
+    ap.add_argument("--ablations", action="store_true", help="also siked-padding-free, -fp32, -gc")
+    ap.add_argument("--configs", default=None, help="comma-separated subset to run")
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    if a.worker:
+        res = worker(a.worker, Path(a.data), Path(a.out), a.steps, a.batch, a.model)
+        print("RESULT " + json.dumps(res), flush=True)
+        return 0
+
+    from siked.models import resolve_model
+
+    resolve_model(a.model)  # convert the bundled student once, before timing anything
+    configs = ["siked", "plain"]
+    if a.ablations:
+        configs += ["siked-padding-free", "siked-fp32", "siked-gc"]
+    if a.configs:
+        configs = [c.strip() for c in a.configs.split(",") if c.strip()]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="siked-train-bench-") as tmp:
+        data = Path(tmp) / "data.jsonl"
+        real = make_data(data, a.examples)
+        print(f"{a.examples} rationales ({real} from GSM8K), {a.steps} steps x batch {a.batch}")
+        for name in configs:
+            cmd = [sys.executable, __file__, "--worker", name, "--data", str(data)]
+            cmd += ["--out", str(Path(tmp) / name), "--steps", str(a.steps)]
+            cmd += ["--batch", str(a.batch), "--model", a.model]
+            load = os.getloadavg()[0]
+            p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+            if p.returncode != 0 or not lines:
+                print(p.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"{name} failed")
+            r = json.loads(lines[-1][7:])
+            r["load_before"] = round(load, 2)
+            results.append(r)
+            print(
+                f"{name:13s} {r['tokens_per_second']:8.1f} tok/s  {r['tokens']:6d} tokens "
+                f"{r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB  "
+                f"loss {r['final_loss']:.3f}  (load {load:.2f})",
+                flush=True,
+            )
+    base = next((r for r in results if r["config"] == "plain"), results[0])
+    print(
+        f"\n| configuration | bf16 | padding-free | tokens/s | vs {base['config']} | peak RSS (MB) |"
+    )
+    print("|---|---|---|---:|---:|---:|")
+    for r in results:
+        ratio = r["tokens_per_second"] / base["tokens_per_second"]
+        print(
+            f"| {r['config']} | {r['bf16']} | {r['padding_free']} | "
+            f"{r['tokens_per_second']:.0f} | {ratio:.2f}x | {r['peak_rss_mb']:.0f} |"
+        )
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
