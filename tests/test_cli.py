@@ -37,3 +37,15 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "commands" in capsys.readouterr().out
     assert build_parser().prog == "siked"
+
+
+def test_output_closed_early_is_not_an_error() -> None:
+    """`siked data show ... | head -1` must not end in a BrokenPipeError traceback."""
+    proc = subprocess.run(  # ~4 MB of output, far more than a pipe buffer
+        f"{sys.executable} -m siked data show gsm8k --split train | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr

@@ -17,6 +17,7 @@ import pytest
 
 from siked import loop
 from siked.config import SikedConfig, load_config
+from siked.errors import SikedError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
 
 pytest.importorskip("siked.teach")
@@ -131,7 +132,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeStages:
     monkeypatch.setattr(siked.evaluate, "evaluate", f.evaluate)
     monkeypatch.setattr(siked.sample, "sample", f.sample)
     monkeypatch.setattr(loop, "_write_report", lambda paths: None)
-    return f
+    return f  # monkeypatch restores the real stages, also those a test replaced by hand
 
 
 def tiny_config(tmp_path: Path, name: str = "t", **over: Any) -> SikedConfig:
@@ -271,3 +272,52 @@ def test_summary_table_lists_every_iteration() -> None:
     table = loop.format_summary(summary)
     assert "1*" in table and "33.3" in table and "0.020" in table
     assert json.dumps(summary)  # serialisable
+
+
+def test_empty_mix_is_an_error_and_not_marked_done(tmp_path: Path, fakes: FakeStages) -> None:
+    import siked.sample
+
+    def no_correct(problems: list[Any], model: str, cfg: Any, out_path: Any, **kw: Any) -> dict:
+        Path(out_path).write_text("")
+        return {"samples": 0}
+
+    siked.sample.sample = no_correct  # type: ignore[assignment]  # undone by the fixture
+    cfg = tiny_config(tmp_path, **{"mix.variant": "self"})
+    with pytest.raises(SikedError, match="mix is empty"):
+        loop.run(cfg)
+    man = read_json(tmp_path / "t" / "manifest.json")
+    assert man["stages"]["iter_01/mix"]["status"] == "running"
+    assert not (tmp_path / "t" / "iter_01" / "train.jsonl").exists()
+
+
+def test_full_finetuning_result_without_adapter(tmp_path: Path, fakes: FakeStages) -> None:
+    real_train = fakes.train
+
+    def full(*a: Any, **kw: Any) -> Any:
+        r = real_train(*a, **kw)
+        r.adapter_dir = None  # method: full has no adapter
+        return r
+
+    import siked.train
+
+    siked.train.train = full  # type: ignore[assignment]
+    summary = loop.run(tiny_config(tmp_path, **{"train.method": "full", "loop.iterations": 0}))
+    assert summary["best_iteration"] == 0
+
+
+def test_teacher_gets_the_configured_data_dir(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import siked.teach
+
+    seen: dict[str, Any] = {}
+    real = siked.teach.teach
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        seen.update(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(siked.teach, "teach", spy)
+    data_dir = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    loop.run(tiny_config(tmp_path, **{"data.dir": data_dir, "loop.iterations": 0}))
+    assert seen["data_dir"] == data_dir
