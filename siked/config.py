@@ -123,6 +123,9 @@ class EngineConfig(_Section):
     n_mode: Literal["auto", "n", "separate"] = "auto"
     cache_dir: str | None = None  # openai/vllm request cache (teacher default: teacher/cache)
     batch_size: int = Field(default=8, gt=0)  # hf: sequences (prompt x sample) per forward pass
+    # hf: finished rows leave the batch and queued rows join (false: transformers' generate on
+    # static padded batches)
+    continuous_batching: bool = True
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str | None = None  # hf: "cpu", "cuda", "cuda:1"; None = best available
     # vllm: server process options
@@ -166,7 +169,10 @@ class TrainConfig(_Section):
     per_device_batch_size: int = Field(default=8, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     max_length: int = Field(default=1024, gt=0)
-    padding_free: bool = True  # pack examples without cross-example attention
+    padding_free: bool = True  # flatten each batch into one sequence, attention per example
+    # pack examples best-fit-decreasing into rows of max_length tokens; per_device_batch_size
+    # then counts packed rows (the authors' setting; fewer optimizer steps per epoch)
+    packing: bool = False
     gradient_checkpointing: bool = False
     weight_decay: float = Field(default=0.0, ge=0)
     seed: int = 42

@@ -15,7 +15,14 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from siked.config import EngineConfig
 from siked.engines import make_engine
 from siked.engines.base import EngineError
-from siked.engines.hf import HFEngine, RowSampler
+from siked.engines.hf import (
+    HFEngine,
+    RowSampler,
+    SlotKV,
+    nucleus_mask,
+    nucleus_mask_by_sort,
+    sample_rows,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,8 +84,9 @@ def tiny() -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     return model, tokenizer
 
 
-def engine(tiny: Any, batch_size: int = 4) -> HFEngine:
-    e = make_engine(EngineConfig(engine="hf", batch_size=batch_size), model_and_tokenizer=tiny)
+def engine(tiny: Any, batch_size: int = 4, continuous: bool = True) -> HFEngine:
+    cfg = EngineConfig(engine="hf", batch_size=batch_size, continuous_batching=continuous)
+    e = make_engine(cfg, model_and_tokenizer=tiny)
     assert isinstance(e, HFEngine)
     return e
 
@@ -96,9 +104,10 @@ def test_encode(tiny: Any) -> None:
     assert tok.decode(e.encode("hi")).endswith("hi")
 
 
-def test_batches_keep_prompt_order_and_padding_is_harmless(tiny: Any) -> None:
-    alone = [engine(tiny, 1).generate([p], max_tokens=12)[0][0] for p in PROMPTS]
-    batched = engine(tiny, 3).generate(PROMPTS, max_tokens=12)
+@pytest.mark.parametrize("continuous", [True, False])
+def test_batches_keep_prompt_order_and_padding_is_harmless(tiny: Any, continuous: bool) -> None:
+    alone = [engine(tiny, 1, continuous).generate([p], max_tokens=12)[0][0] for p in PROMPTS]
+    batched = engine(tiny, 3, continuous).generate(PROMPTS, max_tokens=12)
     assert [r[0].text for r in batched] == [c.text for c in alone]
     assert [r[0].prompt_tokens for r in batched] == [len(tiny[1](p)["input_ids"]) for p in PROMPTS]
     assert all(r[0].completion_tokens == 12 and r[0].finish_reason == "length" for r in batched)
@@ -109,16 +118,20 @@ def test_greedy_n_repeats_one_generation(tiny: Any) -> None:
     e = engine(tiny)
     rows = e.generate(PROMPTS[:2], n=3, max_tokens=8)
     assert all(len(set(r)) == 1 and len(r) == 3 for r in texts(rows))
-    assert e.stats.requests == 1  # 2 rows, one forward batch
+    assert e.stats.requests == 2  # one prefill per prompt, not per sample
+    static = engine(tiny, continuous=False)
+    assert texts(static.generate(PROMPTS[:2], n=3, max_tokens=8)) == texts(rows)
+    assert static.stats.requests == 1  # 2 rows, one generate batch
 
 
-def test_sampling_is_reproducible_whatever_the_batch(tiny: Any) -> None:
+@pytest.mark.parametrize("continuous", [True, False])
+def test_sampling_is_reproducible_whatever_the_batch(tiny: Any, continuous: bool) -> None:
     seeds = [11, 12, 13, 14]
     kw: dict[str, Any] = {"n": 3, "temperature": 1.0, "top_p": 0.9, "max_tokens": 10}
-    together = texts(engine(tiny, 5).generate(PROMPTS, seed=seeds, **kw))
-    # one prompt at a time, in reverse order, another batch size
+    together = texts(engine(tiny, 5, continuous).generate(PROMPTS, seed=seeds, **kw))
+    # one prompt at a time, in reverse order, another batch size, the other loop
     alone = [
-        texts(engine(tiny, 2).generate([p], seed=[s], **kw))[0]
+        texts(engine(tiny, 2, not continuous).generate([p], seed=[s], **kw))[0]
         for p, s in reversed(list(zip(PROMPTS, seeds, strict=True)))
     ][::-1]
     assert together == alone
@@ -132,8 +145,9 @@ def test_sampling_is_reproducible_whatever_the_batch(tiny: Any) -> None:
     assert a == b[::-1]
 
 
-def test_stop_strings(tiny: Any) -> None:
-    e = engine(tiny)
+@pytest.mark.parametrize("continuous", [True, False])
+def test_stop_strings(tiny: Any, continuous: bool) -> None:
+    e = engine(tiny, continuous=continuous)
     full = e.generate(PROMPTS, max_tokens=24)
     for p, row in zip(PROMPTS, full, strict=True):
         text = row[0].text
@@ -145,21 +159,141 @@ def test_stop_strings(tiny: Any) -> None:
         assert cut.completion_tokens is not None and cut.completion_tokens < 24
 
 
-def test_eos_ends_a_row(tiny: Any) -> None:
+@pytest.mark.parametrize("continuous", [True, False])
+def test_eos_ends_a_row(tiny: Any, continuous: bool) -> None:
     model, tok = tiny
-    e = engine(tiny)
+    e = engine(tiny, continuous=continuous)
     first = e.generate(["hello"], max_tokens=10)[0][0]
     ids = tok(first.text, add_special_tokens=False)["input_ids"]
     eos_candidate = ids[3]  # pretend the 4th generated token is the end of the turn
     old = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [2, eos_candidate]
     try:
-        c = engine(tiny).generate(["hello"], max_tokens=10)[0][0]
+        c = engine(tiny, continuous=continuous).generate(["hello"], max_tokens=10)[0][0]
     finally:
         model.generation_config.eos_token_id = old
     assert c.finish_reason == "stop"
     assert c.completion_tokens is not None and c.completion_tokens <= 3
     assert first.text.startswith(c.text)
+
+
+MANY = [
+    f"{w} {i}" * (1 + i % 4) for i, w in enumerate(["hello", "Q", "how many", "The answer"] * 4)
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7])
+def test_continuous_equals_generate_greedy(tiny: Any, batch_size: int) -> None:
+    """More prompts than slots (rows leave and join), varied lengths, EOS and stop strings:
+    the continuous loop gives transformers' generate's greedy outputs."""
+    model, tok = tiny
+    kw: dict[str, Any] = {"max_tokens": 9, "stop": ["how many", "never"]}
+    first = engine(tiny, 1, continuous=False).generate(MANY[1:2], max_tokens=9)[0][0]
+    eos_candidate = tok(first.text, add_special_tokens=False)["input_ids"][3]
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [2, eos_candidate]
+    try:
+        ref = engine(tiny, 1, continuous=False).generate(MANY, **kw)
+        got = engine(tiny, batch_size).generate(MANY, **kw)
+    finally:
+        model.generation_config.eos_token_id = old
+    assert [[c.to_dict() for c in r] for r in got] == [[c.to_dict() for c in r] for r in ref]
+    reasons = Counter(r[0].finish_reason for r in got)
+    assert reasons["stop"] and reasons["length"]  # both ways of ending were exercised
+    assert any(r[0].text and not any(s in r[0].text for s in kw["stop"]) for r in got)
+
+
+def test_continuous_sampling_equals_generate(tiny: Any) -> None:
+    kw: dict[str, Any] = {"n": 4, "temperature": 0.8, "top_p": 0.95, "max_tokens": 7, "seed": 3}
+    ref = engine(tiny, 5, continuous=False).generate(MANY, **kw)
+    got = engine(tiny, 6).generate(MANY, **kw)
+    assert texts(got) == texts(ref)
+    assert [[c.completion_tokens for c in r] for r in got] == [
+        [c.completion_tokens for c in r] for r in ref
+    ]
+
+
+def test_shared_prefix_is_prefilled_once(tiny: Any) -> None:
+    e = engine(tiny, 4)
+    prefix = "how many apples are there in May? " * 2
+    prompts = [prefix + p for p in PROMPTS]
+    got = e.generate(prompts, max_tokens=6)
+    assert e.stats.requests == len(prompts) + 1  # the prefix, then each prompt's own tokens
+    ref = engine(tiny, 1, continuous=False).generate(prompts, max_tokens=6)
+    assert texts(got) == texts(ref)
+
+
+def test_models_the_loop_cannot_run_use_generate(tiny: Any) -> None:
+    model, _ = tiny
+    model.config.sliding_window = 4  # transformers honours it: the output changes
+    try:
+        e = engine(tiny)
+        got = e.generate(PROMPTS, max_tokens=5)
+        assert e.stats.requests == 1  # one generate batch, no prefills
+        assert texts(got) == texts(engine(tiny, continuous=False).generate(PROMPTS, max_tokens=5))
+    finally:
+        model.config.sliding_window = None
+    assert texts(got) != texts(engine(tiny).generate(PROMPTS, max_tokens=5))
+
+
+def _kv(value: float, tokens: int, layers: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    t = torch.full((1, 1, tokens, 2), value)
+    return [(t, -t)] * layers
+
+
+def test_slot_kv_rows_join_leave_and_shift() -> None:
+    kv = SlotKV(rows=3, capacity=4)
+    assert kv.add(_kv(1.0, 3), count=2) == 0 and (kv.n, kv.length) == (2, 3)
+    assert kv.decode_mask().shape == (2, 1, 1, 4)  # a decode step writes column 3
+    kv.advance(1)
+    kv.keys[0][:2, :, 3] = 9.0
+    assert kv.add(_kv(2.0, 6), count=1) == 2  # longer prompt: the others move right
+    assert kv.length == 6 and kv.capacity >= 6 and kv.start[:3] == [2, 2, 0]
+    assert kv.valid[0, :6].tolist() == [False, False, True, True, True, True]
+    assert kv.keys[0][0, 0, 2:6, 0].tolist() == [1.0, 1.0, 1.0, 9.0]
+    assert kv.keys[1][0, 0, 2:6, 0].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert kv.values[0][2, 0, :6, 0].tolist() == [-2.0] * 6
+    kv.remove(0)  # the last row moves into slot 0
+    assert kv.n == 2 and kv.start[:2] == [0, 2]
+    assert kv.keys[0][0, 0, :6, 0].tolist() == [2.0] * 6
+    kv.remove(0)
+    assert kv.n == 1 and kv.start[0] == 2
+    kv.trim(slack=1)  # two unused leading columns
+    assert kv.length == 4 and kv.start[0] == 0
+    assert kv.keys[0][0, 0, :4, 0].tolist() == [1.0, 1.0, 1.0, 9.0]
+    assert kv.valid[0, :4].all() and not kv.valid[0, 4:6].any()
+    mask = kv.decode_mask()
+    assert mask.shape == (1, 1, 1, 5) and bool(mask.all())
+    kv.remove(0)
+    assert (kv.n, kv.length) == (0, 0)
+    with pytest.raises(RuntimeError, match="exceed"):
+        kv.add(_kv(1.0, 2), count=4)
+
+
+def test_nucleus_mask_equals_the_full_sort() -> None:
+    torch.manual_seed(0)
+    # bf16 logits: many exact ties, as a bf16 model gives; flat rows need the fallback
+    peaked = (torch.randn(64, 3000) * 4).to(torch.bfloat16).double()
+    flat = (torch.randn(8, 3000) * 0.01).to(torch.bfloat16).double()
+    ties = torch.zeros(4, 3000, dtype=torch.float64)
+    ties[:, 5:15] = 3.0  # ten equal top tokens
+    for scores in (peaked, flat, ties, torch.cat([peaked, flat])):
+        probs = torch.softmax(scores, dim=-1)
+        for top_p in (0.05, 0.5, 0.9, 0.95, 0.999):
+            assert torch.equal(nucleus_mask(probs, top_p), nucleus_mask_by_sort(probs, top_p))
+
+
+def test_sample_rows_is_per_row() -> None:
+    scores = torch.randn(6, 50)
+    gens = [torch.Generator().manual_seed(i) for i in range(6)]
+    together = sample_rows(scores, gens, 0.7, 0.9)
+    alone = [
+        int(sample_rows(scores[r : r + 1], [torch.Generator().manual_seed(r)], 0.7, 0.9))
+        for r in range(6)
+    ]
+    assert together.tolist() == alone
+    with pytest.raises(ValueError):
+        sample_rows(scores, gens, 0.0, 1.0)
 
 
 def ids(rows: int) -> torch.LongTensor:

@@ -1,0 +1,204 @@
+"""Student generation throughput: the hf engine's loops side by side, with equality checks.
+
+Workload (the student's own sampling and evaluation): GSM8K test questions in the student's
+free-choice chat prompt (``siked.chat.student_prompt``), the free-mode stop strings, and
+
+- ``sample``: k samples per question at temperature 0.7, top_p 0.95 (SIKeD's self-generation);
+- ``greedy``: one greedy answer per question (evaluation).
+
+Each configuration ``LOOP:BATCH`` runs the same prompts in this process, one after the other,
+on one loaded model: ``static`` is transformers' ``generate`` on left-padded batches (the
+engine before continuous batching, ``continuous_batching: false``), ``continuous`` the default
+loop. Effective tokens/s = generated tokens up to EOS or a stop string (what the caller
+receives) / wall seconds of the ``generate`` call, prefill included; the first configuration
+runs a short warm-up first. Equality: every configuration's texts are compared with the first
+one's (greedy: must be equal up to float noise; sampling: same seeds, so equal up to float noise
+at token boundaries), and ``--check-greedy N`` compares continuous greedy outputs with
+transformers' ``generate`` at batch 1 (no padding at all) on N questions.
+
+    .venv/bin/python benchmarks/generate_bench.py --model runs/quickstart/iter_02/model/merged \\
+        --questions 32 --k 4 --configs static:16,continuous:16,continuous:32 --check-greedy 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+
+def _prompts(tokenizer: Any, n: int, offset: int) -> tuple[list[str], list[str]]:
+    from siked.chat import student_prompt
+    from siked.data import load_problems
+    from siked.sample import stop_strings
+
+    problems = load_problems("gsm8k", "test")[offset : offset + n]
+    prompts = [student_prompt(tokenizer, p.question) for p in problems]
+    return prompts, stop_strings(["cot", "l2m", "pot"], None)
+
+
+def _engine(model_and_tok: Any, loop: str, batch: int) -> Any:
+    from siked.config import EngineConfig
+    from siked.engines.hf import HFEngine
+
+    cfg = EngineConfig(engine="hf", batch_size=batch, continuous_batching=loop == "continuous")
+    return HFEngine(cfg, model_and_tokenizer=model_and_tok)
+
+
+def run(
+    model_and_tok: Any,
+    configs: list[tuple[str, int]],
+    prompts: list[str],
+    stops: list[str],
+    *,
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    repeats: int,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    ref: list[list[str]] | None = None
+    kw = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
+    _engine(model_and_tok, "continuous", 4).generate(prompts[:2], max_tokens=8)  # warm-up
+    for loop, batch in configs:
+        times, out = [], None
+        for _ in range(repeats):
+            e = _engine(model_and_tok, loop, batch)
+            t0 = time.perf_counter()
+            out = e.generate(prompts, stop=stops, seed=1234, **kw)
+            times.append(time.perf_counter() - t0)
+        assert out is not None
+        texts = [[c.text for c in r] for r in out]
+        tokens = sum(c.completion_tokens or 0 for r in out for c in r)
+        secs = statistics.median(times)
+        same = None
+        if ref is None:
+            ref = texts
+        else:
+            same = sum(
+                a == b
+                for ra, rb in zip(ref, texts, strict=True)
+                for a, b in zip(ra, rb, strict=False)
+            )
+        rows.append(
+            {
+                "loop": loop,
+                "batch": batch,
+                "completions": sum(len(r) for r in out),
+                "tokens": tokens,
+                "seconds": round(secs, 2),
+                "seconds_all": [round(t, 2) for t in times],
+                "tok_s": round(tokens / secs, 1),
+                "same_as_first": same,
+                "finish": _count(c.finish_reason for r in out for c in r),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]["tok_s"]
+    for r in rows:
+        r["speedup"] = round(r["tok_s"] / base, 2)
+    return rows
+
+
+def check_greedy(
+    model_and_tok: Any, prompts: list[str], stops: list[str], max_tokens: int, batch: int
+) -> dict[str, Any]:
+    """Continuous greedy outputs vs transformers ``generate`` at batch 1, token for token."""
+    ref = _engine(model_and_tok, "static", 1).generate(prompts, max_tokens=max_tokens, stop=stops)
+    got = _engine(model_and_tok, "continuous", batch).generate(
+        prompts, max_tokens=max_tokens, stop=stops
+    )
+    diffs = []
+    for i, (a, b) in enumerate(zip(ref, got, strict=True)):
+        if a[0].text != b[0].text:
+            k = next(
+                (j for j, (x, y) in enumerate(zip(a[0].text, b[0].text, strict=False)) if x != y),
+                None,
+            )
+            k = k if k is not None else min(len(a[0].text), len(b[0].text))
+            diffs.append({"question": i, "first_diff_char": k, "ref": a[0].text, "got": b[0].text})
+    return {"questions": len(prompts), "equal": len(prompts) - len(diffs), "diffs": diffs}
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        out[str(x)] = out.get(str(x), 0) + 1
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="bundled:smollm2-135m-instruct")
+    ap.add_argument("--dtype", default="auto", help="auto | bfloat16 | float32")
+    ap.add_argument("--questions", type=int, default=32)
+    ap.add_argument("--offset", type=int, default=0, help="first GSM8K test question")
+    ap.add_argument("--k", type=int, default=4, help="samples per question (sample mode)")
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--modes", default="sample,greedy")
+    ap.add_argument("--configs", default="static:16,continuous:16,continuous:32")
+    ap.add_argument("--greedy-questions", type=int, default=None, help="default: --questions")
+    ap.add_argument("--check-greedy", type=int, default=0, help="questions for the check")
+    ap.add_argument("--check-dtypes", default=None, help="dtypes for the check (default --dtype)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import torch
+
+    from siked.models import load_model, load_tokenizer
+
+    configs = []
+    for c in a.configs.split(","):
+        loop, batch = c.split(":")
+        if loop not in ("static", "continuous"):
+            raise SystemExit(f"unknown loop {loop!r}: static or continuous")
+        configs.append((loop, int(batch)))
+    tok = load_tokenizer(a.model)
+    model = load_model(a.model, dtype=a.dtype, device="cpu")
+    mt = (model, tok)
+    result: dict[str, Any] = {
+        "model": a.model,
+        "dtype": str(next(model.parameters()).dtype),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "settings": vars(a),
+    }
+    prompts, stops = _prompts(tok, a.questions, a.offset)
+    common = {"max_tokens": a.max_tokens, "repeats": a.repeats}
+    if "sample" in a.modes:
+        print(f"== sample: {len(prompts)} questions x k={a.k}", flush=True)
+        result["sample"] = run(
+            mt, configs, prompts, stops, n=a.k, temperature=0.7, top_p=0.95, **common
+        )
+    if "greedy" in a.modes:
+        gp, _ = _prompts(tok, a.greedy_questions or a.questions, a.offset)
+        print(f"== greedy: {len(gp)} questions", flush=True)
+        result["greedy"] = run(mt, configs, gp, stops, n=1, temperature=0.0, top_p=1.0, **common)
+    if a.check_greedy:
+        checks = {}
+        cp, _ = _prompts(tok, a.check_greedy, a.offset)
+        for dtype in (a.check_dtypes or a.dtype).split(","):
+            m = model if dtype == a.dtype else load_model(a.model, dtype=dtype, device="cpu")
+            print(f"== greedy check ({dtype}): {len(cp)} questions", flush=True)
+            batch = max(b for loop, b in configs if loop == "continuous")
+            checks[dtype] = check_greedy((m, tok), cp, stops, a.max_tokens, batch)
+            print(f"   equal {checks[dtype]['equal']}/{len(cp)}", flush=True)
+        result["check_greedy"] = checks
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
