@@ -1,26 +1,33 @@
 """Training throughput and peak memory: siked's trainer vs a plain TRL SFTTrainer.
 
 Both fine-tune the same student with the same LoRA (r=16, alpha=32, all linear projections),
-batch size, learning rate and steps on the same rationales (GSM8K training solutions as CoT
-rationales, from ``$SIKED_DATA_DIR`` or ``../shared/data``; synthetic ones when absent).
+learning rate and data (GSM8K training solutions as CoT rationales, from ``$SIKED_DATA_DIR`` or
+``../shared/data``; synthetic ones when absent) for one epoch: ``--steps`` optimizer steps of
+``--batch`` examples (``--steps x --batch`` = ``--examples``), packed runs as many steps as their
+rows need.
 
 Configurations (each in its own subprocess, so peak RSS is clean):
 
 - ``siked``: ``siked.train.train`` with its defaults: frozen base in bf16 with bf16 autocast
-  where the CPU/GPU supports it, loss on the response only, padded batches grouped by length
-  (padding-free batches only with a flash attention kernel, i.e. not on CPU).
+  where the CPU/GPU supports it, loss on the response only, padding-free batches (one flattened
+  sequence per batch) with per-example attention (``siked.attention.varlen_sdpa`` on CPU).
 - ``plain``: ``trl.SFTTrainer(model=path, args=SFTConfig(...defaults...), peft_config=...)``:
   what TRL does when nothing is set: fp32 weights with bf16 autocast (TRL's default
   ``bf16=True``; on a CPU-only machine it also needs ``use_cpu=True``), padded batches.
-- ``siked-padding-free`` / ``siked-fp32`` / ``siked-gc`` (with ``--ablations``): siked forced
-  to use padding-free batches on sdpa, with bf16 off (fp32 weights and compute), or with
-  gradient checkpointing (the memory lever).
+- ``siked-padded``: siked with ``padding_free: false``: padded batches grouped by length (the
+  default before per-example attention);
+- ``siked-packed``: siked with ``packing: true``: examples packed into rows of ``--pack-length``
+  tokens, ``--pack-rows`` rows per step (the authors' way; fewer, larger steps);
+- ``siked-long-instruction``: siked with the student's first, longer system instruction (90
+  tokens instead of 59): what every example pays for it;
+- with ``--ablations`` also ``siked-fp32`` (bf16 off) and ``siked-gc`` (gradient checkpointing).
 
 Throughput is real (non-pad) input tokens per second of training steps (model loading, data
-preparation and the merge are excluded); peak memory is the process's peak RSS when training
-ends (before siked merges). Run::
+preparation and the merge are excluded); ``seconds`` is the epoch's training time, which is what
+a shorter prompt saves; peak memory is the process's peak RSS when training ends (before siked
+merges). Run::
 
-    .venv/bin/python benchmarks/train_bench.py --examples 64 --steps 6 [--ablations] [--json out.json]
+    .venv/bin/python benchmarks/train_bench.py --examples 64 --steps 8 --batch 8 [--ablations] [--json out.json]
 """
 
 from __future__ import annotations
@@ -68,6 +75,18 @@ def make_data(path: Path, n: int, seed: int = 0) -> int:
     return real
 
 
+#: The student's free instruction before it was shortened (90 SmolLM2 tokens; now 59).
+LONG_INSTRUCTION = (
+    "Solve the math word problem. First choose a strategy: chain of thought [cot] "
+    "(reason step by step), least-to-most [l2m] (split the problem into sub-questions and "
+    "answer them in turn), or a Python program [pot] (store the result in a variable "
+    "`answer`). Start your response with the tag of the chosen strategy, for example "
+    '"[cot]: ", then solve the problem with it.'
+)
+#: siked-packed: (row length in tokens, rows per step); set by --pack-length / --pack-rows.
+PACK = [1024, 2]
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -86,12 +105,15 @@ def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str)
             cfg = cfg.model_copy(update={"bf16": False})
         elif name == "siked-gc":
             cfg = cfg.model_copy(update={"gradient_checkpointing": True})
-        elif name == "siked-padding-free":
-            import functools
+        elif name == "siked-padded":
+            cfg = cfg.model_copy(update={"padding_free": False})
+        elif name == "siked-packed":
+            update = {"packing": True, "max_length": PACK[0], "per_device_batch_size": PACK[1]}
+            cfg = cfg.model_copy(update={**update, "max_steps": -1, "epochs": 1.0})
+        elif name == "siked-long-instruction":
+            from siked import chat
 
-            import siked.train as st
-
-            st.build_trainer = functools.partial(st.build_trainer, padding_free=True)  # type: ignore[assignment]
+            chat.STUDENT_INSTRUCTION = LONG_INSTRUCTION
         res = train(data, model, out, cfg.model_copy(update={"save_merged": False}), progress=False)
         m = res.metrics
         return {
@@ -103,6 +125,7 @@ def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str)
             "final_loss": m["loss_history"][-1]["loss"],
             "bf16": m["bf16"],
             "padding_free": m["padding_free"],
+            "steps": m["global_steps"],
         }
 
     # plain TRL: everything at its defaults except what both runs must share
@@ -164,16 +187,19 @@ def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str)
         "final_loss": losses[-1],
         "bf16": bool(trainer.args.bf16),
         "padding_free": False,
+        "steps": trainer.state.global_step,
     }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--examples", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--model", default="bundled:smollm2-135m-instruct")
-    ap.add_argument("--ablations", action="store_true", help="also siked-padding-free, -fp32, -gc")
+    ap.add_argument("--ablations", action="store_true", help="also siked-fp32 and siked-gc")
+    ap.add_argument("--pack-length", type=int, default=1024, help="siked-packed: row tokens")
+    ap.add_argument("--pack-rows", type=int, default=2, help="siked-packed: rows per step")
     ap.add_argument("--configs", default=None, help="comma-separated subset to run")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -182,6 +208,7 @@ def main() -> int:
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    PACK[:] = [a.pack_length, a.pack_rows]
     if a.worker:
         res = worker(a.worker, Path(a.data), Path(a.out), a.steps, a.batch, a.model)
         print("RESULT " + json.dumps(res), flush=True)
@@ -190,9 +217,9 @@ def main() -> int:
     from siked.models import resolve_model
 
     resolve_model(a.model)  # convert the bundled student once, before timing anything
-    configs = ["siked", "plain"]
+    configs = ["plain", "siked", "siked-padded", "siked-packed", "siked-long-instruction"]
     if a.ablations:
-        configs += ["siked-padding-free", "siked-fp32", "siked-gc"]
+        configs += ["siked-fp32", "siked-gc"]
     if a.configs:
         configs = [c.strip() for c in a.configs.split(",") if c.strip()]
     results = []
@@ -204,6 +231,7 @@ def main() -> int:
             cmd = [sys.executable, __file__, "--worker", name, "--data", str(data)]
             cmd += ["--out", str(Path(tmp) / name), "--steps", str(a.steps)]
             cmd += ["--batch", str(a.batch), "--model", a.model]
+            cmd += ["--pack-length", str(a.pack_length), "--pack-rows", str(a.pack_rows)]
             load = os.getloadavg()[0]
             p = subprocess.run(cmd, capture_output=True, text=True, check=False)
             lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -214,21 +242,23 @@ def main() -> int:
             r["load_before"] = round(load, 2)
             results.append(r)
             print(
-                f"{name:13s} {r['tokens_per_second']:8.1f} tok/s  {r['tokens']:6d} tokens "
+                f"{name:22s} {r['tokens_per_second']:8.1f} tok/s  {r['tokens']:6d} tokens "
                 f"{r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB  "
                 f"loss {r['final_loss']:.3f}  (load {load:.2f})",
                 flush=True,
             )
     base = next((r for r in results if r["config"] == "plain"), results[0])
     print(
-        f"\n| configuration | bf16 | padding-free | tokens/s | vs {base['config']} | peak RSS (MB) |"
+        f"\n| configuration | bf16 | padding-free | steps | tokens | seconds | tokens/s "
+        f"| vs {base['config']} | peak RSS (MB) |"
     )
-    print("|---|---|---|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         ratio = r["tokens_per_second"] / base["tokens_per_second"]
         print(
-            f"| {r['config']} | {r['bf16']} | {r['padding_free']} | "
-            f"{r['tokens_per_second']:.0f} | {ratio:.2f}x | {r['peak_rss_mb']:.0f} |"
+            f"| {r['config']} | {r['bf16']} | {r['padding_free']} | {r['steps']} | "
+            f"{r['tokens']} | {r['seconds']:.0f} | {r['tokens_per_second']:.0f} | {ratio:.2f}x | "
+            f"{r['peak_rss_mb']:.0f} |"
         )
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2) + "\n")

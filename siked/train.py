@@ -20,15 +20,15 @@ A run killed at any point resumes from its last checkpoint when ``train`` is cal
 the same inputs. SIKeD iterations continue from the previous model by passing the previous
 iteration's ``merged/`` directory as ``model`` (merge, then train a fresh LoRA).
 
-Batching. Padding-free batches (each batch flattened into one sequence with restarting
-``position_ids``) are used when ``padding_free`` is on *and* the model runs a varlen flash
-attention kernel (``flash_attention_2`` on CUDA, picked automatically when ``flash-attn`` is
-installed). With sdpa/eager attention a packed batch is still correct - transformers builds a
-block-diagonal causal mask from the ``position_ids``, so examples never attend to each other
-(``tests/test_train.py`` checks this against separate forward passes) - but the kernel then
-computes attention over the whole flattened batch, (sum of lengths)^2 instead of
-batch x length^2, which measured slower on CPU than padding. There, batches are padded and
-grouped by length (``group_by_length``), which keeps padding small. See ``docs/training.md``.
+Batching. With ``padding_free`` (the default) each batch is flattened into one sequence with
+restarting ``position_ids``: no padding, and examples never attend to each other. Attention runs
+per example: ``flash_attention_2``'s varlen kernel on CUDA when ``flash-attn`` is installed, else
+:func:`siked.attention.varlen_sdpa` (sdpa on each example alone, CPU included;
+``tests/test_train.py`` checks both against separate forward passes). With ``packing`` the
+examples are first packed best-fit-decreasing (TRL's ``bfd``) into rows of ``max_length``
+tokens, and ``per_device_batch_size`` counts packed rows: the authors' setting, which puts
+several examples into each row and so changes the optimizer steps per epoch. ``padding_free:
+false`` pads the batches and groups them by length. See ``docs/training.md``.
 
 Distributed training runs unchanged under ``accelerate launch`` (DDP, FSDP, DeepSpeed; see
 ``configs/accelerate/``); only the main process writes the outputs.
@@ -301,6 +301,53 @@ class _StepTimer:
         self.tokens0 = self.tokens1 = 0
 
 
+class _StepBar:
+    """Training steps as one progress bar (rate, ETA, last loss), on the main process only.
+
+    Replaces the Trainer's own progress/printer callbacks, which print every metrics dict to
+    the terminal: here they go to the ``siked.train`` logger (a run's ``siked.log``).
+    """
+
+    def __init__(self, show: bool) -> None:
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class _CB(TrainerCallback):
+            def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if show and state.is_world_process_zero:
+                    from tqdm.auto import tqdm
+
+                    outer.bar = tqdm(
+                        total=state.max_steps,
+                        initial=state.global_step,
+                        desc="train",
+                        unit="step",
+                        dynamic_ncols=True,
+                    )
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if outer.bar is not None:
+                    outer.bar.update(state.global_step - outer.bar.n)
+
+            def on_log(
+                self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any
+            ) -> None:
+                if not state.is_world_process_zero or not logs:
+                    return
+                log.info("step %d: %s", state.global_step, json.dumps(logs, default=str))
+                if outer.bar is not None and "loss" in logs:
+                    outer.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+
+            def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if outer.bar is not None:
+                    outer.bar.close()
+                    outer.bar = None
+
+        self.bar: Any = None
+        self.callback = _CB()
+
+
 # --------------------------------------------------------------------------- merge
 
 
@@ -362,6 +409,13 @@ def flash_attention() -> str | None:
     return "flash_attention_2" if is_flash_attn_2_available() else None
 
 
+def varlen_attention() -> str:
+    """The per-example sdpa attention for padding-free batches, registered with transformers."""
+    from siked.attention import register
+
+    return register()
+
+
 def _sft_config(
     cfg: TrainConfig,
     ckpt_dir: Path,
@@ -371,6 +425,7 @@ def _sft_config(
     dtype: str,
     padding_free: bool,
     attn_implementation: str | None,
+    packing: bool = False,
 ) -> Any:
     import torch
     from trl import SFTConfig
@@ -406,17 +461,19 @@ def _sft_config(
             save_total_limit=2,
             eval_strategy="epoch" if has_eval else "no",
             report_to=cfg.report_to,
-            disable_tqdm=not progress,
+            disable_tqdm=True,  # siked's own bar (_StepBar); metrics go to the log
             include_num_input_tokens_seen="non_padding",
             # data: prompt/completion, loss on the completion only
             completion_only_loss=True,
             assistant_only_loss=False,
             # padding-free: TRL does not truncate (too long examples were dropped before); else
-            # padded batches of similar lengths
-            padding_free=padding_free,
-            packing=False,
-            max_length=None if padding_free else cfg.max_length,
-            train_sampling_strategy="random" if padding_free else "group_by_length",
+            # padded batches of similar lengths. Packing: rows of max_length tokens (bfd never
+            # truncates here: no example is longer than max_length)
+            padding_free=padding_free or packing,
+            packing=packing,
+            packing_strategy="bfd",
+            max_length=cfg.max_length if packing else None if padding_free else cfg.max_length,
+            train_sampling_strategy="random" if padding_free or packing else "group_by_length",
             model_init_kwargs=model_init,
             dataset_kwargs={},
             ddp_find_unused_parameters=False,
@@ -439,8 +496,9 @@ def build_trainer(
 ) -> Any:
     """The configured ``trl.SFTTrainer`` (LoRA via ``peft_config`` or full) for these examples.
 
-    ``padding_free`` None follows ``cfg.padding_free`` where a flash attention kernel is
-    available (see the module docstring); True/False forces it (tests, benchmarks).
+    ``padding_free`` None follows ``cfg.padding_free`` (see the module docstring); True/False
+    forces it (tests, benchmarks). Padding-free batches attend per example: flash attention's
+    varlen kernel where available, else :func:`siked.attention.varlen_sdpa`.
     """
     import torch
     from peft import LoraConfig
@@ -451,7 +509,9 @@ def build_trainer(
         raise TrainError("bf16=true but this CPU has no bf16 support; set bf16=false")
     attn = flash_attention()
     if padding_free is None:
-        padding_free = cfg.padding_free and attn is not None
+        padding_free = cfg.padding_free
+    if (padding_free or cfg.packing) and attn is None:
+        attn = varlen_attention()
     args = _sft_config(
         cfg,
         Path(checkpoint_dir),
@@ -461,6 +521,7 @@ def build_trainer(
         _load_dtype(cfg, bf16),
         padding_free,
         attn,
+        packing=cfg.packing,
     )
     peft_config = None
     if cfg.method == "lora":
@@ -472,15 +533,20 @@ def build_trainer(
             bias="none",
             task_type="CAUSAL_LM",
         )
-    return SFTTrainer(
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer = SFTTrainer(
         model=base_path,
         args=args,
         train_dataset=_to_dataset(train_examples),
         eval_dataset=_to_dataset(eval_examples) if eval_examples else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=callbacks or [],
+        callbacks=[*(callbacks or []), _StepBar(progress).callback],
     )
+    trainer.remove_callback(PrinterCallback)  # prints every metrics dict
+    trainer.remove_callback(ProgressCallback)
+    return trainer
 
 
 def prepare_tokenizer(base_path: str) -> PreTrainedTokenizerBase:

@@ -6,6 +6,7 @@ template (seconds); the ``integration`` ones train the real default student.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -215,6 +216,61 @@ def test_padding_free_batches_do_not_attend_across_examples(tmp_path, tiny_model
     assert not torch.allclose(flat_no_pos[a:b], alone, atol=1e-4)
 
 
+def test_varlen_attention_equals_separate_passes(tmp_path, tiny_model):
+    """siked's per-example sdpa on a flattened batch: logits and gradients of each example equal
+    its own forward pass; without position_ids a single sequence is plain causal attention."""
+    from transformers import AutoModelForCausalLM
+
+    from siked import attention
+
+    tok = prepare_tokenizer(tiny_model)
+    examples = load_examples(write_records(tmp_path / "d.jsonl"))[:4]
+    trainer = build_trainer(tiny_model, tok, examples, [], tiny_cfg(), tmp_path / "ck", False)
+    assert trainer.model.config._attn_implementation == attention.NAME
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    assert set(batch) >= {"position_ids", "cu_seq_lens_q"} and "attention_mask" not in batch
+    varlen = AutoModelForCausalLM.from_pretrained(
+        tiny_model, dtype=torch.float32, attn_implementation=attention.register()
+    )
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    packed = varlen(**inputs, use_cache=False).logits[0]
+    packed[:, :7].sum().backward()
+    starts = batch["cu_seq_lens_q"].tolist()
+    for a, b in itertools.pairwise(starts):
+        with torch.no_grad():
+            alone = plain(input_ids=batch["input_ids"][:, a:b], use_cache=False).logits[0]
+        torch.testing.assert_close(packed[a:b].detach(), alone, atol=1e-4, rtol=1e-4)
+    grads = [p.grad for p in varlen.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    # a batch of several padded rows falls back to transformers' sdpa with the padding mask
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    with torch.no_grad():
+        got = varlen(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        ref = plain(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    torch.testing.assert_close(got[0], ref[0])
+    torch.testing.assert_close(got[1, :2], ref[1, :2])
+
+
+def test_packing_puts_several_examples_in_a_row(tmp_path, tiny_model):
+    tok = prepare_tokenizer(tiny_model)
+    examples = load_examples(write_records(tmp_path / "d.jsonl"))
+    cfg = tiny_cfg(packing=True, max_length=512, per_device_batch_size=1)
+    trainer = build_trainer(tiny_model, tok, examples, [], cfg, tmp_path / "ck", False)
+    rows = trainer.train_dataset
+    assert len(rows) < len(examples)  # fewer rows than examples: they were packed
+    assert sum(len(r["seq_lengths"]) for r in rows) == len(examples)
+    assert all(len(r["input_ids"]) <= 512 for r in rows)
+    batch = trainer.data_collator([rows[0]])
+    cut = batch["cu_seq_lens_q"].tolist()
+    assert len(cut) - 1 == len(rows[0]["seq_lengths"]) > 1
+    # the prompt of every packed example is masked, its completion is not
+    labels = batch["labels"][0]
+    for a, b in itertools.pairwise(cut):
+        assert labels[a] == -100 and (labels[a:b] != -100).any()
+
+
 # --------------------------------------------------------------------------- end to end (tiny)
 
 
@@ -232,8 +288,8 @@ def test_train_tiny_writes_outputs_merges_and_is_not_retrained(tmp_path, tiny_mo
     assert log["eval_examples"] == 2 and isinstance(log["eval_loss"], float)
     assert log["tokens_seen"] > 0 and log["tokens_per_second"] > 0 and log["peak_rss_mb"] > 0
     assert log["loss_history"] and log["weights_sha256_by_rank"][0]
-    # CPU / sdpa: padded, length-grouped batches (padding-free needs a flash attention kernel)
-    assert log["padding_free"] is False and log["attn_implementation"] == "sdpa"
+    # CPU: padding-free batches with siked's per-example sdpa
+    assert log["padding_free"] is True and log["attn_implementation"] == "siked_varlen"
     assert "lora_r: 16" in (out / "train_config.yaml").read_text()
     merged_files = {p.name for p in (out / "merged").iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= (
@@ -269,7 +325,7 @@ def test_train_tiny_writes_outputs_merges_and_is_not_retrained(tmp_path, tiny_mo
 
 def test_train_drops_too_long_examples(tmp_path, tiny_model):
     data = write_records(tmp_path / "d.jsonl")
-    res = train(data, tiny_model, tmp_path / "run", tiny_cfg(max_length=140), progress=False)
+    res = train(data, tiny_model, tmp_path / "run", tiny_cfg(max_length=110), progress=False)
     assert res.metrics["dropped_too_long"] > 0
     with pytest.raises(DataError, match="longer than max_length"):
         train(data, tiny_model, tmp_path / "run2", tiny_cfg(max_length=20), progress=False)
