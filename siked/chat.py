@@ -19,26 +19,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: Free-choice instruction (the SIKeD student format).
+#: Free-choice instruction (the SIKeD student format). Every training, sampling and evaluation
+#: prompt carries it, so it is kept short (59 SmolLM2 tokens; the first version's 90 cost ~13%
+#: of a typical training example, see benchmarks/README.md).
 STUDENT_INSTRUCTION = (
-    "Solve the math word problem. First choose a strategy: chain of thought [cot] "
-    "(reason step by step), least-to-most [l2m] (split the problem into sub-questions and "
-    "answer them in turn), or a Python program [pot] (store the result in a variable "
-    "`answer`). Start your response with the tag of the chosen strategy, for example "
-    '"[cot]: ", then solve the problem with it.'
+    "Solve the math word problem with one strategy: [cot] chain of thought, [l2m] "
+    "least-to-most sub-questions, or [pot] a Python program that stores the result in "
+    '`answer`. Begin with the tag, e.g. "[cot]: ".'
 )
 
 #: Instruction that fixes the strategy (single-strategy baselines and forced sampling).
-FORCED_INSTRUCTION = (
-    "Solve the math word problem using {description}. "
-    'Start your response with "[{tag}]: ", then solve the problem with this strategy.'
-)
+FORCED_INSTRUCTION = 'Solve the math word problem with {description}. Begin with "[{tag}]: ".'
 
 #: How a forced instruction names each strategy; unknown tags fall back to the tag itself.
 STRATEGY_DESCRIPTIONS: dict[str, str] = {
-    "cot": "chain of thought [cot] (reason step by step)",
-    "l2m": "least-to-most [l2m] (split the problem into sub-questions and answer them in turn)",
-    "pot": "a Python program [pot] (store the result in a variable `answer`)",
+    "cot": "[cot] chain of thought",
+    "l2m": "[l2m] least-to-most sub-questions",
+    "pot": "[pot] a Python program that stores the result in `answer`",
 }
 
 #: A response starts with ``[tag]:``; the tag is lower-case letters, digits or ``_``.
@@ -57,7 +54,7 @@ def instruction(forced: str | None = None) -> str:
     if forced is None:
         return STUDENT_INSTRUCTION
     tag = _check_tag(forced)
-    desc = STRATEGY_DESCRIPTIONS.get(tag, f"the {tag} strategy [{tag}]")
+    desc = STRATEGY_DESCRIPTIONS.get(tag, f"[{tag}] the {tag} strategy")
     return FORCED_INSTRUCTION.format(description=desc, tag=tag)
 
 

@@ -294,7 +294,7 @@ def register(strategy: Strategy, replace: bool = False) -> Strategy:
         program=strategy.program,
     )
     if strategy.name not in _BUILTIN:  # the student's forced instruction names it
-        chat.STRATEGY_DESCRIPTIONS[strategy.name] = f"{strategy.description} [{strategy.name}]"
+        chat.STRATEGY_DESCRIPTIONS[strategy.name] = f"[{strategy.name}] {strategy.description}"
     _REGISTRY[strategy.name] = strategy
     return strategy
 

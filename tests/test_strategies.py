@@ -270,7 +270,7 @@ def test_fourth_strategy(equation: Strategy, sandbox: verify.SandboxLike) -> Non
     assert parse_tagged(format_tagged("equation", wrong)) == ("equation", wrong)
     from siked import chat
 
-    assert "let sympy solve it [equation]" in chat.instruction(forced="equation")
+    assert "[equation] write one equation" in chat.instruction(forced="equation")
 
 
 def test_fourth_strategy_is_gone_after_unregister(equation: Strategy) -> None:
