@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from siked.config import SikedConfig, to_yaml
+from siked.console import run_console, say
 from siked.errors import SikedError
 from siked.io import (
     atomic_write_json,
@@ -36,8 +37,13 @@ from siked.io import (
     write_jsonl,
 )
 from siked.manifest import Manifest, hash_path
+from siked.mix import format_kl
 
 log = logging.getLogger("siked.loop")
+
+
+#: The run's log file (everything the terminal does not show), in the run directory.
+LOG_FILE = "siked.log"
 
 
 class RunConfigMismatch(SikedError):
@@ -169,7 +175,7 @@ def _clear_if_changed(man: Manifest, key: str, inputs: dict[str, Any], *stale: P
 
 
 def _say(msg: str) -> None:
-    print(f"[siked] {msg}", flush=True)
+    say(msg)
 
 
 def _fmt_s(seconds: float) -> str:
@@ -192,9 +198,7 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
     }
     kept = paths.teacher / "kept.jsonl"
     if not man.is_done("teacher", sha256_json(inputs)):
-        _say(
-            f"teacher: {cfg.teacher.engine} on {len(train)} questions x {len(cfg.strategies)} strategies"
-        )
+        t0 = time.perf_counter()
         with man.running("teacher", inputs, seed=cfg.seed) as st:
             stats = teach(
                 train,
@@ -206,6 +210,11 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
             )
             st["outputs"] = {"kept": kept, "samples": paths.teacher / "samples.jsonl"}
             st["info"] = {"kept": stats.get("kept"), "yield": stats.get("yield")}
+        _say(
+            f"teacher: {cfg.teacher.engine}, {len(train)} questions x {len(cfg.strategies)} "
+            f"strategies: kept {stats.get('kept')} (yield {_fmt_dist(stats.get('yield') or {})}) "
+            f"in {_fmt_s(time.perf_counter() - t0)}"
+        )
     rows = read_jsonl(kept)
     if not rows:
         raise SikedError(f"the teacher kept no rationale ({kept}): nothing to train on")
@@ -255,7 +264,7 @@ def stage_mix(
     _say(
         f"iter {it:02d} mix: {len(result.rows)} rows"
         + (f", alpha={alpha:.2f}" if alpha is not None else "")
-        + (f", KL={kl:.3f}" if kl is not None else "")
+        + (f", KL={format_kl(kl, s.get('kl_support'))}" if kl is not None else "")
         + f", p_train={_fmt_dist(s.get('p_train') or {})}"
     )
     return out
@@ -281,13 +290,20 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
     if man.is_done(key, sha256_json(inputs)) and merged.exists():
         return merged
     _clear_if_changed(man, key, inputs, d / "model")
-    n_rows = len(read_jsonl(data))
-    _say(f"iter {it:02d} train: {n_rows} rows from {base}")
+    t0 = time.perf_counter()
     with man.running(key, inputs, seed=train_cfg.seed) as st:
         forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
         result = train(data, base, d / "model", train_cfg, forced=forced)
         st["outputs"] = {"model": result.adapter_dir or result.merged_dir}
         st["info"] = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
+    m = result.metrics
+    loss = m.get("train_loss")
+    _say(
+        f"iter {it:02d} train: {m.get('train_examples')} examples, {m.get('global_steps')} steps"
+        + (f", loss {loss:.3f}" if isinstance(loss, float) else "")
+        + f", {float(m.get('tokens_per_second') or 0):.0f} tok/s, "
+        f"{_fmt_s(time.perf_counter() - t0)} (from {'base' if base == cfg.student.model else base})"
+    )
     return Path(result.merged_dir) if result.merged_dir else merged
 
 
@@ -316,9 +332,7 @@ def stage_eval(
     out = d / "eval.json"
     if not (man.is_done(key, sha256_json(inputs)) and out.exists()):
         _clear_if_changed(man, key, inputs, d)
-        names = ["validation"] if validation else []
-        names += [str(s) for s in cfg.data.eval]
-        _say(f"iter {it:02d} eval: {', '.join(names)}")
+        t0 = time.perf_counter()
         with man.running(key, inputs, seed=cfg.seed) as st:
             evaluate(
                 str(model),
@@ -330,6 +344,12 @@ def stage_eval(
                 data_dir=cfg.data.dir,
             )
             st["outputs"] = {"eval": out}
+        accs = [
+            f"{name} {100 * r['accuracy']:.1f}% ({r.get('correct')}/{r.get('n')})"
+            for name, r in (read_json(out).get("datasets") or {}).items()
+            if r.get("accuracy") is not None
+        ]
+        _say(f"iter {it:02d} eval: {', '.join(accs)} in {_fmt_s(time.perf_counter() - t0)}")
     result: dict[str, Any] = read_json(out)
     return result
 
@@ -352,7 +372,7 @@ def stage_sample(
     if man.is_done(key, sha256_json(inputs)) and out.exists():
         return out
     _clear_if_changed(man, key, inputs, out, d / "samples.meta.json", d / "sample_stats.json")
-    _say(f"iter {it:02d} sample: k={cfg.sample.k} on {len(train)} questions ({cfg.sample.mode})")
+    t0 = time.perf_counter()
     with man.running(key, inputs, seed=cfg.seed) as st:
         stats = sample(
             train,
@@ -367,6 +387,18 @@ def stage_sample(
             atomic_write_json(d / "sample_stats.json", stats)
         st["outputs"] = {"samples": out}
         st["info"] = {k: v for k, v in stats.items() if isinstance(v, int | float)}
+    correct = {s: v.get("correct", 0) for s, v in (stats.get("per_strategy") or {}).items()}
+    _say(
+        f"iter {it:02d} sample: {stats.get('samples')} samples (k={cfg.sample.k}, "
+        f"{cfg.sample.mode}) of {len(train)} questions, {stats.get('correct')} correct"
+        + (
+            f" ({' '.join(f'{s} {n}' for s, n in correct.items() if n)})"
+            if any(correct.values())
+            else ""
+        )
+        + f", {float(stats.get('tokens_per_second') or 0):.0f} tok/s, "
+        f"{_fmt_s(time.perf_counter() - t0)}"
+    )
     return out
 
 
@@ -391,6 +423,7 @@ def summary_row(paths: RunPaths, it: int, man: Manifest) -> dict[str, Any]:
         "iteration": it,
         "alpha": stats.get("alpha"),
         "kl": stats.get("kl"),
+        "kl_support": stats.get("kl_support"),
         "p_train": stats.get("p_train"),
         "rows": stats.get("rows"),
         "validation_accuracy": (dsets.get("validation") or {}).get("accuracy"),
@@ -420,7 +453,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             [
                 f"{r['iteration']}{best}",
                 "-" if r["alpha"] is None else f"{r['alpha']:.2f}",
-                "-" if r["kl"] is None else f"{r['kl']:.3f}",
+                format_kl(r["kl"], r.get("kl_support")),
                 _fmt_dist(r["p_train"] or {}) or "-",
                 pct(r["validation_accuracy"]),
                 *[pct(r["eval"].get(k)) for k in datasets],
@@ -467,10 +500,20 @@ def should_stop(rows: list[dict[str, Any]], patience: int) -> bool:
     return rows[-1]["iteration"] - b >= patience
 
 
-def run(cfg: SikedConfig, *, force: bool = False) -> dict[str, Any]:
-    """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``)."""
+def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict[str, Any]:
+    """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``).
+
+    The terminal gets one line per stage and siked's progress bars; everything else (library
+    logs and warnings, the trainer's per-step metrics) goes to ``siked.log`` in the run
+    directory (:mod:`siked.console`); ``verbose`` also shows it on the terminal.
+    """
     t0 = time.monotonic()
     paths = prepare_run_dir(cfg, force)
+    with run_console(paths.root / LOG_FILE, verbose=verbose):
+        return _run(cfg, paths, t0)
+
+
+def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
     man = Manifest(paths.manifest, cfg.name, sha256_json(cfg.model_dump(mode="json")))
     _say(f"run {cfg.name} in {paths.root} ({cfg.method}, strategies {','.join(cfg.strategies)})")
 

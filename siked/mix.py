@@ -271,6 +271,30 @@ def smooth(
     return {k: v / total for k, v in raw.items()}
 
 
+#: Fewer correct student samples than this and P_student -- so KL(P_train || P_student) -- is
+#: mostly the smoothing epsilon, not data: :func:`format_kl` shows "—" instead of a number.
+KL_MIN_SUPPORT = 10
+
+
+def format_kl(kl: float | None, support: int | None) -> str:
+    """KL for people: the value with the student samples it rests on, or "—" below
+    :data:`KL_MIN_SUPPORT` (``support`` None: stats written before it was recorded).
+
+    >>> format_kl(0.2934, 57)
+    '0.293 (57 samples)'
+    >>> format_kl(13.676, 1)
+    '— (1 sample)'
+    >>> format_kl(None, None)
+    '-'
+    """
+    if kl is None:
+        return "-"
+    if support is None:
+        return f"{kl:.3f}"
+    n = f"{support} sample{'s' if support != 1 else ''}"
+    return f"{kl:.3f} ({n})" if support >= KL_MIN_SUPPORT else f"— ({n})"
+
+
 def kl_divergence(p: Mapping[str, float], q: Mapping[str, float], eps: float = 1e-6) -> float:
     """KL(P || Q) in nats over the union of keys, with additive smoothing.
 
@@ -486,6 +510,7 @@ def mix(
         "alpha": alpha,
         "alpha_target": "auto" if target is None else target,
         "kl": kl,
+        "kl_support": len(d_self) if student_in else None,  # samples P_student rests on
         "kl_epsilon": cfg.kl_epsilon,
         "p_llm": p_llm,
         "p_student": p_student,

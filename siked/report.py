@@ -41,6 +41,7 @@ import yaml
 
 from siked.errors import SikedError
 from siked.io import atomic_write_text, iter_jsonl, read_json
+from siked.mix import KL_MIN_SUPPORT, format_kl
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -555,6 +556,7 @@ def summary_table(run: RunData) -> list[dict[str, Any]]:
                 "rows": stats.get("rows", srow.get("rows")),
                 "alpha": stats.get("alpha", srow.get("alpha")),
                 "kl": stats.get("kl", srow.get("kl")),
+                "kl_support": stats.get("kl_support", srow.get("kl_support")),
                 "p_train": stats.get("p_train") or srow.get("p_train"),
                 "validation_accuracy": val,
                 "eval": evals,
@@ -748,7 +750,7 @@ def plot_mixing(run: RunData, path: Path) -> Path | None:
         target_txt = f" (target {target:.2f})" if isinstance(target, int | float) else ""
         ax.set_title(
             f"iter {it.iteration}: α = {fmt_num(st.get('alpha'), 2)}{target_txt}, "
-            f"KL = {fmt_num(st.get('kl'), 3)}",
+            f"KL = {format_kl(st.get('kl'), st.get('kl_support'))}",
             fontsize=10 if not target_txt else 9,
         )
         ax.grid(axis="y", alpha=0.3)
@@ -954,7 +956,7 @@ def _summary_markdown(run: RunData) -> str:
             f"**{n}** (best)" if n == best else str(n),
             fmt_num(r["rows"]),
             fmt_num(r["alpha"], 2),
-            fmt_num(r["kl"], 3),
+            format_kl(r["kl"], r.get("kl_support")),
             format_mix(r["p_train"], run.strategies),
             fmt_pct(r["validation_accuracy"]),
             *[fmt_pct(r["eval"].get(d)) for d in datasets],
@@ -966,7 +968,8 @@ def _summary_markdown(run: RunData) -> str:
         out.append(cells)
     note = (
         "Accuracies in %, mixes in % of rows; α = share of teacher rows, "
-        "KL = KL(P_train ‖ P_student)."
+        "KL = KL(P_train ‖ P_student) with the correct student samples P_student rests on "
+        f"(— below {KL_MIN_SUPPORT}: then it reflects the smoothing, not the student)."
     )
     return _md_table(header, out) + "\n\n" + note
 

@@ -67,6 +67,7 @@ CONTRACT_KEYS = {
     "alpha",
     "alpha_target",
     "kl",
+    "kl_support",
     "kl_epsilon",
     "p_llm",
     "p_student",
@@ -338,6 +339,7 @@ def test_stats_contract_and_json() -> None:
     res = mix(teacher(["q1"]), [row("q1", "cot", "student")], MixConfig(), 2, 3, S)
     assert set(res.stats) == CONTRACT_KEYS
     assert set(res.stats["counts"]) == {"teacher", "student"}
+    assert res.stats["kl_support"] == 1  # one correct student sample behind P_student
     json.dumps(res.stats)  # serialisable
 
 

@@ -11,6 +11,10 @@ evaluate -> self-generate, until loop.iterations are done or validation accuracy
 improving for loop.patience iterations. Everything lands in OUTPUT_DIR/NAME (config.yaml,
 manifest.json, teacher/, iter_NN/, summary.json, report/).
 
+The terminal shows one line per stage with its result and one progress bar at a time; the
+libraries' logs, warnings and the trainer's per-step metrics go to OUTPUT_DIR/NAME/siked.log
+(--verbose shows them too).
+
 Rerunning the same command resumes a stopped or killed run; finished stages are not
 recomputed. A changed config for an existing run is refused with the keys that differ,
 unless --force is given. Every config key is documented in docs/configuration.md;
@@ -40,6 +44,12 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="validate and print the resolved config, run nothing"
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show library logs, warnings and progress bars (always in NAME/siked.log)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from siked.loop import run as run_loop
 
-    run_loop(cfg, force=args.force)
+    run_loop(cfg, force=args.force, verbose=args.verbose)
     return 0

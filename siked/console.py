@@ -1,0 +1,130 @@
+"""What a run prints, and where everything else goes.
+
+The terminal of ``siked run`` is for a person: one ``[siked]`` line per stage with its result
+(:func:`say`) and one progress bar at a time (siked's own: sampling, evaluation, training steps).
+Everything else -- siked's and the libraries' log records, Python warnings (transformers'
+FutureWarnings), the trainer's per-step metrics -- goes to the run's log file
+(``runs/NAME/siked.log``), and the libraries' own progress bars ("Loading weights",
+"Tokenizing train dataset", GGUF conversion) are switched off. On the terminal stay siked's own
+warnings and any error. ``--verbose`` shows it all on the terminal too (the log file gets it
+either way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("siked")
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _NotForConsole(logging.Filter):
+    """Drops records already printed by :func:`say`; unless verbose, also the libraries'
+    warnings and Python ``warnings`` (siked's own warnings and every error still show)."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "siked_said", False):
+            return False
+        if self.verbose or record.levelno >= logging.ERROR:
+            return True
+        return record.name == "siked" or record.name.startswith("siked.")
+
+
+def say(msg: str) -> None:
+    """A line for the person at the terminal (stdout), also written to the log file."""
+    print(f"[siked] {msg}", flush=True)
+    log.info(msg, extra={"siked_said": True})
+
+
+@contextlib.contextmanager
+def run_console(log_file: str | Path | None, verbose: bool = False) -> Iterator[None]:
+    """Route logs and warnings to ``log_file`` (appended), keep the terminal for :func:`say`
+    lines, warnings-level records and siked's progress bars; ``verbose`` shows everything.
+
+    The previous logging, warnings and progress-bar settings are restored on exit.
+    """
+    root = logging.getLogger()
+    old_level = root.level
+    handlers: list[logging.Handler] = []
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.addFilter(_NotForConsole(verbose))
+    handlers.append(console)
+    if log_file is not None:
+        path = Path(log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = logging.FileHandler(path, encoding="utf-8")
+        file.setLevel(logging.INFO)
+        file.setFormatter(logging.Formatter(_FORMAT))
+        handlers.append(file)
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(logging.INFO)
+    restore_libs = _libraries_to_root(quiet=not verbose)
+    logging.captureWarnings(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each distinct warning once, to the log
+        try:
+            yield
+        finally:
+            logging.captureWarnings(False)
+            restore_libs()
+            for h in handlers:
+                root.removeHandler(h)
+                h.close()
+            root.setLevel(old_level)
+
+
+def _libraries_to_root(quiet: bool) -> Any:
+    """Send transformers' / datasets' records to the root logger (so to the log file) and,
+    when ``quiet``, switch their progress bars off. Returns a function that undoes it."""
+    undo: list[Any] = []
+    try:
+        from transformers.utils import logging as tf_logging
+
+        tf_logging.disable_default_handler()
+        tf_logging.enable_propagation()
+        undo += [tf_logging.enable_default_handler, tf_logging.disable_propagation]
+        if quiet and tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            undo.append(tf_logging.enable_progress_bar)
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    try:
+        import datasets
+
+        if quiet and datasets.is_progress_bar_enabled():
+            datasets.disable_progress_bars()
+            undo.append(datasets.enable_progress_bars)
+    except (ImportError, AttributeError):  # pragma: no cover - datasets is a dependency
+        pass
+    try:
+        from huggingface_hub.utils import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+
+        if quiet and not are_progress_bars_disabled():
+            disable_progress_bars()
+            undo.append(enable_progress_bars)
+    except ImportError:  # pragma: no cover
+        pass
+
+    def restore() -> None:
+        for fn in reversed(undo):
+            fn()
+
+    return restore
