@@ -35,6 +35,7 @@ from siked.io import (
     sha256_json,
     write_jsonl,
 )
+from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 
 log = logging.getLogger("siked.loop")
@@ -468,7 +469,18 @@ def should_stop(rows: list[dict[str, Any]], patience: int) -> bool:
 
 
 def run(cfg: SikedConfig, *, force: bool = False) -> dict[str, Any]:
-    """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``)."""
+    """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``).
+
+    Holds the run directory's lock (:mod:`siked.lock`) throughout; the stages inside find
+    their sub-directories covered by it. Refused at once when another process writes the run
+    directory, a directory above it, or a stage directory inside it (``report/`` excepted).
+    """
+    with output_lock(cfg.run_dir, "run"):
+        busy_below(cfg.run_dir, depth=2, skip=("report",))
+        return _run(cfg, force=force)
+
+
+def _run(cfg: SikedConfig, *, force: bool) -> dict[str, Any]:
     t0 = time.monotonic()
     paths = prepare_run_dir(cfg, force)
     man = Manifest(paths.manifest, cfg.name, sha256_json(cfg.model_dump(mode="json")))
