@@ -4,6 +4,9 @@
 class SikedError(Exception):
     """Base class for errors caused by user input or environment (bad config, missing file)."""
 
+    #: the CLI's exit status for this error
+    exit_code: int = 2
+
 
 class DataError(SikedError):
     """A data file is missing, has the wrong checksum, or cannot be parsed."""

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from siked.config import DatasetSpec, EvalConfig
 from siked.errors import DataError, SikedError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
+from siked.lock import locks_outputs
 from siked.sample import (
     NO_STRATEGY,
     Outcome,
@@ -293,6 +294,7 @@ def format_table(result: dict[str, Any]) -> str:
 # the stage
 
 
+@locks_outputs("eval", lambda args: [args["out_dir"]])
 def evaluate(
     model: str,
     datasets: Sequence[DatasetArg],
@@ -311,7 +313,8 @@ def evaluate(
     ``out_dir/predictions.jsonl`` and return the ``eval.json`` content.
 
     ``datasets`` holds :class:`DatasetSpec` (or their strings, ``"gsm8k:test:200"``) and
-    ``(name, problems)`` pairs. ``engine`` reuses an engine (not closed here).
+    ``(name, problems)`` pairs. ``engine`` reuses an engine (not closed here). Holds
+    ``out_dir``'s lock (:mod:`siked.lock`) while it runs.
     """
     from siked.sample import check_strategies
 

@@ -5,10 +5,16 @@ at any moment (SIGKILL included) leaves at most one torn last line. :func:`read_
 such a torn line (and only a torn *last* line), so a resumed stage sees exactly the records
 that were completely written. Whole files (stats, manifests, configs) are written atomically
 through a temporary file and ``os.replace``.
+
+A write that fails (disk full, file-size limit, quota) raises :class:`OutputWriteError` naming
+the file; :class:`JsonlAppender` first cuts the partial line off again, and an atomic write
+leaves the old file as it was, so the same command resumes cleanly once there is space.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -17,12 +23,40 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from siked.errors import SikedError
+
+#: errno values that mean "no room to write": disk full, file too large (RLIMIT_FSIZE), quota
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class OutputWriteError(SikedError):
+    """Writing an output file failed (disk full, file-size limit, quota, I/O error)."""
+
+    def __init__(self, path: str | os.PathLike[str], error: OSError) -> None:
+        self.path = Path(path)
+        self.errno = error.errno
+        reason = error.strerror or str(error)
+        hint = (
+            "; free some space (or raise the limit) and rerun the same command: it resumes "
+            "where it stopped"
+            if error.errno in NO_SPACE_ERRNOS
+            else ""
+        )
+        super().__init__(f"cannot write {self.path}: {reason}{hint}")
+
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically (readers see the old or the new file, never half)."""
+    """Write ``text`` to ``path`` atomically (readers see the old or the new file, never half).
+
+    Raises :class:`OutputWriteError` naming ``path`` if it cannot be written (the old file, if
+    any, is left as it was).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputWriteError(path, e) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -30,8 +64,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; run files are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputWriteError(path, e) from e
         raise
 
 
@@ -87,27 +123,53 @@ def repair_jsonl(path: str | os.PathLike[str]) -> int:
 
 
 class JsonlAppender:
-    """Append records to a JSON-lines file, flushing (and optionally fsyncing) each one."""
+    """Append records to a JSON-lines file, one unbuffered write per line (optionally fsynced).
+
+    A line that cannot be written completely (disk full, file-size limit) is cut off again and
+    :class:`OutputWriteError` is raised, so the file keeps only whole lines. The appender
+    assumes it is the file's only writer (stages hold their directory's lock,
+    :mod:`siked.lock`).
+    """
 
     def __init__(self, path: str | os.PathLike[str], fsync: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_jsonl(self.path)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            repair_jsonl(self.path)
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
+        except OSError as e:
+            raise OutputWriteError(self.path, e) from e
+        self._size = os.fstat(self._fd).st_size
         self._fsync = fsync
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-        self._f.flush()
-        if self._fsync:
-            os.fsync(self._f.fileno())
+        line = (json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):  # shrinking a file needs no space
+                os.ftruncate(self._fd, self._size)
+            raise OutputWriteError(self.path, e) from e
+        self._size += len(line)
 
     def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows:
             self.write(r)
 
     def close(self) -> None:
-        self._f.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            self.close()
 
     def __enter__(self) -> JsonlAppender:
         return self

@@ -36,6 +36,7 @@ from siked.io import (
     sha256_json,
     write_jsonl,
 )
+from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
 
@@ -503,14 +504,20 @@ def should_stop(rows: list[dict[str, Any]], patience: int) -> bool:
 def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``).
 
+    Holds the run directory's lock (:mod:`siked.lock`) throughout; the stages inside find
+    their sub-directories covered by it. Refused at once when another process writes the run
+    directory, a directory above it, or a stage directory inside it (``report/`` excepted).
+
     The terminal gets one line per stage and siked's progress bars; everything else (library
     logs and warnings, the trainer's per-step metrics) goes to ``siked.log`` in the run
     directory (:mod:`siked.console`); ``verbose`` also shows it on the terminal.
     """
-    t0 = time.monotonic()
-    paths = prepare_run_dir(cfg, force)
-    with run_console(paths.root / LOG_FILE, verbose=verbose):
-        return _run(cfg, paths, t0)
+    with output_lock(cfg.run_dir, "run"):
+        busy_below(cfg.run_dir, depth=2, skip=("report",))
+        t0 = time.monotonic()
+        paths = prepare_run_dir(cfg, force)
+        with run_console(paths.root / LOG_FILE, verbose=verbose):
+            return _run(cfg, paths, t0)
 
 
 def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:

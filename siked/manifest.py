@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from siked.io import atomic_write_json, read_json, sha256_file, sha256_json
+from siked.lock import LOCK_NAME
 
 #: Libraries whose versions are recorded in every manifest.
 TRACKED_PACKAGES = (
@@ -49,11 +50,18 @@ def now_iso() -> str:
 
 
 def hash_path(path: Path) -> str | None:
-    """sha256 of a file, or of a directory's (relative name, file hash) listing; None if absent."""
+    """sha256 of a file, or of a directory's (relative name, file hash) listing; None if absent.
+
+    A directory's listing skips ``checkpoints/`` and lock files (:mod:`siked.lock`).
+    """
     if path.is_file():
         return sha256_file(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and "checkpoints" not in p.parts)
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and "checkpoints" not in p.parts and p.name != LOCK_NAME
+        )
         return sha256_json([[str(p.relative_to(path)), sha256_file(p)] for p in files])
     return None
 

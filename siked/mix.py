@@ -59,6 +59,7 @@ from typing import Any
 from siked.config import AlphaSchedule, MixConfig
 from siked.errors import SikedError
 from siked.io import atomic_write_json, read_jsonl, write_jsonl
+from siked.lock import locks_outputs
 
 log = logging.getLogger(__name__)
 
@@ -528,6 +529,7 @@ def mix(
     return MixResult(rows=rows, stats=stats)
 
 
+@locks_outputs("mix", lambda args: [args["out_dir"]])
 def mix_files(
     teacher_path: str | os.PathLike[str],
     student_path: str | os.PathLike[str] | None,

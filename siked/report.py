@@ -15,6 +15,8 @@
 then the summary table and the run's provenance (config, versions, seeds, stage times). It is
 called by the loop after every iteration, so it is fast and tolerant: whatever is missing (a run
 in progress, a distillation run with only ``iter_00``) is listed in the report, never raised.
+A run that another process is writing (it holds the run directory's lock, :mod:`siked.lock`) is
+reported as in progress; the report takes only the lock of ``report/`` itself.
 
 :func:`compare` turns several runs into one markdown table like the paper's Table 1.
 
@@ -41,6 +43,7 @@ import yaml
 
 from siked.errors import SikedError
 from siked.io import atomic_write_text, iter_jsonl, read_json
+from siked.lock import LOCK_NAME, Holder, holder_of, output_lock
 from siked.mix import KL_MIN_SUPPORT, format_kl
 
 if TYPE_CHECKING:
@@ -73,6 +76,8 @@ VALIDATION = "validation"
 _ITER_RE = re.compile(r"^iter_(\d+)$")
 #: samples.jsonl files larger than this are not scanned as a fallback (keeps the report fast).
 _MAX_SCAN_BYTES = 32 * 1024 * 1024
+#: seconds write_report waits for another process writing the same report/ (never refuses at once)
+REPORT_LOCK_WAIT_S = 120.0
 
 
 class ReportError(SikedError):
@@ -115,6 +120,15 @@ class RunData:
     iterations: list[IterationData] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # expected files that are absent
     problems: list[str] = field(default_factory=list)  # files present but unreadable, etc.
+    writer: Holder | None = None  # the process holding the run directory's lock, if any
+    has_lock_file: bool = False  # written by a siked that locks (else the state is guessed)
+
+    @property
+    def in_progress(self) -> bool:
+        """A process is writing the run (the run's own process is done once it has stopped)."""
+        if self.writer is None:
+            return False
+        return not (self.writer.is_this_process and (self.summary or {}).get("stopped"))
 
     @property
     def name(self) -> str:
@@ -176,7 +190,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     path = Path(run_dir)
     if not path.is_dir():
         raise ReportError(f"run directory not found: {path}")
-    run = RunData(path=path)
+    run = RunData(path=path, writer=holder_of(path), has_lock_file=(path / LOCK_NAME).exists())
     cfg_path = path / "config.yaml"
     if cfg_path.is_file():
         try:
@@ -514,15 +528,27 @@ def iteration_seconds(run: RunData, n: int) -> float | None:
 
 
 def run_state(run: RunData) -> str:
-    """One line: finished (and why) or in progress (and which stage)."""
+    """One line: in progress (which stage, which process), finished (and why) or interrupted.
+
+    Whether a process is writing the run comes from the run directory's lock; a run directory
+    without a lock file (written by an older siked) is judged from its manifest alone.
+    """
     stopped = (run.summary or {}).get("stopped") or (run.manifest or {}).get("stopped")
     stages = (run.manifest or {}).get("stages") or {}
     running = [k for k, v in stages.items() if isinstance(v, dict) and v.get("status") == "running"]
-    if running:
-        return f"in progress (running: {', '.join(running)})"
-    if stopped:
-        return f"finished ({stopped})"
-    return "in progress" if run.manifest else "unknown (no manifest.json)"
+    if run.writer is not None and run.in_progress:
+        where = f"running: {', '.join(running)}; " if running else ""
+        return f"in progress ({where}{run.writer.describe()})"
+    if not run.manifest:
+        return "unknown (no manifest.json)"
+    if not run.has_lock_file:  # an older siked: a stage marked running may still be running
+        if running:
+            return f"in progress (running: {', '.join(running)})"
+        return f"finished ({stopped})" if stopped else "in progress"
+    if running or not stopped:
+        where = f" while running {', '.join(running)}" if running else ""
+        return f"interrupted{where}: no process is writing it; rerun `siked run` to resume"
+    return f"finished ({stopped})"
 
 
 def summary_table(run: RunData) -> list[dict[str, Any]]:
@@ -1201,22 +1227,26 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
     """(Re)write ``RUN/report/report.md`` and its figures from the run's files; return its path.
 
     Raises :class:`ReportError` only when ``run_dir`` does not exist; anything missing or broken
-    inside the run is reported in the markdown and logged as a warning.
+    inside the run is reported in the markdown and logged as a warning. Works on a run that
+    another process is writing: it holds the lock of ``report/`` only (waiting up to
+    :data:`REPORT_LOCK_WAIT_S` for another report writer), never the run's.
     """
     t0 = time.monotonic()
-    run = load_run(run_dir)
-    out_dir = run.path / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        text, _ = build_report(run, out_dir)
-    except Exception as e:  # last resort: still leave a report that says what happened
-        log.warning("report: failed for %s: %s: %s", run.path, e.__class__.__name__, e)
-        text = (
-            f"# SIKeD run report: {run.name}\n\nThe report could not be built: "
-            f"`{e.__class__.__name__}: {e}`.\n"
-        )
-    path = out_dir / "report.md"
-    atomic_write_text(path, text)
+    if not Path(run_dir).is_dir():
+        raise ReportError(f"run directory not found: {run_dir}")
+    out_dir = Path(run_dir) / "report"
+    with output_lock(out_dir, "report", wait=REPORT_LOCK_WAIT_S, nested=False):
+        run = load_run(run_dir)
+        try:
+            text, _ = build_report(run, out_dir)
+        except Exception as e:  # last resort: still leave a report that says what happened
+            log.warning("report: failed for %s: %s: %s", run.path, e.__class__.__name__, e)
+            text = (
+                f"# SIKeD run report: {run.name}\n\nThe report could not be built: "
+                f"`{e.__class__.__name__}: {e}`.\n"
+            )
+        path = out_dir / "report.md"
+        atomic_write_text(path, text)
     log.info("report written to %s in %.1fs", path, time.monotonic() - t0)
     return path
 
@@ -1271,6 +1301,7 @@ def compare_rows(
                 "mix_dataset": run_primary,
                 "strategy_mix": {k: v for k, v in choice.items() if v or k != "none"},
                 "missing": run.missing,
+                "in_progress": run.in_progress,
             }
         )
     return datasets, out
@@ -1328,4 +1359,7 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str
     incomplete = [r["name"] for r in rows if r["best_iteration"] is None]
     if incomplete:
         note += f" Not evaluated yet: {', '.join(incomplete)}."
+    running = [r["name"] for r in rows if r["in_progress"]]
+    if running:
+        note += f" In progress (their numbers may still change): {', '.join(running)}."
     return _md_table(header, table) + "\n\n" + note + "\n"

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 from siked.config import SampleConfig
 from siked.errors import DataError, SikedError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl, write_jsonl
+from siked.lock import locks_outputs
 from siked.records import Record
 
 if TYPE_CHECKING:
@@ -536,6 +537,19 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="q", disable=not enabled, dynamic_ncols=True)
 
 
+def output_dirs(out_path: str | Path, stats_path: str | Path | None = None) -> list[Path]:
+    """The directories :func:`sample` writes (and locks): those of ``out_path`` and ``stats_path``.
+
+    >>> [str(d) for d in output_dirs("it/samples.jsonl", "elsewhere/stats.json")]
+    ['it', 'elsewhere']
+    """
+    dirs = [Path(out_path).parent]
+    if stats_path is not None:
+        dirs.append(Path(stats_path).parent)
+    return dirs
+
+
+@locks_outputs("sample", lambda args: output_dirs(args["out_path"], args["stats_path"]))
 def sample(
     problems: Sequence[Problem],
     model: str,
@@ -556,7 +570,8 @@ def sample(
     ``engine`` reuses an engine (it is not closed); otherwise one is built from ``cfg`` and
     closed at the end. ``chunk_size`` is in questions (default :func:`auto_chunk_size`).
     Writes ``stats_path`` (default ``sample_stats.json`` beside ``out_path``) and returns the
-    stats (:func:`sample_stats`).
+    stats (:func:`sample_stats`). Holds the lock of their directories (:func:`output_dirs`,
+    :mod:`siked.lock`) while it runs.
     """
     out_path = Path(out_path)
     names = check_strategies(strategies)

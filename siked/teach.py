@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from siked.config import TeacherConfig
 from siked.errors import DataError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl, write_jsonl
+from siked.lock import locks_outputs
 from siked.records import Record
 from siked.strategies import Strategy, get_strategies
 
@@ -356,6 +357,7 @@ def _progress_bar(total: int, initial: int, desc: str, enabled: bool) -> Any:
 # the stage
 
 
+@locks_outputs("teach", lambda args: [args["out_dir"]])
 def teach(
     problems: list[Problem],
     cfg: TeacherConfig,
@@ -373,7 +375,8 @@ def teach(
 
     ``engine`` reuses an engine (not closed here); otherwise ``cfg.engine`` is built (openai
     and vllm get a persistent request cache in ``cfg.cache_dir`` or ``out_dir/cache``) and
-    closed at the end. ``sandbox`` runs PoT programs (default: the shared sandbox).
+    closed at the end. ``sandbox`` runs PoT programs (default: the shared sandbox). Holds
+    ``out_dir``'s lock (:mod:`siked.lock`) while it runs.
     """
     t_start = time.perf_counter()
     out = Path(out_dir)

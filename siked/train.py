@@ -48,7 +48,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,7 @@ from siked.config import TrainConfig, to_yaml
 from siked.errors import DataError, SikedError
 from siked.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, sha256_file
 from siked.io import sha256_json as _sha256_json
+from siked.lock import locks_outputs
 from siked.models import BUNDLED, is_bundled, pick_dtype, resolve_model
 
 if TYPE_CHECKING:
@@ -618,6 +619,13 @@ def _load_done(out_dir: Path, fingerprint: dict[str, Any]) -> TrainResult | None
     )
 
 
+def _locked_dirs(args: Mapping[str, Any]) -> list[Any]:
+    """``out_dir`` on the main process; every rank of ``accelerate launch`` runs :func:`train`,
+    but only the main one (global rank 0, ``RANK``) writes the outputs, so only it locks."""
+    return [args["out_dir"]] if os.environ.get("RANK", "0") == "0" else []
+
+
+@locks_outputs("train", _locked_dirs)
 def train(
     data: str | Path,
     model: str,
@@ -636,7 +644,8 @@ def train(
     ``model`` is a hub id, a local directory (e.g. the previous iteration's ``merged/``) or
     ``bundled:smollm2-135m-instruct``. Held-out validation loss is computed on ``eval_data``
     if given, else on ``cfg.eval_fraction`` of the questions. Returns the adapter and merged
-    directories and the metrics also written to ``train_log.json``.
+    directories and the metrics also written to ``train_log.json``. The main process holds
+    ``out_dir``'s lock (:mod:`siked.lock`) while it runs.
     """
     cfg = cfg or TrainConfig()
     t_start = time.perf_counter()

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siked",
         description="SIKeD: self-guided iterative knowledge distillation for math reasoning.",
+        epilog="Exit status: 0 done, 2 an error (bad input, disk full...), 75 the output "
+        "directory is being written by another process (named in the message; each writing "
+        "command locks its directory in DIR/.siked.lock, released when that process ends).",
     )
     parser.add_argument("--version", action="version", version=f"siked {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(e, SikedError):
             print(f"siked {args.command}: error: {e}", file=sys.stderr)
-            return 2
+            return e.exit_code
         raise
 
 

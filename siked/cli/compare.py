@@ -10,7 +10,8 @@ DESCRIPTION = (
     "Print a markdown table like the paper's Table 1: one row per run (name, method, mixing "
     "variant, best iteration on validation), one column per evaluation dataset (accuracy in % "
     "of that iteration, optionally with its 95% Wilson interval), and the run's strategy mix "
-    "on GSM8K. --out also writes the table to a file."
+    "on GSM8K. Runs that a process is still writing are named in the note below the table. "
+    "--out also writes the table to a file."
 )
 
 

@@ -72,6 +72,7 @@ def parse_alpha(value: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     from siked.config import MixConfig, build, load_config
     from siked.io import atomic_write_json, read_jsonl, write_jsonl
+    from siked.lock import output_lock
     from siked.mix import MixError, mix
 
     base = load_config(args.config) if args.config else load_config(None)
@@ -103,16 +104,17 @@ def run(args: argparse.Namespace) -> int:
         raise MixError(f"teacher file not found: {args.teacher}")
     if args.student is not None and not args.student.is_file():
         raise MixError(f"student samples file not found: {args.student}")
-    teacher = read_jsonl(args.teacher)
-    student = read_jsonl(args.student) if args.student is not None else []
-    result = mix(teacher, student, cfg, iteration, iterations, strategies, seed)
-    if not result.rows:
-        raise MixError(
-            f"the mix is empty (variant {cfg.variant}, {len(teacher)} teacher rows, "
-            f"{len(student)} student rows): nothing to train on"
-        )
-    write_jsonl(args.out / "train.jsonl", result.rows)
-    atomic_write_json(args.out / "stats.json", result.stats)
+    with output_lock(args.out, "mix"):
+        teacher = read_jsonl(args.teacher)
+        student = read_jsonl(args.student) if args.student is not None else []
+        result = mix(teacher, student, cfg, iteration, iterations, strategies, seed)
+        if not result.rows:
+            raise MixError(
+                f"the mix is empty (variant {cfg.variant}, {len(teacher)} teacher rows, "
+                f"{len(student)} student rows): nothing to train on"
+            )
+        write_jsonl(args.out / "train.jsonl", result.rows)
+        atomic_write_json(args.out / "stats.json", result.stats)
     st = result.stats
     print(
         f"{st['rows']} rows -> {args.out / 'train.jsonl'} (alpha {st['alpha']}, "

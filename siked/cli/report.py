@@ -10,7 +10,8 @@ DESCRIPTION = (
     "Regenerate RUN/report/report.md and its PNG figures from the files of a run directory: "
     "strategy choice of teacher vs student, the training mix per iteration (alpha, KL), "
     "accuracy per iteration with 95% intervals, per-strategy accuracy and self-generation "
-    "yield, the summary table and the run's provenance. Missing pieces are listed, not fatal."
+    "yield, the summary table and the run's provenance. Missing pieces are listed, not fatal. "
+    "Works on a run in progress (it locks only RUN/report/ and says the run is in progress)."
 )
 
 

@@ -17,7 +17,11 @@ libraries' logs, warnings and the trainer's per-step metrics go to OUTPUT_DIR/NA
 
 Rerunning the same command resumes a stopped or killed run; finished stages are not
 recomputed. A changed config for an existing run is refused with the keys that differ,
-unless --force is given. Every config key is documented in docs/configuration.md;
+unless --force is given. The run directory is locked while the run works: a second
+`siked run` on it (or a stage command writing inside it) exits with status 75 naming the
+holder; `siked report` and `siked compare` still work on it.
+
+Every config key is documented in docs/configuration.md;
 override any of them with --set section.key=value (repeatable), e.g.
   siked run configs/quickstart.yaml --set loop.iterations=1 --set train.epochs=1
 """
