@@ -108,11 +108,16 @@ def run(
 def check_greedy(
     model_and_tok: Any, prompts: list[str], stops: list[str], max_tokens: int, batch: int
 ) -> dict[str, Any]:
-    """Continuous greedy outputs vs transformers ``generate`` at batch 1, token for token."""
+    """Continuous greedy outputs vs transformers ``generate`` at batch 1, token for token; and,
+    as the yardstick of float noise, ``generate`` at batch 16 vs batch 1."""
     ref = _engine(model_and_tok, "static", 1).generate(prompts, max_tokens=max_tokens, stop=stops)
     got = _engine(model_and_tok, "continuous", batch).generate(
         prompts, max_tokens=max_tokens, stop=stops
     )
+    padded = _engine(model_and_tok, "static", 16).generate(
+        prompts, max_tokens=max_tokens, stop=stops
+    )
+    noise = sum(a[0].text == b[0].text for a, b in zip(ref, padded, strict=True))
     diffs = []
     for i, (a, b) in enumerate(zip(ref, got, strict=True)):
         if a[0].text != b[0].text:
@@ -122,7 +127,75 @@ def check_greedy(
             )
             k = k if k is not None else min(len(a[0].text), len(b[0].text))
             diffs.append({"question": i, "first_diff_char": k, "ref": a[0].text, "got": b[0].text})
-    return {"questions": len(prompts), "equal": len(prompts) - len(diffs), "diffs": diffs}
+    return {
+        "questions": len(prompts),
+        "equal": len(prompts) - len(diffs),
+        "generate_batch16_equal_batch1": noise,
+        "diffs": diffs,
+    }
+
+
+#: Functions whose cumulative time the profile reports (name as cProfile shows it).
+PROFILED = {
+    "model forward": ("modeling_llama.py", "forward", "LlamaForCausalLM"),
+    "sampling (sample_rows)": ("hf.py", "sample_rows", None),
+    "stop-string checks": ("hf.py", "__call__", "StopOnStrings"),
+    "stop-string checks (continuous)": ("hf.py", "ended", None),
+    "prefill (continuous)": ("hf.py", "_prefill", None),
+    "cache bookkeeping (continuous)": ("hf.py", "_drop_ended", None),
+}
+
+
+def profile(
+    model_and_tok: Any, loop: str, batch: int, prompts: list[str], stops: list[str], **kw: Any
+) -> dict[str, Any]:
+    """Where the time of one ``generate`` call goes (cProfile, cumulative seconds), and for the
+    static loop the share of row-steps spent on rows that had already finished."""
+    import cProfile
+    import pstats
+
+    e = _engine(model_and_tok, loop, batch)
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    out = e.generate(prompts, stop=stops, seed=1234, **kw)
+    prof.disable()
+    wall = time.perf_counter() - t0
+    st = pstats.Stats(prof)
+    parts: dict[str, float] = {}
+    llama_forward = 0.0
+    for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+        for name, (f, fn, _cls) in PROFILED.items():
+            if file.endswith(f) and func == fn:
+                if name == "model forward":  # the outermost forward: the causal LM's
+                    llama_forward = max(llama_forward, ct)
+                else:
+                    parts[name] = parts.get(name, 0.0) + ct
+    parts["model forward"] = llama_forward
+    tokens = [c.completion_tokens or 0 for r in out for c in r]
+    res: dict[str, Any] = {
+        "loop": loop,
+        "batch": batch,
+        "wall": round(wall, 2),
+        "tokens": sum(tokens),
+        "seconds": {k: round(v, 2) for k, v in parts.items() if v},
+    }
+    if loop == "static":  # rows of a batch decode until the batch's longest one ends
+        lengths = sorted(
+            (
+                (len(e.encode(prompts[i])), i, j)
+                for i in range(len(prompts))
+                for j in range(len(out[i]))
+            ),
+            key=lambda r: (-r[0], r[1], r[2]),
+        )
+        steps = 0
+        for b in range(0, len(lengths), batch):
+            rows = lengths[b : b + batch]
+            steps += len(rows) * max(out[i][j].completion_tokens or 0 for _, i, j in rows)
+        res["row_steps"] = steps
+        res["useful_share"] = round(sum(tokens) / max(steps, 1), 3)
+    return res
 
 
 def _count(items: Any) -> dict[str, int]:
@@ -146,6 +219,7 @@ def main() -> int:
     ap.add_argument("--check-greedy", type=int, default=0, help="questions for the check")
     ap.add_argument("--check-dtypes", default=None, help="dtypes for the check (default --dtype)")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--profile", default=None, help="LOOP:BATCH,...: profile these (sample mode)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -184,6 +258,17 @@ def main() -> int:
         gp, _ = _prompts(tok, a.greedy_questions or a.questions, a.offset)
         print(f"== greedy: {len(gp)} questions", flush=True)
         result["greedy"] = run(mt, configs, gp, stops, n=1, temperature=0.0, top_p=1.0, **common)
+    if a.profile:
+        result["profile"] = []
+        for c in a.profile.split(","):
+            loop, batch = c.split(":")
+            print(f"== profile {loop}:{batch}", flush=True)
+            got = profile(
+                mt, loop, int(batch), prompts, stops,
+                n=a.k, temperature=0.7, top_p=0.95, max_tokens=a.max_tokens,
+            )  # fmt: skip
+            print(json.dumps(got), flush=True)
+            result["profile"].append(got)
     if a.check_greedy:
         checks = {}
         cp, _ = _prompts(tok, a.check_greedy, a.offset)
@@ -192,7 +277,12 @@ def main() -> int:
             print(f"== greedy check ({dtype}): {len(cp)} questions", flush=True)
             batch = max(b for loop, b in configs if loop == "continuous")
             checks[dtype] = check_greedy((m, tok), cp, stops, a.max_tokens, batch)
-            print(f"   equal {checks[dtype]['equal']}/{len(cp)}", flush=True)
+            c = checks[dtype]
+            print(
+                f"   continuous == generate(batch 1): {c['equal']}/{len(cp)}; "
+                f"generate(batch 16) == generate(batch 1): {c['generate_batch16_equal_batch1']}",
+                flush=True,
+            )
         result["check_greedy"] = checks
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:

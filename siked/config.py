@@ -122,7 +122,7 @@ class EngineConfig(_Section):
     # if the server rejects n or returns fewer choices
     n_mode: Literal["auto", "n", "separate"] = "auto"
     cache_dir: str | None = None  # openai/vllm request cache (teacher default: teacher/cache)
-    batch_size: int = Field(default=8, gt=0)  # hf: sequences (prompt x sample) per forward pass
+    batch_size: int = Field(default=32, gt=0)  # hf: rows (prompt x sample) decoded together
     # hf: finished rows leave the batch and queued rows join (false: transformers' generate on
     # static padded batches)
     continuous_batching: bool = True

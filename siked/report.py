@@ -1363,3 +1363,88 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str
     if running:
         note += f" In progress (their numbers may still change): {', '.join(running)}."
     return _md_table(header, table) + "\n\n" + note + "\n"
+
+
+def best_predictions(run: RunData) -> dict[str, dict[str, bool]]:
+    """dataset -> {qid: solved} from the best-on-validation iteration's ``predictions.jsonl``.
+
+    Needs one prediction per question (free mode, or one forced strategy); a log with several
+    per question (mode ``all``) cannot be paired and is an error.
+    """
+    best = best_iteration(run)
+    if best is None:
+        raise ReportError(f"{run.path}: no evaluated iteration")
+    path = run.path / f"iter_{best:02d}" / "eval" / "predictions.jsonl"
+    if not path.is_file():
+        raise ReportError(f"{path} not found: a paired comparison needs the predictions")
+    out: dict[str, dict[str, bool]] = {}
+    for row in iter_jsonl(path):
+        dataset, qid = str(row.get("dataset")), str(row.get("qid"))
+        if dataset == VALIDATION:
+            continue
+        seen = out.setdefault(dataset, {})
+        if qid in seen:
+            raise ReportError(
+                f"{path}: several predictions for {dataset} question {qid} (eval mode 'all'?); "
+                "a paired comparison needs one per question"
+            )
+        seen[qid] = bool(row.get("correct"))
+    return out
+
+
+def compare_paired(
+    run_dirs: Sequence[str | os.PathLike[str]], resamples: int = 10_000, seed: int = 0
+) -> str:
+    """Each run against the first, question by question, per dataset: the difference in
+    accuracy (points) with a 95 % bootstrap interval over questions, the questions only one of
+    them solved, and the exact McNemar p-value (:func:`siked.stats.paired_difference`).
+
+    Only questions both runs answered are paired (their number is shown)."""
+    from siked.stats import paired_difference
+
+    if len(run_dirs) < 2:
+        raise ReportError(
+            "a paired comparison needs at least two runs (the first is the reference)"
+        )
+    runs = [load_run(p) for p in run_dirs]
+    preds = [best_predictions(r) for r in runs]
+    ref, ref_preds = runs[0], preds[0]
+    header = [
+        "run",
+        "vs",
+        "dataset",
+        "n",
+        "accuracy",
+        "difference [95% CI]",
+        "only A / only B",
+        "McNemar p",
+    ]
+    table = []
+    for run, p in zip(runs[1:], preds[1:], strict=True):
+        for dataset in [d for d in ref_preds if d in p]:
+            qids = sorted(set(ref_preds[dataset]) & set(p[dataset]))
+            if not qids:
+                continue
+            a = [p[dataset][q] for q in qids]
+            b = [ref_preds[dataset][q] for q in qids]
+            r = paired_difference(a, b, resamples=resamples, seed=seed)
+            lo, hi = r.ci95
+            table.append(
+                [
+                    run.name,
+                    ref.name,
+                    dataset,
+                    str(r.n),
+                    f"{100 * r.a_correct / r.n:.1f} vs {100 * r.b_correct / r.n:.1f}",
+                    f"{100 * r.diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]",
+                    f"{r.a_only} / {r.b_only}",
+                    f"{r.p_mcnemar:.3g}",
+                ]
+            )
+    note = (
+        "Each run (A) against the first (B) on the questions both answered, best-on-validation "
+        "iterations: difference = accuracy(A) - accuracy(B) in points, 95 % percentile "
+        f"bootstrap over questions ({resamples} resamples, seed {seed}); only A / only B = "
+        "questions one of them solved; McNemar p = exact two-sided test on those."
+    )
+    return _md_table(header, table) + "\n\n" + note + "\n"

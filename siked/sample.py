@@ -77,8 +77,9 @@ log = logging.getLogger("siked.sample")
 NO_STRATEGY = "none"
 #: Generations per engine call aimed at when the chunk size is automatic (servers batch well).
 SERVER_CHUNK_GENERATIONS = 2048
-#: hf: batches per chunk when the chunk size is automatic.
-HF_CHUNK_BATCHES = 4
+#: hf: batches per chunk when the chunk size is automatic. A chunk ends with the continuous
+#: loop draining (fewer rows than slots), so chunks are kept long relative to a batch.
+HF_CHUNK_BATCHES = 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,12 +360,12 @@ def open_engine(cfg: EngineConfig, model: str) -> Engine:
 
 
 def auto_chunk_size(cfg: EngineConfig, generations_per_question: int) -> int:
-    """Questions per crash-safe chunk: about 4 forward batches for hf, ~2048 generations for
+    """Questions per crash-safe chunk: about 8 batches of rows for hf, ~2048 generations for
     servers (which batch well and whose requests are cached anyway).
 
     >>> from siked.config import SampleConfig
     >>> auto_chunk_size(SampleConfig(engine="hf", batch_size=8), 10)
-    3
+    6
     >>> auto_chunk_size(SampleConfig(engine="openai"), 10)
     204
     """

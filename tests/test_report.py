@@ -238,3 +238,73 @@ def test_palette() -> None:
     assert PALETTE["cot"] != PALETTE["l2m"] != PALETTE["pot"]
     assert strategy_colour("cot") == PALETTE["cot"]
     assert strategy_colour("anything") not in (PALETTE["cot"], PALETTE["l2m"], PALETTE["pot"])
+
+
+def _paired_run(root: Path, name: str, solved: dict[str, list[bool]]) -> Path:
+    """A minimal run directory whose best iteration (0) has these predictions."""
+    run = root / name
+    ev = run / "iter_00" / "eval"
+    ev.mkdir(parents=True)
+    (run / "config.yaml").write_text(f"name: {name}\nmethod: distill\n")
+    datasets = {"validation": {"accuracy": 0.5, "n": 2, "correct": 1}}
+    rows = [{"dataset": "validation", "qid": "v0", "correct": True}]
+    for dataset, flags in solved.items():
+        datasets[dataset] = {"accuracy": sum(flags) / len(flags), "n": len(flags)}
+        rows += [{"dataset": dataset, "qid": f"q{i}", "correct": c} for i, c in enumerate(flags)]
+    (ev / "eval.json").write_text(json.dumps({"datasets": datasets}))
+    (ev / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = {"name": name, "best_iteration": 0, "iterations": [{"iteration": 0}]}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_paired_comparison_known_answer(tmp_path: Path) -> None:
+    from siked.report import compare_paired
+    from siked.stats import paired_difference
+
+    # 20 questions: both solve 5, only A 10, only B 2, neither 3
+    a = [True] * 5 + [True] * 10 + [False] * 2 + [False] * 3
+    b = [True] * 5 + [False] * 10 + [True] * 2 + [False] * 3
+    r = paired_difference(a, b)
+    assert (r.n, r.a_correct, r.b_correct, r.a_only, r.b_only) == (20, 15, 7, 10, 2)
+    assert r.diff == pytest.approx(0.4)
+    assert r.p_mcnemar == pytest.approx(2 * (1 + 12 + 66) / 4096)  # exact binomial, by hand
+    lo, hi = r.ci95
+    assert 0.05 < lo < 0.4 < hi < 0.75  # sd of the per-question difference 0.66, se 0.15
+    assert paired_difference(a, b).ci95 == r.ci95  # seeded
+    same = paired_difference(a, a)
+    assert (same.diff, same.ci95, same.p_mcnemar) == (0.0, (0.0, 0.0), 1.0)
+
+    ref = _paired_run(tmp_path, "combined", {"svamp:20": b, "gsm8k:test:3": [True, False, True]})
+    siked = _paired_run(tmp_path, "siked", {"svamp:20": a, "gsm8k:test:3": [True, False, True]})
+    table = compare_paired([ref, siked])
+    svamp = next(ln for ln in table.splitlines() if "svamp:20" in ln)
+    assert "| siked | combined | svamp:20 | 20 | 75.0 vs 35.0 | +40.0 [" in svamp
+    assert "| 10 / 2 | 0.0386 |" in svamp
+    gsm = next(ln for ln in table.splitlines() if "gsm8k:test:3" in ln)
+    assert "+0.0 [+0.0, +0.0]" in gsm and "| 0 / 0 | 1 |" in gsm
+    assert "validation" not in table.split("\n\n")[0]
+
+    # only questions both answered are paired
+    part = _paired_run(tmp_path, "part", {"svamp:20": a[:8]})
+    assert "| part | combined | svamp:20 | 8 |" in compare_paired([ref, part])
+    with pytest.raises(ReportError, match="at least two"):
+        compare_paired([ref])
+
+
+def test_paired_comparison_needs_one_prediction_per_question(tmp_path: Path) -> None:
+    from siked.report import compare_paired
+
+    ref = _paired_run(tmp_path, "ref", {"svamp:2": [True, False]})
+    other = _paired_run(tmp_path, "all-mode", {"svamp:2": [True, False]})
+    preds = other / "iter_00" / "eval" / "predictions.jsonl"
+    preds.write_text(preds.read_text() + json.dumps({"dataset": "svamp:2", "qid": "q0"}) + "\n")
+    with pytest.raises(ReportError, match="several predictions"):
+        compare_paired([ref, other])
+
+
+def test_cli_compare_paired(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ref = _paired_run(tmp_path, "ref", {"svamp:2": [True, False]})
+    other = _paired_run(tmp_path, "other", {"svamp:2": [True, True]})
+    assert main(["compare", str(ref), str(other), "--paired"]) == 0
+    assert "| other | ref | svamp:2 | 2 | 100.0 vs 50.0 | +50.0 [" in capsys.readouterr().out

@@ -11,7 +11,10 @@ DESCRIPTION = (
     "variant, best iteration on validation), one column per evaluation dataset (accuracy in % "
     "of that iteration, optionally with its 95% Wilson interval), and the run's strategy mix "
     "on GSM8K. Runs that a process is still writing are named in the note below the table. "
-    "--out also writes the table to a file."
+    "--paired compares every run with the first question by question instead: per dataset the "
+    "difference in accuracy with a 95% bootstrap interval over questions and the exact McNemar "
+    "test (the runs must have answered the same questions). --out also writes the table to a "
+    "file."
 )
 
 
@@ -19,13 +22,18 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN", help="run directories")
     p.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     p.add_argument("--ci", action="store_true", help="show 95%% confidence intervals")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="each run vs the first, question by question (difference, 95%% CI, McNemar)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from siked.io import atomic_write_text
-    from siked.report import compare
+    from siked.report import compare, compare_paired
 
-    table = compare(args.run_dirs, ci=args.ci)
+    table = compare_paired(args.run_dirs) if args.paired else compare(args.run_dirs, ci=args.ci)
     print(table, end="")
     if args.out is not None:
         atomic_write_text(args.out, table)
