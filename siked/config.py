@@ -230,6 +230,9 @@ class LoopConfig(_Section):
     iterations: int = Field(default=3, ge=0)  # SIKeD iterations after iteration 0 (distillation)
     init_from: Literal["previous", "base"] = "previous"
     patience: int = Field(default=1, gt=0)
+    # evaluate data.eval after every iteration; false: only the validation split per
+    # iteration, and data.eval once, on the final (best-on-validation) student
+    test_every_iteration: bool = True
 
 
 class EvalConfig(EngineConfig):

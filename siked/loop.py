@@ -309,15 +309,27 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
 
 
 def stage_eval(
-    cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, model: Path, validation: list[Any]
+    cfg: SikedConfig,
+    paths: RunPaths,
+    man: Manifest,
+    it: int,
+    model: Path,
+    validation: list[Any],
+    *,
+    test: bool = True,
+    key: str = "eval",
 ) -> dict[str, Any]:
+    """Evaluate iteration ``it``'s student on the validation split and (``test``) the
+    ``data.eval`` sets into ``iter_NN/eval``; ``key`` names the manifest stage (``test``: the
+    final student's test sets added to an evaluation that had only validation)."""
     from siked.evaluate import evaluate
 
     d = paths.iteration(it) / "eval"
     datasets: list[Any] = []
     if validation:
         datasets.append(("validation", validation))
-    datasets.extend(cfg.data.eval)
+    test_sets = list(cfg.data.eval) if test else []
+    datasets.extend(test_sets)
     eval_cfg = cfg.eval
     if len(cfg.strategies) == 1 and eval_cfg.mode == "free":
         eval_cfg = eval_cfg.model_copy(update={"mode": "forced"})
@@ -325,14 +337,15 @@ def stage_eval(
         "eval": eval_cfg.model_dump(mode="json"),
         "model": hash_path(model / "model.safetensors") or str(model),
         "validation": _qids_hash(validation),
-        "datasets": [str(s) for s in cfg.data.eval],
+        "datasets": [str(s) for s in test_sets],
         "strategies": cfg.strategies,
         "seed": cfg.seed,
     }
-    key = f"iter_{it:02d}/eval"
+    key = f"iter_{it:02d}/{key}"
     out = d / "eval.json"
     if not (man.is_done(key, sha256_json(inputs)) and out.exists()):
-        _clear_if_changed(man, key, inputs, d)
+        if not key.endswith("/test"):  # the test stage adds to the evaluation, never clears it
+            _clear_if_changed(man, key, inputs, d)
         t0 = time.perf_counter()
         with man.running(key, inputs, seed=cfg.seed) as st:
             evaluate(
@@ -350,7 +363,8 @@ def stage_eval(
             for name, r in (read_json(out).get("datasets") or {}).items()
             if r.get("accuracy") is not None
         ]
-        _say(f"iter {it:02d} eval: {', '.join(accs)} in {_fmt_s(time.perf_counter() - t0)}")
+        what = key.rsplit("/", 1)[1]
+        _say(f"iter {it:02d} {what}: {', '.join(accs)} in {_fmt_s(time.perf_counter() - t0)}")
     result: dict[str, Any] = read_json(out)
     return result
 
@@ -534,7 +548,7 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
     for it in range(iterations + 1):
         data = stage_mix(cfg, paths, man, it, teacher_rows)
         model = stage_train(cfg, paths, man, it, data)
-        stage_eval(cfg, paths, man, it, model, val_qs)
+        stage_eval(cfg, paths, man, it, model, val_qs, test=cfg.loop.test_every_iteration)
         summary["iterations"].append(summary_row(paths, it, man))
         summary["best_iteration"] = best_iteration(summary["iterations"])
         atomic_write_json(paths.summary, summary)
@@ -547,9 +561,14 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
             break
         stage_sample(cfg, paths, man, it, model, train_qs)
 
+    best = summary.get("best_iteration")
+    if not cfg.loop.test_every_iteration and cfg.data.eval:
+        final = best if best is not None else summary["iterations"][-1]["iteration"]
+        merged = paths.iteration(final) / "model" / "merged"
+        stage_eval(cfg, paths, man, final, merged, val_qs, key="test")
+        summary["iterations"][final] = summary_row(paths, final, man)
     summary["stopped"] = stopped
     summary["seconds"] = round(time.monotonic() - t0, 1)
-    best = summary.get("best_iteration")
     if best is not None:
         summary["final_model"] = str(paths.iteration(best) / "model" / "merged")
     atomic_write_json(paths.summary, summary)

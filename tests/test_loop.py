@@ -321,3 +321,29 @@ def test_teacher_gets_the_configured_data_dir(
     data_dir = str(Path(__file__).resolve().parents[2] / "shared" / "data")
     loop.run(tiny_config(tmp_path, **{"data.dir": data_dir, "loop.iterations": 0}))
     assert seen["data_dir"] == data_dir
+
+
+def test_test_sets_only_for_the_final_student(tmp_path: Path, fakes: FakeStages) -> None:
+    seen: list[list[str]] = []
+    real_eval = fakes.evaluate
+
+    def evaluate(model: str, datasets: list[Any], *a: Any, **kw: Any) -> dict:
+        seen.append([d[0] if isinstance(d, tuple) else str(d) for d in datasets])
+        return real_eval(model, datasets, *a, **kw)
+
+    fakes.evaluate = evaluate  # type: ignore[method-assign]
+    import siked.evaluate
+
+    siked.evaluate.evaluate = evaluate  # type: ignore[assignment]  # undone by the fixture
+    fakes.val_accs = [0.2, 0.5, 0.4]  # iteration 1 is the best
+    cfg = tiny_config(tmp_path, **{"loop.test_every_iteration": "false"})
+    summary = loop.run(cfg)
+    assert seen == [["validation"]] * 3 + [["validation", "svamp:test:3"]]
+    assert summary["best_iteration"] == 1
+    rows = summary["iterations"]
+    assert [bool(r["eval"]) for r in rows] == [False, True, False]
+    man = read_json(tmp_path / "t" / "manifest.json")
+    assert man["stages"]["iter_01/test"]["status"] == "done"
+    seen.clear()
+    loop.run(cfg)  # a finished run recomputes nothing
+    assert seen == []
