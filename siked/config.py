@@ -244,7 +244,9 @@ class SikedConfig(_Section):
     name: str = "siked"
     output_dir: str = "runs"  # the run directory is output_dir/name
     seed: int = 42
-    method: Literal["siked", "distill"] = "siked"
+    # siked: iterative; distill: iteration 0 only; base: evaluate the student as it is (no
+    # teacher, no training: the untrained row of a comparison)
+    method: Literal["siked", "distill", "base"] = "siked"
     strategies: list[str] = Field(default_factory=lambda: ["cot", "l2m", "pot"])
     data: DataConfig = DataConfig()
     teacher: TeacherConfig = TeacherConfig()
@@ -266,8 +268,8 @@ class SikedConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> SikedConfig:
-        if self.method == "distill" and self.loop.iterations != 0:
-            # distillation baselines are iteration 0 only
+        if self.method in ("distill", "base") and self.loop.iterations != 0:
+            # distillation baselines are iteration 0 only; base has no training at all
             object.__setattr__(self.loop, "iterations", 0)
         return self
 

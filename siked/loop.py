@@ -540,6 +540,8 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
 
     train_qs, val_qs = split_train_validation(cfg)
     _say(f"data: {len(train_qs)} training and {len(val_qs)} validation questions")
+    if cfg.method == "base":
+        return _run_base(cfg, paths, man, val_qs, t0)
     teacher_rows = stage_teacher(cfg, paths, man, train_qs)
 
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations
@@ -576,6 +578,33 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
     man.set("stopped", stopped)
     _write_report(paths)
     _say(f"stopped: {stopped}; final student: iteration {best} ({summary.get('final_model')})")
+    print(format_summary(summary), flush=True)
+    _say(f"done in {_fmt_s(summary['seconds'])}; report: {paths.root / 'report' / 'report.md'}")
+    return summary
+
+
+def _run_base(
+    cfg: SikedConfig, paths: RunPaths, man: Manifest, val_qs: list[Any], t0: float
+) -> dict[str, Any]:
+    """``method: base``: the student as it is, evaluated as iteration 0 (no teacher, no mix,
+    no training), so that it sits in ``siked compare`` like any other run."""
+    from siked.models import resolve_model
+
+    model = Path(resolve_model(cfg.student.model))
+    stage_eval(cfg, paths, man, 0, model, val_qs)
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "method": cfg.method,
+        "iterations": [summary_row(paths, 0, man)],
+        "best_iteration": 0,
+        "stopped": "base student evaluated (method: base)",
+        "seconds": round(time.monotonic() - t0, 1),
+        "final_model": str(model),
+    }
+    atomic_write_json(paths.summary, summary)
+    man.set("best_iteration", 0)
+    man.set("stopped", summary["stopped"])
+    _write_report(paths)
     print(format_summary(summary), flush=True)
     _say(f"done in {_fmt_s(summary['seconds'])}; report: {paths.root / 'report' / 'report.md'}")
     return summary

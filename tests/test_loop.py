@@ -347,3 +347,20 @@ def test_test_sets_only_for_the_final_student(tmp_path: Path, fakes: FakeStages)
     seen.clear()
     loop.run(cfg)  # a finished run recomputes nothing
     assert seen == []
+
+
+def test_base_method_evaluates_the_untrained_student(tmp_path: Path, fakes: FakeStages) -> None:
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "config.json").write_text("{}")
+    cfg = tiny_config(tmp_path, method="base", **{"student.model": str(student)})
+    assert cfg.loop.iterations == 0
+    summary = loop.run(cfg)
+    root = tmp_path / "t"
+    assert fakes.calls == ["eval:iter_00"]  # no training, no sampling
+    assert not (root / "teacher").exists() and not (root / "iter_00" / "train.jsonl").exists()
+    assert summary["best_iteration"] == 0 and summary["iterations"][0]["eval"]
+    assert summary["final_model"] == str(student.resolve())
+    fakes.calls.clear()
+    loop.run(cfg)
+    assert fakes.calls == []
