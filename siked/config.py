@@ -209,8 +209,15 @@ class MixConfig(_Section):
     bias: Literal["pot", "cot", "l2m", "none"] = "pot"
     alpha: Literal["auto"] | float | AlphaSchedule = "auto"
     kl_epsilon: float = Field(default=1e-6, gt=0)
-    # also apply `bias` to iteration 0's teacher-only set (the paper trains it on all of D_LLM)
-    bias_iteration_0: bool = False
+    # apply `bias` to iteration 0's teacher-only set too (the authors' biased chain trains its
+    # first model on the biased set); false = iteration 0 on all of D_LLM whatever the bias
+    bias_iteration_0: bool = True
+    # adaptive: add teacher rows of strategy s for questions the student did not solve with s
+    # ("strategy", the authors') or only for questions it solved with no strategy ("question")
+    adaptive_scope: Literal["strategy", "question"] = "strategy"
+    # correct student samples kept per question and strategy before bias (the authors: 1);
+    # null = all of them
+    self_per_strategy: int | None = Field(default=1, gt=0)
 
     @field_validator("alpha")
     @classmethod
