@@ -27,7 +27,11 @@ class _Section(BaseModel):
 
 
 class DatasetSpec(_Section):
-    """One dataset slice: ``name`` (gsm8k, svamp, asdiv, asdiv-a, multiarith), ``split``, ``limit``."""
+    """One dataset slice: ``name`` (gsm8k, svamp, asdiv, asdiv-a, multiarith), ``split``, ``limit``.
+
+    ``multiarith:test`` (the default split) is the authors' 180-problem ChilleD test split,
+    ``multiarith:all`` all 600 problems.
+    """
 
     name: str
     split: str = "test"
@@ -69,7 +73,7 @@ class DataConfig(_Section):
     validation_size: int = Field(default=100, ge=0)  # held out from the training questions
     eval: list[DatasetSpec] = Field(
         default_factory=lambda: [
-            DatasetSpec.parse(s) for s in ("gsm8k:test", "svamp", "asdiv", "multiarith")
+            DatasetSpec.parse(s) for s in ("gsm8k:test", "svamp", "asdiv", "multiarith:test")
         ]
     )
 
