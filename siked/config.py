@@ -155,7 +155,8 @@ class StudentConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """LoRA / full SFT. Defaults are the paper's."""
+    """LoRA / full SFT. Defaults are the authors' (``fine-tuning/iter1_configs/*/selsamp*.yaml``)
+    for Gemma and SmolLM; the Qwen2 presets set lr 3e-4 with a cosine schedule."""
 
     method: Literal["lora", "full"] = "lora"
     lora_r: int = Field(default=16, gt=0)
@@ -164,7 +165,8 @@ class TrainConfig(_Section):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     learning_rate: float = Field(default=2e-4, gt=0)
     lr_scheduler: str = "linear"
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    warmup_steps: int = Field(default=5, ge=0)  # the authors' 5 warm-up steps
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)  # > 0: a share of the steps instead
     epochs: float = Field(default=3.0, gt=0)
     max_steps: int = -1  # > 0 overrides epochs
     per_device_batch_size: int = Field(default=8, gt=0)
@@ -172,7 +174,7 @@ class TrainConfig(_Section):
     max_length: int = Field(default=1024, gt=0)
     padding_free: bool = True  # pack examples without cross-example attention
     gradient_checkpointing: bool = False
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.01, ge=0)  # the authors' 0.01
     seed: int = 42
     bf16: bool | None = None  # None = bf16 where the hardware supports it
     save_merged: bool = True  # also write the merged model (what the next iteration starts from)

@@ -476,6 +476,9 @@ def run(cfg: SikedConfig, *, force: bool = False) -> dict[str, Any]:
 
     train_qs, val_qs = split_train_validation(cfg)
     _say(f"data: {len(train_qs)} training and {len(val_qs)} validation questions")
+    from siked.models import check_student
+
+    check_student(cfg.student.model)  # no chat template / not available: fail now, not in train
     teacher_rows = stage_teacher(cfg, paths, man, train_qs)
 
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations

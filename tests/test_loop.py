@@ -321,3 +321,17 @@ def test_teacher_gets_the_configured_data_dir(
     data_dir = str(Path(__file__).resolve().parents[2] / "shared" / "data")
     loop.run(tiny_config(tmp_path, **{"data.dir": data_dir, "loop.iterations": 0}))
     assert seen["data_dir"] == data_dir
+
+
+def test_student_without_chat_template_fails_before_the_teacher(
+    tmp_path: Path, fakes: FakeStages
+) -> None:
+    from test_models import tiny_model_dir
+
+    from siked.errors import ModelError
+
+    base = tiny_model_dir(tmp_path / "base-model", None)
+    cfg = tiny_config(tmp_path, **{"student.model": str(base)})
+    with pytest.raises(ModelError, match="no chat template"):
+        loop.run(cfg)
+    assert not (tmp_path / "t" / "teacher").exists() and fakes.calls == []
