@@ -148,6 +148,18 @@ class TeacherConfig(EngineConfig):
     # questions per generate call; their samples are verified and appended together, so a
     # killed run loses at most one chunk of work
     chunk_size: int = Field(default=64, gt=0)
+    # > 0: also let the (LLM) teacher choose the strategy itself, this many samples per
+    # question, to measure its real strategy choice (teacher/choice.jsonl; not trained on)
+    free_choice_n: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _free_choice(self) -> TeacherConfig:
+        if self.free_choice_n and self.engine == "gold":
+            raise ValueError(
+                "free_choice_n: the gold teacher has no strategy choice of its own (it rewrites "
+                "human solutions into every strategy); use an LLM teacher or 0"
+            )
+        return self
 
 
 class StudentConfig(_Section):

@@ -391,6 +391,7 @@ def summary_row(paths: RunPaths, it: int, man: Manifest) -> dict[str, Any]:
         "iteration": it,
         "alpha": stats.get("alpha"),
         "kl": stats.get("kl"),
+        "kl_all": stats.get("kl_all"),
         "p_train": stats.get("p_train"),
         "rows": stats.get("rows"),
         "validation_accuracy": (dsets.get("validation") or {}).get("accuracy"),
@@ -412,7 +413,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}"
 
-    header = ["iter", "alpha", "KL", "train mix", "val acc", *datasets]
+    header = ["iter", "alpha", "KL", "KL(all)", "train mix", "val acc", *datasets]
     table = [header]
     for r in rows:
         best = "*" if r["iteration"] == summary.get("best_iteration") else ""
@@ -421,6 +422,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 f"{r['iteration']}{best}",
                 "-" if r["alpha"] is None else f"{r['alpha']:.2f}",
                 "-" if r["kl"] is None else f"{r['kl']:.3f}",
+                "-" if r.get("kl_all") is None else f"{r['kl_all']:.3f}",
                 _fmt_dist(r["p_train"] or {}) or "-",
                 pct(r["validation_accuracy"]),
                 *[pct(r["eval"].get(k)) for k in datasets],
@@ -429,7 +431,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("(accuracy in %; * = best on validation, the final student)")
+    lines.append(
+        "(accuracy in %; * = best on validation, the final student; KL = KL(P_train || "
+        "P_student), KL(all) against all the student's samples: siked's reading of Figure 2)"
+    )
     return "\n".join(lines)
 
 
