@@ -293,6 +293,14 @@ def format_stats(stats: dict[str, Any]) -> str:
         + (f" ({100 * cov:.1f}%)" if cov is not None else "")
         + f"; by number of strategies solved: {counts}"
     )
+    fc = stats.get("free_choice")
+    if isinstance(fc, dict) and fc.get("samples"):
+        chosen = ", ".join(f"{k} {100 * v:.1f}%" for k, v in fc["p_choice"].items())
+        acc = fc.get("accuracy")
+        lines.append(
+            f"free choice ({fc['samples']} samples): {chosen}"
+            + (f"; accuracy {100 * acc:.1f}%" if acc is not None else "")
+        )
     return "\n".join(lines)
 
 

@@ -233,6 +233,11 @@ def test_free_choice_pass_measures_the_teachers_choice(tmp_path: Path, api: str)
     assert all(r["rule"] == "program" for r in rows if r["strategy"] == "pot")
     # the forced per-strategy samples (D_LLM, siked's P_LLM) are unaffected
     assert stats["kept"] == 18 and read_json(tmp_path / STATS)["free_choice"] == fc
+    from siked.teach import format_stats
+
+    assert "free choice (12 samples): cot 16.7%, l2m 0.0%, pot 50.0%, none 33.3%" in format_stats(
+        stats
+    )
     # a rerun asks for nothing, a larger n only for the new samples
     again = FakeChooser(answers(ps))
     teach(ps, cfg, tmp_path, progress=False, engine=again)
