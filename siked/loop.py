@@ -475,15 +475,15 @@ def should_stop(rows: list[dict[str, Any]], patience: int) -> bool:
 def run(cfg: SikedConfig, *, force: bool = False) -> dict[str, Any]:
     """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``)."""
     t0 = time.monotonic()
+    from siked.models import check_student
+
+    check_student(cfg.student.model)  # no chat template / not available: fail now, not in train
     paths = prepare_run_dir(cfg, force)
     man = Manifest(paths.manifest, cfg.name, sha256_json(cfg.model_dump(mode="json")))
     _say(f"run {cfg.name} in {paths.root} ({cfg.method}, strategies {','.join(cfg.strategies)})")
 
     train_qs, val_qs = split_train_validation(cfg)
     _say(f"data: {len(train_qs)} training and {len(val_qs)} validation questions")
-    from siked.models import check_student
-
-    check_student(cfg.student.model)  # no chat template / not available: fail now, not in train
     teacher_rows = stage_teacher(cfg, paths, man, train_qs)
 
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations

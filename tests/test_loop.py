@@ -334,4 +334,4 @@ def test_student_without_chat_template_fails_before_the_teacher(
     cfg = tiny_config(tmp_path, **{"student.model": str(base)})
     with pytest.raises(ModelError, match="no chat template"):
         loop.run(cfg)
-    assert not (tmp_path / "t" / "teacher").exists() and fakes.calls == []
+    assert not (tmp_path / "t").exists() and fakes.calls == []

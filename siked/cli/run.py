@@ -13,10 +13,9 @@ manifest.json, teacher/, iter_NN/, summary.json, report/).
 
 `--dry-run` prints the resolved config and the plan of `siked plan` (what each stage will
 make and what the run needs) and runs nothing. Rerunning the same command resumes a stopped
-or killed run; finished stages are not
-recomputed. A changed config for an existing run is refused with the keys that differ,
-unless --force is given. Every config key is documented in docs/configuration.md;
-override any of them with --set section.key=value (repeatable), e.g.
+or killed run; finished stages are not recomputed. A changed config for an existing run is
+refused with the keys that differ, unless --force is given. Every config key is documented in
+docs/configuration.md; override any of them with --set section.key=value (repeatable), e.g.
   siked run configs/quickstart.yaml --set loop.iterations=1 --set train.epochs=1
 """
 
