@@ -105,6 +105,10 @@ def student_prompt(
     """
     if prefill_tag and forced is None:
         raise ValueError("prefill_tag needs a forced strategy")
+    if hasattr(tokenizer, "chat_template") and not tokenizer.chat_template:  # HF tokenizers
+        from siked.models import require_chat_template
+
+        require_chat_template(tokenizer, str(getattr(tokenizer, "name_or_path", "") or "model"))
     prompt = tokenizer.apply_chat_template(
         student_messages(question, forced), tokenize=False, add_generation_prompt=True
     )

@@ -27,7 +27,11 @@ class _Section(BaseModel):
 
 
 class DatasetSpec(_Section):
-    """One dataset slice: ``name`` (gsm8k, svamp, asdiv, asdiv-a, multiarith), ``split``, ``limit``."""
+    """One dataset slice: ``name`` (gsm8k, svamp, asdiv, asdiv-a, multiarith), ``split``, ``limit``.
+
+    ``multiarith:test`` (the default split) is the authors' 180-problem ChilleD test split,
+    ``multiarith:all`` all 600 problems.
+    """
 
     name: str
     split: str = "test"
@@ -69,7 +73,7 @@ class DataConfig(_Section):
     validation_size: int = Field(default=100, ge=0)  # held out from the training questions
     eval: list[DatasetSpec] = Field(
         default_factory=lambda: [
-            DatasetSpec.parse(s) for s in ("gsm8k:test", "svamp", "asdiv", "multiarith")
+            DatasetSpec.parse(s) for s in ("gsm8k:test", "svamp", "asdiv", "multiarith:test")
         ]
     )
 
@@ -147,6 +151,18 @@ class TeacherConfig(EngineConfig):
     # questions per generate call; their samples are verified and appended together, so a
     # killed run loses at most one chunk of work
     chunk_size: int = Field(default=64, gt=0)
+    # > 0: also let the (LLM) teacher choose the strategy itself, this many samples per
+    # question, to measure its real strategy choice (teacher/choice.jsonl; not trained on)
+    free_choice_n: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _free_choice(self) -> TeacherConfig:
+        if self.free_choice_n and self.engine == "gold":
+            raise ValueError(
+                "free_choice_n: the gold teacher has no strategy choice of its own (it rewrites "
+                "human solutions into every strategy); use an LLM teacher or 0"
+            )
+        return self
 
 
 class StudentConfig(_Section):
@@ -154,7 +170,8 @@ class StudentConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """LoRA / full SFT. Defaults are the paper's."""
+    """LoRA / full SFT. Defaults are the authors' (``fine-tuning/iter1_configs/*/selsamp*.yaml``)
+    for Gemma and SmolLM; the Qwen2 presets set lr 3e-4 with a cosine schedule."""
 
     method: Literal["lora", "full"] = "lora"
     lora_r: int = Field(default=16, gt=0)
@@ -163,7 +180,8 @@ class TrainConfig(_Section):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     learning_rate: float = Field(default=2e-4, gt=0)
     lr_scheduler: str = "linear"
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    warmup_steps: int = Field(default=5, ge=0)  # the authors' 5 warm-up steps
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)  # > 0: a share of the steps instead
     epochs: float = Field(default=3.0, gt=0)
     max_steps: int = -1  # > 0 overrides epochs
     per_device_batch_size: int = Field(default=8, gt=0)
@@ -174,7 +192,7 @@ class TrainConfig(_Section):
     # then counts packed rows (the authors' setting; fewer optimizer steps per epoch)
     packing: bool = False
     gradient_checkpointing: bool = False
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.01, ge=0)  # the authors' 0.01
     seed: int = 42
     bf16: bool | None = None  # None = bf16 where the hardware supports it
     save_merged: bool = True  # also write the merged model (what the next iteration starts from)
@@ -215,8 +233,15 @@ class MixConfig(_Section):
     bias: Literal["pot", "cot", "l2m", "none"] = "pot"
     alpha: Literal["auto"] | float | AlphaSchedule = "auto"
     kl_epsilon: float = Field(default=1e-6, gt=0)
-    # also apply `bias` to iteration 0's teacher-only set (the paper trains it on all of D_LLM)
-    bias_iteration_0: bool = False
+    # apply `bias` to iteration 0's teacher-only set too (the authors' biased chain trains its
+    # first model on the biased set); false = iteration 0 on all of D_LLM whatever the bias
+    bias_iteration_0: bool = True
+    # adaptive: add teacher rows of strategy s for questions the student did not solve with s
+    # ("strategy", the authors') or only for questions it solved with no strategy ("question")
+    adaptive_scope: Literal["strategy", "question"] = "strategy"
+    # correct student samples kept per question and strategy before bias (the authors: 1);
+    # null = all of them
+    self_per_strategy: int | None = Field(default=1, gt=0)
 
     @field_validator("alpha")
     @classmethod

@@ -10,8 +10,15 @@ name               splits                                  file(s) under the dat
 ``svamp``          ``test`` (1000)                         ``svamp/SVAMP.json``
 ``asdiv``          ``test`` (all 2305 raw records)         ``asdiv/ASDiv.xml``
 ``asdiv-a``        ``test`` (the 1218-id arithmetic set)   ``+ asdiv/nfolds/asdiv-a/fold{0..4}.txt``
-``multiarith``     ``test`` (600)                          ``multiarith/MultiArith.json``
+``multiarith``     ``test`` (180: ChilleD/MultiArith),     ``multiarith/MultiArith.json``
+                   ``all`` (600)                           ``+ multiarith/test_ids_chilled.json``
 =================  ======================================  ==========================================
+
+``multiarith:test`` is the 180-problem test split of the Hugging Face ``ChilleD/MultiArith``
+re-split that the SIKeD authors evaluate on (``inference/inference_all_checkpoints.py``:
+``load_dataset('ChilleD/MultiArith', split='test')``), in that split's row order; its ids come
+from ``multiarith/test_ids_chilled.json`` (an id list derived from the public split, see
+``docs/data.md``). ``multiarith:all`` is the whole original file.
 
 **Data directory.** The first of these that applies is used:
 
@@ -32,7 +39,7 @@ verified the same way. It is off by default; nothing is ever fetched silently.
 
 **Ids** are stable: ``gsm8k-train-00000`` (zero-based line index; the Socratic files use the
 same ids), ``svamp-chal-1``, ``asdiv-nluds-0001`` (ASDiv-A keeps ASDiv's ids and file order),
-``multiarith-0`` (``iIndex``).
+``multiarith-0`` (``iIndex``, in both splits).
 
 **Gold answers** are exact :class:`~fractions.Fraction`\\ s. Records whose question is empty or
 whose gold answer is not a single number (ASDiv has names, times, ratios such as ``2:3`` and
@@ -120,12 +127,13 @@ class LoadReport:
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One published data file: where it lives under the data dir, its sha256, size and source."""
+    """One data file: where it lives under the data dir, its sha256, size and source."""
 
     path: str  # relative to the data directory
     sha256: str
     size: int
-    url: str  # raw GitHub URL at the pinned commit
+    url: str  # raw GitHub URL at the pinned commit; "" for a file derived here (no download)
+    note: str = ""  # for a derived file: what it is and how to make it
 
 
 _GSM8K = "https://raw.githubusercontent.com/openai/grade-school-math/3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data/"
@@ -133,6 +141,9 @@ _SVAMP = (
     "https://raw.githubusercontent.com/arkilpatel/SVAMP/689d7ccac74b9983a2ac7cc3b264f441b99e7c53/"
 )
 _ASDIV = "https://raw.githubusercontent.com/chaochun/nlu-asdiv-dataset/883f90a9a65bf00304ba8f37423910fe743abc47/dataset/"
+MULTIARITH_TEST_IDS = "multiarith/test_ids_chilled.json"
+#: Size of the ChilleD/MultiArith test split (the SIKeD authors' MultiArith evaluation set).
+MULTIARITH_TEST_SIZE = 180
 _MULTIARITH = "https://raw.githubusercontent.com/kojima-takeshi188/zero_shot_cot/5ef330fcdeec0cd26aee27943504f91f8ec1c33c/dataset/MultiArith/"
 
 #: Every file the loaders read, keyed by its path under the data directory (from SOURCE.md).
@@ -211,6 +222,18 @@ FILES: dict[str, FileSpec] = {
             254012,
             _MULTIARITH + "MultiArith.json",
         ),
+        FileSpec(
+            MULTIARITH_TEST_IDS,
+            "d2b71d798de2fd4fea63481021137826ff8f3c6268b79303a3097d9dc054f7aa",
+            5692,
+            "",
+            note=(
+                "it is derived, not published: the MultiArith.json iIndex of each of the 180 rows "
+                "of the Hugging Face ChilleD/MultiArith test split, as a JSON object whose 'ids' "
+                "list holds them in row order (the split equals random.seed(42); "
+                "l = list(range(600)); random.shuffle(l); test = l[420:]); see docs/data.md"
+            ),
+        ),
     ]
 }
 
@@ -261,8 +284,12 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "multiarith",
-            "MultiArith (Roy & Roth 2015), all 600 problems",
-            {"test": ("multiarith/MultiArith.json",)},
+            "MultiArith (Roy & Roth 2015): test = the 180-problem ChilleD/MultiArith test split "
+            "(the SIKeD authors' evaluation set), all = the 600 problems",
+            {
+                "test": ("multiarith/MultiArith.json", MULTIARITH_TEST_IDS),
+                "all": ("multiarith/MultiArith.json",),
+            },
         ),
     ]
 }
@@ -339,10 +366,10 @@ def fetch_url(url: str, dest: Path, timeout: float = 60.0) -> None:
 
 
 def _how_to_get(spec: FileSpec, root: Path) -> str:
-    return (
-        f"get it from {spec.url} (or set {ENV_DOWNLOAD}=1 to fetch it), "
-        f"or set {ENV_DATA_DIR} to a directory that holds {spec.path} (now: {root})"
-    )
+    where = f"set {ENV_DATA_DIR} to a directory that holds {spec.path} (now: {root})"
+    if not spec.url:
+        return f"{spec.note}; {where}"
+    return f"get it from {spec.url} (or set {ENV_DOWNLOAD}=1 to fetch it), or {where}"
 
 
 def ensure_file(
@@ -362,7 +389,7 @@ def ensure_file(
     root = resolve_data_dir(data_dir)
     path = root / spec.path
     if not path.is_file():
-        if not download_enabled(download):
+        if not download_enabled(download) or not spec.url:
             raise DataError(
                 f"data file not found: {path} (expected sha256 {spec.sha256}); "
                 + _how_to_get(spec, root)
@@ -564,12 +591,16 @@ def _read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_json_list(path: Path) -> list[Any]:
+def _read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            return json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON: {e}") from None
+
+
+def _read_json_list(path: Path) -> list[Any]:
+    data = _read_json(path)
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON array of problems")
     return data
@@ -648,10 +679,19 @@ def _parse_asdiv_a(paths: Sequence[Path], split: str) -> _Parsed:
     return problems, len(wanted), skipped
 
 
+def _read_test_ids(path: Path) -> list[int]:
+    doc = _read_json(path)
+    ids = doc.get("ids") if isinstance(doc, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise DataError(f"{path}: expected a JSON object with an 'ids' list of integers")
+    return ids
+
+
 def _parse_multiarith(paths: Sequence[Path], split: str) -> _Parsed:
     rows = _read_json_list(paths[0])
     problems: list[Problem] = []
     skipped: list[tuple[str, str]] = []
+    by_index: dict[str, Problem] = {}
     for i, row in enumerate(rows):
         pid = f"multiarith-{row.get('iIndex', i)}"
         sols = row.get("lSolutions") or []
@@ -660,7 +700,21 @@ def _parse_multiarith(paths: Sequence[Path], split: str) -> _Parsed:
         p = _check(pid, normalize_space(str(row.get("sQuestion") or "")), gold, raw, skipped)
         if p is not None:
             problems.append(p)
-    return problems, len(rows), skipped
+            by_index[pid] = p
+    if split == "all":
+        return problems, len(rows), skipped
+    # test: the ChilleD/MultiArith test split, in its row order
+    ids = [f"multiarith-{i}" for i in _read_test_ids(paths[1])]
+    wanted = set(ids)
+    test = [by_index[i] for i in ids if i in by_index]
+    skipped = [s for s in skipped if s[0] in wanted]
+    listed = {s[0] for s in skipped}
+    skipped += [
+        (i, f"id listed in {paths[1].name} is not in {paths[0].name}")
+        for i in ids
+        if i not in by_index and i not in listed
+    ]
+    return test, len(ids), skipped
 
 
 _PARSERS: dict[str, Callable[[Sequence[Path], str], _Parsed]] = {

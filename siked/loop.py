@@ -439,6 +439,7 @@ def summary_row(paths: RunPaths, it: int, man: Manifest) -> dict[str, Any]:
         "alpha": stats.get("alpha"),
         "kl": stats.get("kl"),
         "kl_support": stats.get("kl_support"),
+        "kl_all": stats.get("kl_all"),
         "p_train": stats.get("p_train"),
         "rows": stats.get("rows"),
         "validation_accuracy": (dsets.get("validation") or {}).get("accuracy"),
@@ -460,7 +461,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}"
 
-    header = ["iter", "alpha", "KL", "train mix", "val acc", *datasets]
+    header = ["iter", "alpha", "KL", "KL(all)", "train mix", "val acc", *datasets]
     table = [header]
     for r in rows:
         best = "*" if r["iteration"] == summary.get("best_iteration") else ""
@@ -469,6 +470,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 f"{r['iteration']}{best}",
                 "-" if r["alpha"] is None else f"{r['alpha']:.2f}",
                 format_kl(r["kl"], r.get("kl_support")),
+                "-" if r.get("kl_all") is None else f"{r['kl_all']:.3f}",
                 _fmt_dist(r["p_train"] or {}) or "-",
                 pct(r["validation_accuracy"]),
                 *[pct(r["eval"].get(k)) for k in datasets],
@@ -477,7 +479,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("(accuracy in %; * = best on validation, the final student)")
+    lines.append(
+        "(accuracy in %; * = best on validation, the final student; KL = KL(P_train || "
+        "P_student), KL(all) against all the student's samples: siked's reading of Figure 2)"
+    )
     return "\n".join(lines)
 
 
@@ -521,11 +526,15 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     Holds the run directory's lock (:mod:`siked.lock`) throughout; the stages inside find
     their sub-directories covered by it. Refused at once when another process writes the run
     directory, a directory above it, or a stage directory inside it (``report/`` excepted).
+    A student that cannot be loaded (not available, no chat template) fails first.
 
     The terminal gets one line per stage and siked's progress bars; everything else (library
     logs and warnings, the trainer's per-step metrics) goes to ``siked.log`` in the run
     directory (:mod:`siked.console`); ``verbose`` also shows it on the terminal.
     """
+    from siked.models import check_student
+
+    check_student(cfg.student.model)  # no chat template / not available: fail now, not in train
     with output_lock(cfg.run_dir, "run"):
         busy_below(cfg.run_dir, depth=2, skip=("report",))
         t0 = time.monotonic()

@@ -14,34 +14,48 @@ schema) except :func:`mix_files`, a thin wrapper that reads and writes files.
 
 **Steps** of :func:`mix` for a SIKeD iteration (``iteration >= 1``):
 
-1. *Variant* picks the teacher part: ``all`` = every D_LLM row; ``adaptive`` = D_LLM rows of
-   questions the student did not solve (no row in D_self); ``self`` = none.
-2. *Deduplicate* identical ``(qid, strategy, normalised text)`` (whitespace collapsed); when a
+1. *One self row per question and strategy*: of the counted student rows (deduplicated), at
+   most ``MixConfig.self_per_strategy`` are kept per ``(question, strategy)`` (default 1, the
+   authors': ``create-data-from-individual-strategies.py`` keeps the first correct sample of
+   each question in each strategy's file); the lowest ``sample`` index wins (:func:`row_rank`).
+   ``None`` keeps them all.
+2. *Variant* picks the teacher part: ``all`` = every D_LLM row; ``adaptive`` = with
+   ``adaptive_scope: strategy`` (default, the authors' ``create-mixed-data.py``) the D_LLM rows
+   of strategy *s* for questions the student did not solve *with s*; with ``adaptive_scope:
+   question`` only the D_LLM rows of questions the student solved with no strategy at all;
+   ``self`` = none.
+3. *Deduplicate* identical ``(qid, strategy, normalised text)`` (whitespace collapsed); when a
    student row and a teacher row collide the student row is kept.
-3. *Bias* keeps one rationale per question by strategy priority (:data:`BIAS_ORDERS`):
+4. *Bias* keeps one rationale per question by strategy priority (:data:`BIAS_ORDERS`):
    ``pot``: pot > cot > l2m (the paper's default); ``cot``: cot > pot > l2m; ``l2m``:
    l2m > pot > cot; strategies outside the order come after it, alphabetically. ``none`` keeps
    all rows. Ties within a strategy are broken deterministically by :func:`row_rank`: a student
    row beats a teacher row (self-generated data is the point of SIKeD), then the lowest
    ``sample`` index wins, then the lowest hash of the normalised text.
-4. *Alpha*: ``auto`` keeps what the variant yields (the paper's alpha is then the resulting
+5. *Alpha*: ``auto`` keeps what the variant yields (the paper's alpha is then the resulting
    share of teacher rows). A number (or ``{start, end}`` schedule, :class:`AlphaSchedule`, giving
    a per-iteration number) subsamples teacher *or* student rows, seeded and deterministic, to hit
    that teacher share as closely as possible without inventing rows (:func:`solve_counts`). The
    achieved share is ``alpha``, the requested one ``alpha_target``.
 
 **Iteration 0** (plain distillation, also ``method: distill``) trains on D_LLM whatever the
-variant; it takes no student rows. ``bias`` is *not* applied there unless
-``MixConfig.bias_iteration_0`` is set, because the paper trains iteration 0 on all of D_LLM.
+variant; it takes no student rows. ``bias`` applies there too (``MixConfig.bias_iteration_0``,
+default true), as in the authors' code: their PoT-biased chain trains its first model on
+``df_concat_pot_biased_kd.csv`` (one rationale per question, ``create_data.py``), their
+unbiased chain on ``df_concat_kd.csv`` (``bias: none``). ``bias_iteration_0: false`` trains
+iteration 0 on all of D_LLM whatever the bias (siked's former behaviour).
 
 **Distributions** (strategy -> probability over the run's strategies, :func:`strategy_distribution`):
 ``p_llm`` over the counted D_LLM rows; ``p_student`` over the counted D_self rows (all valid,
-correct samples of the student, before variant, deduplication and bias: what the student chooses
-when it is right); ``p_student_all`` over *all* student samples, correct or not, with a ``none``
-key for answers with no known strategy; ``p_train`` over the final mix. ``p_student``,
-``p_student_all`` and ``kl`` are ``None`` when there are no student rows (iteration 0), and
-``p_student``/``kl`` also when the student solved nothing. ``kl`` is
-``KL(P_train || P_student)`` (:func:`kl_divergence`).
+correct samples of the student, before the per-strategy limit, variant, deduplication and
+bias: what the student chooses when it is right); ``p_student_all`` over *all* student samples,
+correct or not, with a ``none`` key for answers with no known strategy; ``p_train`` over the
+final mix. ``p_student``, ``p_student_all``, ``kl`` and ``kl_all`` are ``None`` when there are
+no student rows (iteration 0), and ``p_student``/``kl`` also when the student solved nothing.
+``kl`` is ``KL(P_train || P_student)`` and ``kl_all`` is ``KL(P_train || P_student_all)``
+(:func:`kl_divergence`). These are siked's reading of the paper's Figure 2: ``p_llm`` is the
+share of each strategy in D_LLM, i.e. the *forced* teacher's yield per strategy, not the
+teacher's own choice (measure that with ``teacher.free_choice_n``, :mod:`siked.teach`).
 """
 
 from __future__ import annotations
@@ -220,6 +234,28 @@ def apply_bias(rows: Iterable[Row], bias: str, strategies: Sequence[str]) -> lis
         if qid not in best or rank < best[qid][0]:
             best[qid] = (rank, r)
     return [r for _, r in best.values()]
+
+
+def limit_per_strategy(rows: Iterable[Row], k: int | None) -> list[Row]:
+    """Keep at most ``k`` rows per ``(qid, strategy)``, the best-ranked ones (student before
+    teacher, then lowest ``sample``, then text hash); ``None`` keeps all.
+
+    >>> rows = [{"qid": "q", "strategy": "cot", "sample": j, "text": str(j)} for j in (3, 1, 2)]
+    >>> [r["sample"] for r in limit_per_strategy(rows, 1)]
+    [1]
+    >>> sorted(r["sample"] for r in limit_per_strategy(rows, 2)), len(limit_per_strategy(rows, None))
+    ([1, 2], 3)
+    """
+    rows = list(rows)
+    if k is None:
+        return rows
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((str(r.get("qid")), str(r.get("strategy"))), []).append(r)
+    out: list[Row] = []
+    for group in groups.values():
+        out += sorted(group, key=lambda r: row_rank(r, []))[:k]
+    return out
 
 
 def sort_rows(rows: Iterable[Row]) -> list[Row]:
@@ -456,6 +492,7 @@ def mix(
     for r in d_self:
         r["source"] = "student"
     solved = {str(r["qid"]) for r in d_self}
+    solved_with = {(str(r["qid"]), str(r["strategy"])) for r in d_self}
 
     if iteration == 0:
         pool = dedupe(d_llm)
@@ -464,11 +501,16 @@ def mix(
     else:
         if cfg.variant == "all":
             teacher_part = d_llm
-        elif cfg.variant == "adaptive":
+        elif cfg.variant == "adaptive" and cfg.adaptive_scope == "strategy":
+            teacher_part = [
+                r for r in d_llm if (str(r["qid"]), str(r["strategy"])) not in solved_with
+            ]
+        elif cfg.variant == "adaptive":  # scope "question"
             teacher_part = [r for r in d_llm if str(r["qid"]) not in solved]
         else:  # self
             teacher_part = []
-        pool = apply_bias(dedupe(d_self + teacher_part), cfg.bias, strategies)
+        self_part = limit_per_strategy(dedupe(d_self), cfg.self_per_strategy)
+        pool = apply_bias(dedupe(self_part + teacher_part), cfg.bias, strategies)
 
     target = alpha_target(cfg.alpha, iteration, iterations)
     teacher_pool = sort_rows(r for r in pool if r["source"] == "teacher")
@@ -499,19 +541,24 @@ def mix(
         strategy_distribution(student_in, strategies, other=NO_STRATEGY) if student_in else None
     )
     p_train = strategy_distribution(rows, strategies) if rows else None
-    kl = None
+    kl = kl_all = None
     if p_train is not None and p_student is not None:
         kl = round(kl_divergence(p_train, p_student, cfg.kl_epsilon), _ROUND)
+    if p_train is not None and p_student_all is not None:
+        kl_all = round(kl_divergence(p_train, p_student_all, cfg.kl_epsilon), _ROUND)
 
     questions = {str(r.get("qid")) for r in teacher_in} | {str(r.get("qid")) for r in student_in}
     stats: dict[str, Any] = {
         "iteration": iteration,
         "variant": cfg.variant,
+        "adaptive_scope": cfg.adaptive_scope if cfg.variant == "adaptive" else None,
         "bias": cfg.bias if (iteration > 0 or cfg.bias_iteration_0) else "none",
+        "self_per_strategy": cfg.self_per_strategy,
         "alpha": alpha,
         "alpha_target": "auto" if target is None else target,
         "kl": kl,
         "kl_support": len(d_self) if student_in else None,  # samples P_student rests on
+        "kl_all": kl_all,
         "kl_epsilon": cfg.kl_epsilon,
         "p_llm": p_llm,
         "p_student": p_student,

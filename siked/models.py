@@ -360,3 +360,120 @@ def load_model(
     model.to(device)
     model.eval()
     return model
+
+
+# --------------------------------------------------------------------------- offline inspection
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What can be known about a model name offline, without loading weights.
+
+    ``available``: the model resolves without a network (bundled package installed, local
+    directory, or in the Hugging Face cache). ``chat_template``: whether its tokenizer carries a
+    chat template (None when that cannot be known offline).
+    """
+
+    name: str
+    kind: str  # "bundled", "local" or "hub"
+    available: bool
+    where: str  # a path, or why it is not available
+    chat_template: bool | None
+
+
+def _template_in(tokenizer_config: Path | None, folder: Path | None) -> bool | None:
+    """Chat template present in a tokenizer directory (``tokenizer_config.json`` key or a
+    ``chat_template.jinja`` file); None when there is no tokenizer config to read."""
+    if folder is not None and (folder / "chat_template.jinja").is_file():
+        return True
+    if tokenizer_config is None or not tokenizer_config.is_file():
+        return None
+    try:
+        cfg = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return bool(cfg.get("chat_template"))
+
+
+def _hub_cached(repo: str, filename: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo, filename)
+    except Exception:  # a malformed id, an unreadable cache: not available
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def inspect_model(name: str) -> ModelInfo:
+    """Describe ``name`` offline (no weights loaded, no network): see :class:`ModelInfo`.
+
+    >>> inspect_model("google/gemma-2b-it").kind
+    'hub'
+    """
+    name = str(name).strip()
+    if is_bundled(name):
+        spec = _bundled_spec(name)
+        target = bundled_cache_dir(spec.key)
+        if (target / _DONE_FILE).is_file():
+            return ModelInfo(name, "bundled", True, str(target), True)
+        try:
+            gguf = find_bundled_gguf(spec)
+        except ModelError as e:
+            return ModelInfo(name, "bundled", False, str(e), True)
+        # the conversion (on first use, offline) checks that the GGUF carries a ChatML template
+        return ModelInfo(name, "bundled", True, f"{gguf} (converted on first use)", True)
+    p = Path(name).expanduser()
+    if p.is_dir():
+        ok = (p / "config.json").is_file() or (p / "adapter_config.json").is_file()
+        template = _template_in(p / "tokenizer_config.json", p)
+        return ModelInfo(name, "local", ok, str(p.resolve()), template)
+    if p.exists() or name.startswith((".", "/", "~", "\\")) or name.count("/") > 1:
+        return ModelInfo(name, "local", False, f"model directory not found: {name}", None)
+    config = _hub_cached(name, "config.json")
+    if config is None:
+        return ModelInfo(name, "hub", False, "not in local cache", None)
+    tok_cfg = _hub_cached(name, "tokenizer_config.json")
+    jinja = _hub_cached(name, "chat_template.jinja")
+    template = True if jinja is not None else _template_in(tok_cfg, None)
+    return ModelInfo(name, "hub", True, str(config.parent), template)
+
+
+def no_chat_template_message(name: str) -> str:
+    return (
+        f"{name}: the tokenizer has no chat template. siked's student prompt is a chat "
+        "(system instruction, user question, assistant response starting with the strategy "
+        "tag), and the SIKeD authors fine-tune instruct checkpoints (gemma-2b-it, "
+        "Qwen2-*-Instruct, SmolLM-1.7B-Instruct). Use the instruct checkpoint, or a local copy "
+        "of this model whose tokenizer_config.json sets a chat_template."
+    )
+
+
+def require_chat_template(tokenizer: Any, name: str) -> None:
+    """Raise a clear :class:`ModelError` when ``tokenizer`` has no chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelError(no_chat_template_message(name))
+
+
+def check_student(name: str) -> ModelInfo:
+    """Check before a run starts that the student resolves and has a chat template.
+
+    Offline facts first (no weights loaded): a model known to lack a chat template is an error
+    here, not deep in training. When the cache cannot tell and the hub is reachable, the
+    tokenizer alone is fetched and checked. A model that is neither local nor cached while
+    ``HF_HUB_OFFLINE`` is set is an error too.
+    """
+    info = inspect_model(name)
+    if info.kind == "bundled" and not info.available:
+        raise ModelError(info.where)
+    if info.chat_template is False:
+        raise ModelError(no_chat_template_message(name))
+    if info.chat_template is None:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        if offline and not info.available:
+            raise ModelError(
+                f"student model {name!r} is {info.where} and HF_HUB_OFFLINE is set: "
+                "download it first or point student.model at a local directory"
+            )
+        require_chat_template(load_tokenizer(name), name)
+    return info

@@ -498,6 +498,15 @@ def teacher_distribution(run: RunData) -> dict[str, float]:
     return {}
 
 
+def teacher_choice(run: RunData) -> dict[str, float]:
+    """The teacher's own strategy choice (``teacher.free_choice_n``), ``{}`` when not measured."""
+    fc = (run.teacher_stats or {}).get("free_choice")
+    p = fc.get("p_choice") if isinstance(fc, dict) else None
+    if not isinstance(p, dict) or not p:
+        return {}
+    return {k: float(v or 0) for k, v in p.items()}
+
+
 def best_iteration(run: RunData) -> int | None:
     """The best-on-validation iteration: recorded by the loop, else recomputed (earliest max),
     else the last evaluated iteration."""
@@ -583,6 +592,7 @@ def summary_table(run: RunData) -> list[dict[str, Any]]:
                 "alpha": stats.get("alpha", srow.get("alpha")),
                 "kl": stats.get("kl", srow.get("kl")),
                 "kl_support": stats.get("kl_support", srow.get("kl_support")),
+                "kl_all": stats.get("kl_all", srow.get("kl_all")),
                 "p_train": stats.get("p_train") or srow.get("p_train"),
                 "validation_accuracy": val,
                 "eval": evals,
@@ -701,12 +711,13 @@ def plot_strategy_choice(run: RunData, path: Path) -> Path | None:
         panels.append((eval_labels, eval_dists, f"Student on {primary} (free choice)"))
     if gen_dists:
         panels.append((gen_labels, gen_dists, "Student self-generation (all samples)"))
-    if not panels and not teacher:
+    if not panels and not teacher and not teacher_choice(run):
         return None
     if not panels:
         panels.append(([], [], "Student: no evaluation or samples yet"))
+    chosen = teacher_choice(run)
     keys: list[str] = []
-    for d in [teacher, *eval_dists, *gen_dists]:
+    for d in [teacher, chosen, *eval_dists, *gen_dists]:
         for k in d:
             if k not in keys:
                 keys.append(k)
@@ -716,11 +727,14 @@ def plot_strategy_choice(run: RunData, path: Path) -> Path | None:
     fig = _new_figure(max(5.0, 3.2 * len(panels) + 1.2 * max(len(p[0]) for p in panels)), 4.2)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (labels, dists, title) in zip(axes, panels, strict=True):
-        labs = (["Teacher\n(D_LLM)"] if teacher else []) + labels
-        ds = ([teacher] if teacher else []) + dists
+        head_labels = (["Teacher D_LLM\n(forced yield)"] if teacher else []) + (
+            ["Teacher\n(free choice)"] if chosen else []
+        )
+        labs = head_labels + labels
+        ds = ([teacher] if teacher else []) + ([chosen] if chosen else []) + dists
         _stacked_shares(ax, labs, ds, keys, title)
-        if teacher and labels:
-            ax.axvline(0.5, color="black", lw=0.8, ls=":")
+        if head_labels and labels:
+            ax.axvline(len(head_labels) - 0.5, color="black", lw=0.8, ls=":")
     handles, labels_ = axes[0].get_legend_handles_labels()
     seen = dict(zip(labels_, handles, strict=True))
     for ax in axes[1:]:
@@ -758,6 +772,11 @@ def plot_mixing(run: RunData, path: Path) -> Path | None:
     x = np.arange(len(strategies))
     width = 0.26
     names = [("P_LLM", "p_llm"), ("P_student", "p_student"), ("P_train", "p_train")]
+    legend = {
+        "P_LLM": "P_LLM: share in D_LLM\n(forced teacher's yield)",
+        "P_student": "P_student: student's\ncorrect samples",
+        "P_train": "P_train: training mix",
+    }
     for idx, it in enumerate(its):
         ax = axes[idx // ncols][idx % ncols]
         st = it.stats or {}
@@ -775,8 +794,9 @@ def plot_mixing(run: RunData, path: Path) -> Path | None:
         target = st.get("alpha_target")
         target_txt = f" (target {target:.2f})" if isinstance(target, int | float) else ""
         ax.set_title(
-            f"iter {it.iteration}: α = {fmt_num(st.get('alpha'), 2)}{target_txt}, "
-            f"KL = {format_kl(st.get('kl'), st.get('kl_support'))}",
+            f"iter {it.iteration}: α = {fmt_num(st.get('alpha'), 2)}{target_txt}\n"
+            f"KL = {format_kl(st.get('kl'), st.get('kl_support'))}, "
+            f"KL(all) = {fmt_num(st.get('kl_all'), 3)}",
             fontsize=10 if not target_txt else 9,
         )
         ax.grid(axis="y", alpha=0.3)
@@ -788,10 +808,12 @@ def plot_mixing(run: RunData, path: Path) -> Path | None:
         axes[idx // ncols][idx % ncols].set_visible(False)
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=DIST_COLOURS[k], label=k) for k, _ in names]
+    handles = [Patch(color=DIST_COLOURS[k], label=legend[k]) for k, _ in names]
     fig.legend(handles=handles, loc="outside right center", frameon=False)
     fig.suptitle(
-        f"{run.name}: training mix per iteration (KL = KL(P_train ‖ P_student))", fontsize=12
+        f"{run.name}: training mix per iteration (siked's reading of the paper's Figure 2)\n"
+        "KL = KL(P_train ‖ P_student), KL(all) = KL(P_train ‖ P_student over all samples)",
+        fontsize=11,
     )
     return _save(fig, path)
 
@@ -970,7 +992,7 @@ def _summary_markdown(run: RunData) -> str:
     datasets = list(rows[0]["eval"]) if rows else []
     best = best_iteration(run)
     primary = primary_dataset(eval_datasets(run))
-    header = ["iter", "rows", "α", "KL", "train mix", "validation", *datasets]
+    header = ["iter", "rows", "α", "KL", "KL (all)", "train mix", "validation", *datasets]
     if primary and primary != VALIDATION:
         header.append(f"choice on {primary}")
     header.append("time")
@@ -983,6 +1005,7 @@ def _summary_markdown(run: RunData) -> str:
             fmt_num(r["rows"]),
             fmt_num(r["alpha"], 2),
             format_kl(r["kl"], r.get("kl_support")),
+            fmt_num(r.get("kl_all"), 3),
             format_mix(r["p_train"], run.strategies),
             fmt_pct(r["validation_accuracy"]),
             *[fmt_pct(r["eval"].get(d)) for d in datasets],
@@ -994,8 +1017,12 @@ def _summary_markdown(run: RunData) -> str:
         out.append(cells)
     note = (
         "Accuracies in %, mixes in % of rows; α = share of teacher rows, "
-        "KL = KL(P_train ‖ P_student) with the correct student samples P_student rests on "
-        f"(— below {KL_MIN_SUPPORT}: then it reflects the smoothing, not the student)."
+        "KL = KL(P_train ‖ P_student) with P_student over the student's correct samples, "
+        f"shown with how many there are (— below {KL_MIN_SUPPORT}: then it reflects the "
+        "smoothing, not the student); KL (all) = KL(P_train ‖ P_student_all) over all its "
+        "samples (`none` = no strategy tag). These, and P_LLM as the share of each strategy in "
+        "D_LLM (the forced teacher's yield, not the teacher's own choice), are siked's "
+        "interpretation of the paper's Figure 2."
     )
     return _md_table(header, out) + "\n\n" + note
 
@@ -1023,6 +1050,22 @@ def _teacher_markdown(run: RunData) -> str:
                 ]
             )
         lines.append(_md_table(["strategy", "samples", "kept (D_LLM)", "yield (%)"], rows))
+    fc = st.get("free_choice")
+    if isinstance(fc, dict) and isinstance(fc.get("per_strategy"), dict):
+        p = fc.get("p_choice") or {}
+        rows = [
+            [s, fmt_pct(p.get(s)), fmt_num(v.get("chosen")), fmt_pct(v.get("accuracy"))]
+            for s, v in fc["per_strategy"].items()
+            if isinstance(v, dict)
+        ]
+        rows.append(["none (no tag)", fmt_pct(p.get("none")), "—", "—"])
+        lines.append(
+            f"**Free choice** ({fmt_num(fc.get('samples'))} samples, {fmt_num(fc.get('n'))} per "
+            "question): the teacher chose the strategy itself; this is its real strategy "
+            "distribution, not used for training. Overall accuracy "
+            f"{fmt_pct(fc.get('accuracy'))} %.\n\n"
+            + _md_table(["strategy", "chosen (%)", "n", "accuracy (%)"], rows)
+        )
     scalars = {k: v for k, v in st.items() if isinstance(v, str | int | float | bool)}
     if scalars:
         lines.append(", ".join(f"{k}: {v}" for k, v in scalars.items()))
@@ -1116,14 +1159,19 @@ def _provenance_markdown(run: RunData) -> str:
 
 _CAPTIONS = {
     "strategy_choice": (
-        "Figure 1. Strategy distribution of the teacher data D_LLM next to the student's own "
-        "choices per iteration: on the evaluation set (free choice; `none` = no strategy tag) "
-        "and over all its self-generated samples."
+        "Figure 1. Strategy distribution of the teacher data D_LLM (the share of each strategy "
+        "among the teacher's correct forced-strategy rationales), of the teacher's own free "
+        "choice when measured (`teacher.free_choice_n`), and of the student's choices per "
+        "iteration: on the evaluation set (free choice; `none` = no strategy tag) and over all "
+        "its self-generated samples."
     ),
     "mixing": (
-        "Figure 2. Per SIKeD iteration: the teacher's distribution P_LLM, the student's "
-        "distribution over its correct samples P_student and the training mix P_train, with "
-        "the teacher share α and KL(P_train ‖ P_student)."
+        "Figure 2. Per SIKeD iteration: P_LLM, the share of each strategy in D_LLM (the "
+        "forced teacher's yield, not its own choice), the student's distribution over its "
+        "correct samples P_student and the training mix P_train, with the teacher share α, "
+        "KL(P_train ‖ P_student) and KL(P_train ‖ P_student_all) over all the student's "
+        "samples. siked's interpretation of the paper's Figure 2: the released code computes "
+        "neither quantity."
     ),
     "accuracy": (
         "Figure 3. Accuracy per iteration on each dataset; validation (dashed) selects the best "

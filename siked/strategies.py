@@ -342,6 +342,43 @@ def format_tagged(name: str, text: str) -> str:
     return f"[{name}]: {text}"
 
 
+def free_choice_prompt(
+    question: str, strategies: Sequence[Strategy], chat: bool = False
+) -> str | list[dict[str, str]]:
+    """A few-shot prompt that lets the *teacher* choose the strategy (``teacher.free_choice_n``).
+
+    The instruction lists every strategy with its own instruction and asks for the chosen tag
+    first (``[cot]: ...``). Exemplar ``i`` is shown in strategy ``i mod len(strategies)``, so
+    each strategy is demonstrated about equally often, in the run's strategy order. The format
+    of the prompt mirrors :meth:`Strategy.teacher_prompt` (``chat`` or plain text).
+    """
+    question = question.strip()
+    listed = "\n".join(f"[{s.name}] {s.description}. {s.instruction}" for s in strategies)
+    instruction = (
+        "Solve each math word problem with the strategy that suits it best. The strategies "
+        f"are:\n{listed}\nStart every answer with the tag of the strategy you chose, for "
+        'example "[cot]: ", then solve the problem with that strategy.'
+    )
+    shots: list[tuple[str, str]] = []
+    n = min((len(s.exemplars) for s in strategies), default=0)
+    for i in range(n):
+        s = strategies[i % len(strategies)]
+        ex = s.exemplars[i]
+        shots.append((ex.question, f"[{s.name}]: {s.render(ex.rationale)}"))
+    if chat:
+        messages: list[dict[str, str]] = []
+        for i, (q, a) in enumerate(shots):
+            head = f"{instruction}\n\n" if i == 0 else ""
+            messages.append({"role": "user", "content": f"{head}Question: {q}"})
+            messages.append({"role": "assistant", "content": a})
+        head = "" if shots else f"{instruction}\n\n"
+        messages.append({"role": "user", "content": f"{head}Question: {question}"})
+        return messages
+    blocks = [instruction, *[f"Question: {q}\nAnswer: {a}" for q, a in shots]]
+    blocks.append(f"Question: {question}\nAnswer:")
+    return "\n\n".join(blocks)
+
+
 _TAG = re.compile(r"\s*\[([A-Za-z0-9_]+)\]\s*:[ \t]*\n?")
 
 

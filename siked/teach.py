@@ -15,6 +15,9 @@ Output directory::
     kept.jsonl      D_LLM: Record rows, ordered by question, strategy, sample
     stats.json      yield per strategy, questions solved by 0..k strategies, tokens, time
     teach.json      the settings that determine the samples (a resume must match them)
+    choice.jsonl    only with ``free_choice_n > 0``: the teacher's free-choice answers (it picks
+                    the strategy itself, :func:`run_choice`); they measure its real strategy
+                    choice (``free_choice`` in stats.json) and are never trained on
 
 Resumable: samples are appended one chunk of questions at a time, so a run killed at any
 moment (SIGKILL included) is finished by rerunning it; samples already in ``samples.jsonl`` are
@@ -38,7 +41,7 @@ from siked.errors import DataError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl, write_jsonl
 from siked.lock import locks_outputs
 from siked.records import Record
-from siked.strategies import Strategy, get_strategies
+from siked.strategies import COMMON_STOP, Strategy, get_strategies
 
 if TYPE_CHECKING:
     from siked.data import Problem
@@ -51,6 +54,10 @@ SAMPLES = "samples.jsonl"
 KEPT = "kept.jsonl"
 STATS = "stats.json"
 META = "teach.json"
+#: the free-choice pass (``teacher.free_choice_n``): the teacher picks the strategy itself
+CHOICE = "choice.jsonl"
+#: strategy of a free-choice response without a known tag
+NO_STRATEGY = "none"
 
 #: extra columns of samples.jsonl (beyond the Record schema)
 EXTRA_FIELDS = ("finish_reason", "prompt_tokens", "completion_tokens", "cached", "error")
@@ -287,6 +294,14 @@ def format_stats(stats: dict[str, Any]) -> str:
         + (f" ({100 * cov:.1f}%)" if cov is not None else "")
         + f"; by number of strategies solved: {counts}"
     )
+    fc = stats.get("free_choice")
+    if isinstance(fc, dict) and fc.get("samples"):
+        chosen = ", ".join(f"{k} {100 * v:.1f}%" for k, v in fc["p_choice"].items())
+        acc = fc.get("accuracy")
+        lines.append(
+            f"free choice ({fc['samples']} samples): {chosen}"
+            + (f"; accuracy {100 * acc:.1f}%" if acc is not None else "")
+        )
     return "\n".join(lines)
 
 
@@ -312,10 +327,12 @@ def resume_rows(out_dir: Path, fp: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows already in ``samples.jsonl`` (first copy of each key). A file made with other
     settings is moved aside to ``samples.jsonl.stale`` and the run starts afresh."""
     samples, meta = out_dir / SAMPLES, out_dir / META
-    if samples.exists() and (not meta.exists() or read_json(meta) != fp):
-        stale = samples.with_name(SAMPLES + ".stale")
-        log.warning("%s was made with other teacher settings: moved to %s", samples, stale)
-        os.replace(samples, stale)
+    if not meta.exists() or read_json(meta) != fp:
+        for made in (samples, out_dir / CHOICE):
+            if made.exists():
+                stale = made.with_name(made.name + ".stale")
+                log.warning("%s was made with other teacher settings: moved to %s", made, stale)
+                os.replace(made, stale)
     atomic_write_json(meta, fp)
     rows, seen = [], set()
     for r in read_jsonl(samples):
@@ -397,6 +414,7 @@ def teach(
     total = len(problems) * len(names) * cfg.n
     if units and existing:
         log.info("resuming %s: %d of %d samples done", out, total - todo, total)
+    choice_todo = plan_choice(problems, cfg.free_choice_n, out / CHOICE)
 
     generated = 0
     gen_seconds = 0.0
@@ -408,7 +426,7 @@ def teach(
         from siked.engines.gold import GOLD_MODEL
 
         model = GOLD_MODEL
-    if units:
+    if units or choice_todo:
         own_engine = engine is None
         eng = engine if engine is not None else _open_engine(cfg, out, data_dir)
         eng_model = getattr(eng, "model", None)  # a name for servers; a module for hf
@@ -433,12 +451,20 @@ def teach(
                     app.write_many(rows)
                     generated += len(rows)
                     bar.update(len(rows))
+            if choice_todo:
+                t0 = time.perf_counter()
+                generated += run_choice(eng, choice_todo, strats, cfg, seed, chat, out, sandbox)
+                gen_seconds += time.perf_counter() - t0
             engine_stats = eng.stats.as_dict()
         finally:
             if own_engine:
                 eng.close()
 
     stats = finalize(out, problems, names, cfg.keep_per_strategy, cfg.n)
+    if cfg.free_choice_n:
+        stats["free_choice"] = choice_stats(
+            read_jsonl(out / CHOICE), problems, names, cfg.free_choice_n
+        )
     stats.update(
         {
             "engine": cfg.engine,
@@ -491,6 +517,139 @@ def _generate(
         for u, comps in zip(group, completions, strict=True):
             out[name] += [(u.problem, j, comps[j]) for j in u.missing]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the free-choice pass: the teacher picks the strategy (measures its real choice, P_LLM)
+
+
+def plan_choice(
+    problems: Sequence[Problem], n: int, path: Path
+) -> list[tuple[Problem, tuple[int, ...]]]:
+    """Questions whose free-choice samples ``0..n-1`` are not all in ``path`` yet."""
+    if n <= 0:
+        return []
+    done = {(str(r["qid"]), int(r["sample"])) for r in read_jsonl(path)}
+    todo = []
+    for p in problems:
+        missing = tuple(j for j in range(n) if (p.id, j) not in done)
+        if missing:
+            todo.append((p, missing))
+    return todo
+
+
+def judge_choice(
+    items: Sequence[tuple[Problem, int, Completion]],
+    strategies: dict[str, Strategy],
+    sandbox: SandboxLike | None,
+) -> list[dict[str, Any]]:
+    """Rows for free-choice responses: the tag names the strategy the teacher chose; the rest is
+    judged like a rationale of that strategy (:func:`judge`). A response without the tag of a
+    run strategy gets strategy ``none``, status ``invalid`` (error ``no strategy tag``) and is
+    not correct."""
+    from dataclasses import replace
+
+    from siked.strategies import parse_tagged
+    from siked.verify import Verdict
+
+    groups: dict[str, list[tuple[Problem, int, Completion]]] = defaultdict(list)
+    rows: list[dict[str, Any]] = []
+    untagged = Verdict(NO_STRATEGY, None, False, "none", "no_answer")
+    for p, j, c in items:
+        name, body = parse_tagged(c.text)
+        if name in strategies:
+            groups[name].append((p, j, replace(c, text=body)))
+        else:
+            rows.append(to_row(p, NO_STRATEGY, j, c.text.strip(), "no strategy tag", untagged, c))
+    for name, group in groups.items():
+        rows += judge(strategies[name], group, sandbox)
+    return rows
+
+
+def run_choice(
+    engine: Engine,
+    todo: Sequence[tuple[Problem, tuple[int, ...]]],
+    strategies: Sequence[Strategy],
+    cfg: TeacherConfig,
+    seed: int,
+    chat: bool,
+    out_dir: Path,
+    sandbox: SandboxLike | None,
+) -> int:
+    """Generate and judge the missing free-choice samples, appending them to ``choice.jsonl``
+    one chunk of questions at a time; returns how many were written. Sample ``j`` of a
+    question has the seed it would have in an uninterrupted run (as in :func:`_generate`)."""
+    from siked.engines.base import derive_seed
+    from siked.strategies import free_choice_prompt
+
+    by_name = {s.name: s for s in strategies}
+    written = 0
+    with JsonlAppender(out_dir / CHOICE) as app:
+        for chunk in chunked(list(todo), cfg.chunk_size):
+            groups: dict[int, list[tuple[Problem, tuple[int, ...]]]] = defaultdict(list)
+            for p, missing in chunk:
+                groups[max(missing) + 1].append((p, missing))
+            items: list[tuple[Problem, int, Completion]] = []
+            for n, group in groups.items():
+                completions = engine.generate(
+                    [free_choice_prompt(p.question, strategies, chat) for p, _ in group],
+                    n=n,
+                    temperature=cfg.temperature,
+                    top_p=cfg.top_p,
+                    max_tokens=cfg.max_tokens,
+                    stop=list(COMMON_STOP),
+                    seed=[derive_seed(seed, "choice", p.id) for p, _ in group],
+                    progress=False,
+                )
+                for (p, missing), comps in zip(group, completions, strict=True):
+                    items += [(p, j, comps[j]) for j in missing]
+            rows = judge_choice(items, by_name, sandbox)
+            app.write_many(rows)
+            written += len(rows)
+    return written
+
+
+def choice_stats(
+    rows: Iterable[dict[str, Any]], problems: Sequence[Problem], strategies: Sequence[str], n: int
+) -> dict[str, Any]:
+    """The teacher's free strategy choice: ``p_choice`` (share of responses per chosen strategy,
+    ``none`` = no known tag), accuracy overall and per chosen strategy.
+
+    >>> rows = [{"qid": "a", "sample": 0, "strategy": "pot", "correct": True},
+    ...         {"qid": "b", "sample": 0, "strategy": "none", "correct": False}]
+    >>> from fractions import Fraction
+    >>> from siked.data import Problem
+    >>> s = choice_stats(rows, [Problem("a", "?", Fraction(1)), Problem("b", "?", Fraction(2))], ["cot", "pot"], 1)
+    >>> s["p_choice"], s["accuracy"]
+    ({'cot': 0.0, 'pot': 0.5, 'none': 0.5}, 0.5)
+    """
+    wanted = {p.id for p in problems}
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    for r in rows:
+        key = (str(r["qid"]), int(r["sample"]))
+        if key[0] in wanted and key[1] < n and key not in seen:
+            seen.add(key)
+            kept.append(r)
+    total = len(kept)
+    chosen = Counter(r["strategy"] if r["strategy"] in strategies else NO_STRATEGY for r in kept)
+    correct = Counter(str(r["strategy"]) for r in kept if r.get("correct"))
+    keys = [*strategies, NO_STRATEGY]
+    return {
+        "n": n,
+        "questions": len(wanted),
+        "samples": total,
+        "p_choice": {k: (round(chosen[k] / total, 6) if total else 0.0) for k in keys},
+        "accuracy": round(sum(correct.values()) / total, 6) if total else None,
+        "per_strategy": {
+            s: {
+                "chosen": chosen[s],
+                "correct": correct[s],
+                "accuracy": round(correct[s] / chosen[s], 6) if chosen[s] else None,
+            }
+            for s in strategies
+        },
+    }
 
 
 def finalize(

@@ -446,7 +446,8 @@ def _sft_config(
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             learning_rate=cfg.learning_rate,
             lr_scheduler_type=cfg.lr_scheduler,
-            warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+            # transformers reads a float in (0, 1) as a ratio of the total steps
+            warmup_steps=cfg.warmup_ratio if cfg.warmup_ratio > 0 else cfg.warmup_steps,
             weight_decay=cfg.weight_decay,
             seed=cfg.seed,
             data_seed=cfg.seed,
@@ -551,10 +552,16 @@ def build_trainer(
 
 
 def prepare_tokenizer(base_path: str) -> PreTrainedTokenizerBase:
-    """The tokenizer as training uses it: a pad token distinct from EOS, right padding."""
+    """The tokenizer as training uses it: a pad token distinct from EOS, right padding.
+
+    A tokenizer without a chat template is refused here, before any data is prepared.
+    """
     from transformers import AutoTokenizer
 
+    from siked.models import require_chat_template
+
     tokenizer = AutoTokenizer.from_pretrained(base_path)
+    require_chat_template(tokenizer, base_path)
     _set_distinct_pad(tokenizer)
     tokenizer.padding_side = "right"
     return tokenizer

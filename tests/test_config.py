@@ -28,8 +28,53 @@ def test_defaults_are_the_paper_hyperparameters() -> None:
     cfg = SikedConfig()
     assert (cfg.train.lora_r, cfg.train.lora_alpha, cfg.train.learning_rate) == (16, 32, 2e-4)
     assert cfg.train.epochs == 3 and cfg.train.max_length == 1024
+    assert (cfg.train.weight_decay, cfg.train.warmup_steps, cfg.train.warmup_ratio) == (0.01, 5, 0)
     assert (cfg.sample.k, cfg.sample.temperature, cfg.sample.top_p) == (10, 0.7, 0.95)
     assert cfg.mix.bias == "pot" and cfg.strategies == ["cot", "l2m", "pot"]
+    # the authors' mixing: bias from iteration 0, adaptive per (question, strategy), one self
+    # row per (question, strategy)
+    assert cfg.mix.bias_iteration_0 is True and cfg.mix.adaptive_scope == "strategy"
+    assert cfg.mix.self_per_strategy == 1
+    assert "multiarith:test" in [str(s) for s in cfg.data.eval]
+
+
+#: the authors' values per student (github.com/shivam0109/SIKeD,
+#: fine-tuning/iter1_configs/<student>/selsamp-pot.yaml lines 12 and 37-43)
+AUTHORS = {
+    "gemma-2b": ("google/gemma-2b-it", 2e-4, "linear"),
+    "gemma-7b": ("google/gemma-7b-it", 2e-4, "linear"),
+    "qwen2-0.5b": ("Qwen/Qwen2-0.5B-Instruct", 3e-4, "cosine"),
+    "qwen2-1.5b": ("Qwen/Qwen2-1.5B-Instruct", 3e-4, "cosine"),
+    "smollm-1.7b": ("HuggingFaceTB/SmolLM-1.7B-Instruct", 2e-4, "linear"),
+}
+
+
+@pytest.mark.parametrize("student", sorted(AUTHORS))
+def test_paper_presets_are_the_authors_settings(student: str) -> None:
+    cfg = load_config(ROOT / "configs" / "paper" / f"{student}.yaml")
+    model, lr, scheduler = AUTHORS[student]
+    t = cfg.train
+    assert cfg.student.model == model  # the instruct checkpoint, as the authors
+    assert (t.learning_rate, t.lr_scheduler) == (lr, scheduler)
+    assert (t.weight_decay, t.warmup_steps, t.epochs, t.max_length) == (0.01, 5, 3, 1024)
+    assert (t.per_device_batch_size, t.gradient_accumulation_steps) == (2, 4)
+    assert t.packing is True  # rows of max_length tokens, as the authors
+    assert (t.lora_r, t.lora_alpha, t.lora_dropout) == (16, 32, 0.0)
+    assert (cfg.teacher.n, cfg.teacher.keep_per_strategy, cfg.teacher.max_tokens) == (10, 1, 512)
+    assert (cfg.sample.k, cfg.sample.temperature, cfg.sample.top_p, cfg.sample.max_tokens) == (
+        10,
+        0.7,
+        0.95,
+        512,
+    )
+    assert cfg.eval.max_tokens == 1024
+    assert (cfg.mix.variant, cfg.mix.bias, cfg.mix.bias_iteration_0) == ("all", "pot", True)
+    assert [str(s) for s in cfg.data.eval] == [
+        "gsm8k:test",
+        "svamp:test",
+        "asdiv:test",
+        "multiarith:test",
+    ]
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:

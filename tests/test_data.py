@@ -6,6 +6,7 @@ import doctest
 import json
 import logging
 import os
+import random
 import re
 import shutil
 from fractions import Fraction
@@ -15,6 +16,7 @@ import pytest
 
 from siked import data
 from siked.cli import main
+from siked.config import DatasetSpec
 from siked.data import Problem, format_fraction, load_problems, load_report
 from siked.errors import DataError
 
@@ -91,7 +93,8 @@ EXPECTED = [
     ("svamp", "test", 1000, 1000),
     ("asdiv", "test", 2305, 2093),
     ("asdiv-a", "test", 1218, 1218),
-    ("multiarith", "test", 600, 600),
+    ("multiarith", "test", 180, 180),
+    ("multiarith", "all", 600, 600),
 ]
 
 
@@ -122,7 +125,8 @@ def test_counts(real_data: Path, name: str, split: str, raw: int, loaded: int) -
         ("gsm8k", "test", 0, "gsm8k-test-00000", "Janet’s ducks", Fraction(18)),
         ("svamp", "test", 0, "svamp-chal-1", "Each pack of dvds costs 76 dollars.", Fraction(51)),
         ("asdiv", "test", 0, "asdiv-nluds-0001", "Seven red apples", Fraction(9)),
-        ("multiarith", "test", 0, "multiarith-0", "For Halloween Debby", Fraction(39)),
+        ("multiarith", "all", 0, "multiarith-0", "For Halloween Debby", Fraction(39)),
+        ("multiarith", "test", 0, "multiarith-123", "Paige had 11 songs", Fraction(10)),
     ],
 )
 def test_known_records(
@@ -144,7 +148,9 @@ def test_id_formats_and_specific_golds(real_data: Path) -> None:
         svamp[0].question == "Each pack of dvds costs 76 dollars. If there is a discount of 25 "
         "dollars on each pack How much do you have to pay to buy each pack?"
     )
-    assert [p.id for p in load_problems("multiarith")] == [f"multiarith-{i}" for i in range(600)]
+    assert [p.id for p in load_problems("multiarith", "all")] == [
+        f"multiarith-{i}" for i in range(600)
+    ]
     asdiv = {p.id: p for p in load_problems("asdiv")}
     assert asdiv["asdiv-nluds-0176"].answer == Fraction(23, 50)  # "0.46 (dollars)"
     assert asdiv["asdiv-nluds-1331"].answer == Fraction(-1, 3)  # "-(1/3)"
@@ -154,6 +160,24 @@ def test_id_formats_and_specific_golds(real_data: Path) -> None:
     golds = {p.answer for p in train}
     assert Fraction(1080) in golds
     assert any(p.answer < 0 for p in load_problems("gsm8k", "test"))
+
+
+def test_multiarith_test_split_is_the_chilled_180(real_data: Path) -> None:
+    """multiarith:test = the 180 ids of ChilleD/MultiArith's test split, read from the data dir."""
+    test = load_problems("multiarith", "test")
+    assert len(test) == data.MULTIARITH_TEST_SIZE == 180
+    ids = json.loads((real_data / data.MULTIARITH_TEST_IDS).read_text())["ids"]
+    assert [p.id for p in test] == [f"multiarith-{i}" for i in ids]  # the split's row order
+    full = {p.id: p for p in load_problems("multiarith", "all")}
+    assert all(full[p.id] == p for p in test)
+    # the split is the seed-42 shuffle of the 600 problems (ChilleD's 420 / 180)
+    rng = random.Random(42)
+    order = list(range(600))
+    rng.shuffle(order)
+    assert ids == order[420:]
+    # the default split of a dataset spec is the test split
+    spec = DatasetSpec.parse("multiarith")
+    assert spec.split == "test" and load_problems(spec.name, spec.split) == test
 
 
 def test_asdiv_a_is_subset_in_file_order(real_data: Path) -> None:
@@ -177,7 +201,7 @@ def test_limit_is_first_n(real_data: Path) -> None:
 def test_returned_list_is_a_copy(real_data: Path) -> None:
     a = load_problems("multiarith")
     a.clear()
-    assert len(load_problems("multiarith")) == 600
+    assert len(load_problems("multiarith")) == 180
 
 
 def test_socratic_alignment(real_data: Path) -> None:
@@ -363,14 +387,18 @@ def test_download_opt_in(real_data: Path, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(data, "fetch_url", fake_fetch)
     monkeypatch.delenv("SIKED_DATA_DOWNLOAD", raising=False)
     with pytest.raises(DataError, match="not found"):
-        load_problems("multiarith", data_dir=tmp_path)
+        load_problems("multiarith", "all", data_dir=tmp_path)
     assert fetched == []
     monkeypatch.setenv("SIKED_DATA_DOWNLOAD", "1")
-    assert len(load_problems("multiarith", data_dir=tmp_path)) == 600
+    assert len(load_problems("multiarith", "all", data_dir=tmp_path)) == 600
     assert fetched == [data.FILES["multiarith/MultiArith.json"].url]
     assert fetched[0].startswith("https://raw.githubusercontent.com/kojima-takeshi188/")
     # a second load finds the file: no new fetch
-    load_problems("multiarith", data_dir=tmp_path)
+    load_problems("multiarith", "all", data_dir=tmp_path)
+    assert len(fetched) == 1
+    # the test split's id list is derived here: never downloaded, the error says what it is
+    with pytest.raises(DataError, match=r"test_ids_chilled\.json.*derived.*ChilleD"):
+        load_problems("multiarith", "test", data_dir=tmp_path)
     assert len(fetched) == 1
     # download=False overrides the environment
     with pytest.raises(DataError, match="not found"):
@@ -408,7 +436,8 @@ def test_cli_stats(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert re.search(r"gsm8k\s+train\s+7473\s+7473\s+0", out)
     assert re.search(r"asdiv\s+test\s+2305\s+2093\s+212", out)
-    assert re.search(r"multiarith\s+test\s+600\s+600\s+0", out)
+    assert re.search(r"multiarith\s+test\s+180\s+180\s+0", out)
+    assert re.search(r"multiarith\s+all\s+600\s+600\s+0", out)
     assert main(["data", "stats", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     rows = {(d["name"], d["split"]): d for d in got["datasets"]}
@@ -475,10 +504,14 @@ def test_cli_fetch(
 
     monkeypatch.setattr(data, "fetch_url", fake_fetch)
     _copy("svamp/SVAMP.json", tmp_path)
-    assert main(["data", "fetch", "--data-dir", str(tmp_path)]) == 0
+    # the MultiArith test ids are derived here, not published: reported, not fetched
+    assert main(["data", "fetch", "--data-dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert re.search(r"ok\s+\S+SVAMP\.json", out)
     assert re.search(r"fetched\s+\S+MultiArith\.json", out)
+    assert re.search(r"missing\s+\S+test_ids_chilled\.json: not downloadable", out)
+    _copy(data.MULTIARITH_TEST_IDS, tmp_path)
+    assert main(["data", "fetch", "--data-dir", str(tmp_path)]) == 0
     assert all(s.status == "ok" for s in data.file_status(tmp_path))
 
 

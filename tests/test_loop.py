@@ -350,9 +350,9 @@ def test_test_sets_only_for_the_final_student(tmp_path: Path, fakes: FakeStages)
 
 
 def test_base_method_evaluates_the_untrained_student(tmp_path: Path, fakes: FakeStages) -> None:
-    student = tmp_path / "student"
-    student.mkdir()
-    (student / "config.json").write_text("{}")
+    from test_models import tiny_model_dir
+
+    student = tiny_model_dir(tmp_path / "student", "{{ messages[0]['content'] }}")
     cfg = tiny_config(tmp_path, method="base", **{"student.model": str(student)})
     assert cfg.loop.iterations == 0
     summary = loop.run(cfg)
@@ -364,3 +364,17 @@ def test_base_method_evaluates_the_untrained_student(tmp_path: Path, fakes: Fake
     fakes.calls.clear()
     loop.run(cfg)
     assert fakes.calls == []
+
+
+def test_student_without_chat_template_fails_before_the_teacher(
+    tmp_path: Path, fakes: FakeStages
+) -> None:
+    from test_models import tiny_model_dir
+
+    from siked.errors import ModelError
+
+    base = tiny_model_dir(tmp_path / "base-model", None)
+    cfg = tiny_config(tmp_path, **{"student.model": str(base)})
+    with pytest.raises(ModelError, match="no chat template"):
+        loop.run(cfg)
+    assert not (tmp_path / "t").exists() and fakes.calls == []

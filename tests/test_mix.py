@@ -63,11 +63,14 @@ def keys(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 CONTRACT_KEYS = {
     "iteration",
     "variant",
+    "adaptive_scope",
     "bias",
+    "self_per_strategy",
     "alpha",
     "alpha_target",
     "kl",
     "kl_support",
+    "kl_all",
     "kl_epsilon",
     "p_llm",
     "p_student",
@@ -93,8 +96,20 @@ def test_variants_without_bias() -> None:
     assert res.stats["counts"]["student"] == {"cot": 1, "l2m": 0, "pot": 0}
     assert res.stats["counts"]["teacher"] == {"cot": 2, "l2m": 2, "pot": 2}
 
+    # adaptive, the authors' scope: teacher rows of the strategies q1 was not solved with
     res = mix(t, st, cfg.model_copy(update={"variant": "adaptive"}), 1, 3, S)
+    assert keys(res.rows) == [
+        ("q1", "cot", "student"),
+        ("q1", "l2m", "teacher"),
+        ("q1", "pot", "teacher"),
+    ] + [("q2", s, "teacher") for s in S]
+    assert res.stats["adaptive_scope"] == "strategy"
+
+    # adaptive per question: no teacher row at all for a question the student solved
+    cfg_q = cfg.model_copy(update={"variant": "adaptive", "adaptive_scope": "question"})
+    res = mix(t, st, cfg_q, 1, 3, S)
     assert keys(res.rows) == [("q1", "cot", "student")] + [("q2", s, "teacher") for s in S]
+    assert res.stats["adaptive_scope"] == "question"
 
     res = mix(t, st, cfg.model_copy(update={"variant": "self"}), 1, 3, S)
     assert keys(res.rows) == [("q1", "cot", "student")]
@@ -179,13 +194,75 @@ def test_bias_ties_among_students() -> None:
         assert chosen[0]["text"] == apply_bias(list(reversed(st)), "pot", S)[0]["text"]
 
 
-def test_bias_iteration_0_only_when_configured() -> None:
+def test_bias_applies_from_iteration_0_by_default() -> None:
+    # the authors' PoT-biased chain trains its first model on one rationale per question
     t = teacher(["q1", "q2"])
     res = mix(t, [], MixConfig(bias="pot"), 0, 3, S)
-    assert len(res.rows) == 6 and res.stats["bias"] == "none"
-    res = mix(t, [], MixConfig(bias="pot", bias_iteration_0=True), 0, 3, S)
     assert keys(res.rows) == [("q1", "pot", "teacher"), ("q2", "pot", "teacher")]
-    assert res.stats["bias"] == "pot"
+    assert res.stats["bias"] == "pot" and res.stats["p_train"] == {"cot": 0, "l2m": 0, "pot": 1}
+    # a question the teacher did not solve with pot keeps its next-priority rationale
+    res = mix([row("q1", "cot"), row("q1", "l2m")], [], MixConfig(bias="pot"), 0, 3, S)
+    assert keys(res.rows) == [("q1", "cot", "teacher")]
+    # bias none (the authors' unbiased chain): all of D_LLM, one row per question and strategy
+    res = mix(t, [], MixConfig(bias="none"), 0, 3, S)
+    assert len(res.rows) == 6 and res.stats["bias"] == "none"
+    # the former siked behaviour, as an option: iteration 0 unbiased whatever the bias
+    res = mix(t, [], MixConfig(bias="pot", bias_iteration_0=False), 0, 3, S)
+    assert len(res.rows) == 6 and res.stats["bias"] == "none"
+    assert MixConfig().bias_iteration_0 is True
+
+
+def test_one_self_row_per_question_and_strategy() -> None:
+    st = [
+        row("q1", "cot", "student", sample=3),
+        row("q1", "cot", "student", sample=1),
+        row("q1", "cot", "student", sample=7),
+        row("q1", "pot", "student", sample=4),
+        row("q1", "pot", "student", sample=2),
+        row("q2", "l2m", "student", sample=0),
+    ]
+    cfg = MixConfig(variant="self", bias="none")
+    assert cfg.self_per_strategy == 1  # the authors' default
+    res = mix([], st, cfg, 1, 3, S)
+    assert [(r["qid"], r["strategy"], r["sample"]) for r in res.rows] == [
+        ("q1", "cot", 1),
+        ("q1", "pot", 2),
+        ("q2", "l2m", 0),
+    ]
+    # P_student still describes every correct sample, not the kept rows
+    assert res.stats["p_student"] == pytest.approx(
+        {"cot": 0.5, "l2m": 1 / 6, "pot": 1 / 3}, abs=1e-6
+    )
+    # more rows per question and strategy as an option, all of them with null
+    res = mix([], st, cfg.model_copy(update={"self_per_strategy": 2}), 1, 3, S)
+    assert [(r["qid"], r["strategy"], r["sample"]) for r in res.rows] == [
+        ("q1", "cot", 1),
+        ("q1", "cot", 3),
+        ("q1", "pot", 2),
+        ("q1", "pot", 4),
+        ("q2", "l2m", 0),
+    ]
+    assert len(mix([], st, cfg.model_copy(update={"self_per_strategy": None}), 1, 3, S).rows) == 6
+    # duplicates do not use up the quota: two identical texts count once
+    dup = [
+        row("q1", "cot", "student", sample=0, text="a"),
+        row("q1", "cot", "student", sample=1, text="a "),
+    ]
+    dup.append(row("q1", "cot", "student", sample=2, text="b"))
+    res = mix([], dup, cfg.model_copy(update={"self_per_strategy": 2}), 1, 3, S)
+    assert sorted(r["sample"] for r in res.rows) == [0, 2]
+
+
+def test_adaptive_scope_with_bias() -> None:
+    # q1: the student solved it with cot only; q2: not at all
+    t = teacher(["q1", "q2"])
+    st = [row("q1", "cot", "student")]
+    cfg = MixConfig(variant="adaptive", bias="pot")
+    res = mix(t, st, cfg, 1, 3, S)
+    # strategy scope: the teacher's pot rationale of q1 is added and wins the pot bias
+    assert keys(res.rows) == [("q1", "pot", "teacher"), ("q2", "pot", "teacher")]
+    res = mix(t, st, cfg.model_copy(update={"adaptive_scope": "question"}), 1, 3, S)
+    assert keys(res.rows) == [("q1", "cot", "student"), ("q2", "pot", "teacher")]
 
 
 # --------------------------------------------------------------------------- dedupe
@@ -286,13 +363,19 @@ def test_distributions() -> None:
         row("q2", "pot", "student", sample=1, correct=False),
         row("q3", "none", "student", sample=0, status="no_answer", correct=False),
     ]
-    res = mix(t, st, MixConfig(variant="adaptive", bias="none"), 1, 1, S)
+    cfg = MixConfig(
+        variant="adaptive", adaptive_scope="question", bias="none", self_per_strategy=None
+    )
+    res = mix(t, st, cfg, 1, 1, S)
     s = res.stats
     assert s["p_llm"] == {"cot": 0.25, "l2m": 0.25, "pot": 0.5}
     assert s["p_student"] == pytest.approx({"cot": 2 / 3, "l2m": 0.0, "pot": 1 / 3}, abs=1e-6)
     assert s["p_student_all"] == {"cot": 0.4, "l2m": 0.0, "pot": 0.4, "none": 0.2}
     assert s["p_train"] == pytest.approx({"cot": 2 / 3, "l2m": 0.0, "pot": 1 / 3}, abs=1e-6)
     assert s["kl"] == pytest.approx(0.0, abs=1e-6)  # adaptive, both solved: P_train == P_student
+    # KL against every sample of the student (the `none` answers included)
+    assert s["kl_all"] == pytest.approx(kl_divergence(s["p_train"], s["p_student_all"]), abs=1e-6)
+    assert s["kl_all"] > 0
     assert strategy_distribution(res.rows, S) == s["p_train"]
 
 
@@ -322,7 +405,7 @@ def test_mix_kl_matches_definition() -> None:
 
 def test_iteration_0_is_plain_distillation() -> None:
     t = [*teacher(["q1", "q2"]), row("q3", "cot", correct=False)]
-    res = mix(t, [], MixConfig(variant="self", alpha=0.2), 0, 3, S)
+    res = mix(t, [], MixConfig(variant="self", alpha=0.2, bias="none"), 0, 3, S)
     s = res.stats
     assert len(res.rows) == 6 and s["alpha"] == 1.0 and s["kl"] is None
     assert s["p_student"] is None and s["p_student_all"] is None

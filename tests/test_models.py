@@ -138,3 +138,68 @@ def test_bundled_student_loads_fast_with_chatml_and_eos():
     out = model.generate(**batch, max_new_tokens=8, do_sample=False)
     assert out.shape[0] == 2 and out.shape[1] > batch.input_ids.shape[1]
     assert tok.decode(out[0, batch.input_ids.shape[1] :], skip_special_tokens=True).strip()
+
+
+# ------------------------------------------------------------------------- chat template checks
+
+
+def tiny_model_dir(path: Path, chat_template: str | None) -> Path:
+    """A model directory with a real (tiny, word-level) tokenizer and no weights."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<unk>", "<eos>", "hello", "world"])}
+    raw = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", eos_token="<eos>")
+    if chat_template is not None:
+        tok.chat_template = chat_template
+    path.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(path))
+    (path / "config.json").write_text('{"model_type": "llama"}')
+    return path
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_inspect_model_offline(tmp_path):
+    hub = models.inspect_model("google/gemma-2b-it")
+    assert (hub.kind, hub.available, hub.where, hub.chat_template) == (
+        "hub",
+        False,
+        "not in local cache",
+        None,
+    )
+    with_t = models.inspect_model(str(tiny_model_dir(tmp_path / "chat", CHATML)))
+    assert with_t.kind == "local" and with_t.available and with_t.chat_template is True
+    base = models.inspect_model(str(tiny_model_dir(tmp_path / "base", None)))
+    assert base.available and base.chat_template is False
+    gone = models.inspect_model(str(tmp_path / "missing"))
+    assert gone.kind == "local" and not gone.available
+    assert models.inspect_model(models.BUNDLED_STUDENT).chat_template is True
+
+
+def test_base_tokenizer_without_chat_template_is_a_clear_early_error(tmp_path):
+    from siked.chat import student_prompt
+    from siked.train import prepare_tokenizer
+
+    base = str(tiny_model_dir(tmp_path / "base", None))
+    match = r"no chat template.*instruct checkpoint"
+    with pytest.raises(ModelError, match=match):
+        models.check_student(base)
+    with pytest.raises(ModelError, match=match):
+        prepare_tokenizer(base)  # before any data is prepared or a model is loaded
+    with pytest.raises(ModelError, match=match):
+        student_prompt(models.load_tokenizer(base), "hello world")
+    chat = str(tiny_model_dir(tmp_path / "chat", CHATML))
+    assert models.check_student(chat).chat_template is True
+    assert "<|im_start|>assistant" in student_prompt(models.load_tokenizer(chat), "hello")
+    # a hub model that is not cached while offline: refused before the run starts
+    with pytest.raises(ModelError, match=r"not in local cache.*HF_HUB_OFFLINE"):
+        models.check_student("google/gemma-2b-it")

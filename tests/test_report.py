@@ -97,6 +97,37 @@ def test_full_report(runs: dict[str, Path]) -> None:
     assert "config.yaml" in text and "iter_01/train" in text  # provenance: config and stages
 
 
+def test_figure_2_quantities_are_labelled_and_the_free_choice_shown(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "demo"
+    shutil.copytree(runs["demo"], run)
+    text = write_report(run).read_text()
+    stats1 = json.loads((run / "iter_01" / "stats.json").read_text())
+    assert "KL (all)" in text and f"{stats1['kl_all']:.3f}" in text
+    assert "siked's interpretation of the paper's Figure 2" in text
+    assert "forced teacher's yield" in text
+    assert "Free choice" not in text
+    # a measured free choice of the teacher (teacher.free_choice_n) is reported and drawn
+    tstats = json.loads((run / "teacher" / "stats.json").read_text())
+    tstats["free_choice"] = {
+        "n": 1,
+        "questions": 40,
+        "samples": 40,
+        "p_choice": {"cot": 0.25, "l2m": 0.0, "pot": 0.7, "none": 0.05},
+        "accuracy": 0.8,
+        "per_strategy": {
+            "cot": {"chosen": 10, "correct": 8, "accuracy": 0.8},
+            "l2m": {"chosen": 0, "correct": 0, "accuracy": None},
+            "pot": {"chosen": 28, "correct": 24, "accuracy": 24 / 28},
+        },
+    }
+    (run / "teacher" / "stats.json").write_text(json.dumps(tstats))
+    text = write_report(run).read_text()
+    assert "**Free choice**" in text and "| pot | 70.0 | 28 | 85.7 |" in text
+    assert_real_png(run / "report" / FIGURES["strategy_choice"])
+
+
 def test_report_is_regenerated(runs: dict[str, Path], tmp_path: Path) -> None:
     run = shutil.copytree(runs["demo"], tmp_path / "demo")
     write_report(run)

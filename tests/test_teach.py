@@ -169,6 +169,95 @@ def test_fake_teacher_resume_does_not_ask_again(tmp_path: Path) -> None:
     assert third.calls == 0
 
 
+class FakeChooser(FakeTeacher):
+    """FakeTeacher that also answers free-choice prompts: question i picks pot (correct) when i
+    is even, cot with a wrong answer when i % 3 == 1, and writes no tag otherwise."""
+
+    def generate(self, prompts: Sequence[Prompt], n: int = 1, **kw: Any) -> list[list[Completion]]:
+        free = [self._is_free(p) for p in prompts]
+        if not any(free):
+            return super().generate(prompts, n=n, **kw)
+        assert all(free)  # one call is one kind of prompt
+        self.calls += 1
+        assert all(s is not None for s in prompt_seeds(prompts, kw.get("seed")))
+        out = []
+        for prompt in prompts:
+            q = prompt_question(prompt)
+            assert q is not None
+            i, a = int(q.split()[2]), self.answers[q]
+            row = []
+            for j in range(n):
+                self.requested.append((q, "choice", j))
+                if i % 2 == 0:
+                    text = f"[pot]: ```python\nanswer = {a}\n```"
+                elif i % 3 == 1:
+                    text = f"[cot]: It is {a + 1}.\nThe answer is {a + 1}."
+                else:
+                    text = f"It is {a}.\nThe answer is {a}."
+                row.append(Completion(text, "stop", 50, 5))
+            out.append(row)
+        return out
+
+    @staticmethod
+    def _is_free(prompt: Prompt) -> bool:
+        from siked.strategies import free_choice_prompt
+
+        q = prompt_question(prompt)
+        return q is not None and prompt == free_choice_prompt(
+            q, get_strategies(), not isinstance(prompt, str)
+        )
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_free_choice_pass_measures_the_teachers_choice(tmp_path: Path, api: str) -> None:
+    from siked.teach import CHOICE
+
+    ps = problems(6)  # i = 0..5: pot pot pot (0, 2, 4), cot (1), untagged (3, 5)
+    cfg = TeacherConfig(engine="hf", model="fake-70b", api=api, free_choice_n=2, chunk_size=4)
+    eng = FakeChooser(answers(ps))
+    stats = teach(ps, cfg, tmp_path, progress=False, engine=eng)
+    fc = stats["free_choice"]
+    assert fc["samples"] == 12 and fc["questions"] == 6 and fc["n"] == 2
+    assert fc["p_choice"] == pytest.approx(
+        {"cot": 1 / 6, "l2m": 0.0, "pot": 0.5, "none": 1 / 3}, abs=1e-6
+    )
+    assert fc["per_strategy"]["pot"] == {"chosen": 6, "correct": 6, "accuracy": 1.0}
+    assert fc["per_strategy"]["cot"] == {"chosen": 2, "correct": 0, "accuracy": 0.0}
+    assert fc["accuracy"] == 0.5
+    rows = read_jsonl(tmp_path / CHOICE)
+    assert sorted((r["qid"], r["sample"]) for r in rows) == [(p.id, j) for p in ps for j in (0, 1)]
+    untagged = [r for r in rows if r["strategy"] == "none"]
+    assert {(r["status"], r["error"], r["correct"]) for r in untagged} == {
+        ("invalid", "no strategy tag", False)
+    }
+    assert all(r["rule"] == "program" for r in rows if r["strategy"] == "pot")
+    # the forced per-strategy samples (D_LLM, siked's P_LLM) are unaffected
+    assert stats["kept"] == 18 and read_json(tmp_path / STATS)["free_choice"] == fc
+    from siked.teach import format_stats
+
+    assert "free choice (12 samples): cot 16.7%, l2m 0.0%, pot 50.0%, none 33.3%" in format_stats(
+        stats
+    )
+    # a rerun asks for nothing, a larger n only for the new samples
+    again = FakeChooser(answers(ps))
+    teach(ps, cfg, tmp_path, progress=False, engine=again)
+    assert again.requested == []
+    more = FakeChooser(answers(ps))
+    stats = teach(ps, cfg.model_copy(update={"free_choice_n": 3}), tmp_path, progress=False,
+                  engine=more)  # fmt: skip
+    grown = read_jsonl(tmp_path / CHOICE)
+    assert grown[:12] == rows and sorted(r["sample"] for r in grown[12:]) == [2] * 6
+    assert stats["free_choice"]["samples"] == 18
+
+
+def test_free_choice_needs_an_llm_teacher() -> None:
+    from siked.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"teacher.*free_choice_n: the gold teacher"):
+        load_config(None, ["teacher.free_choice_n=1"])
+    assert load_config(None, ["teacher.engine=openai", "teacher.free_choice_n=1"]).teacher
+
+
 def test_partial_unit_keeps_its_seeds(tmp_path: Path) -> None:
     """A unit cut in the middle (kill between two rows) gets only its missing samples."""
     ps = problems(3)

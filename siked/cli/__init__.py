@@ -17,6 +17,7 @@ from siked import __version__
 #: (subcommand, module) in the order ``siked --help`` lists them.
 COMMANDS: list[tuple[str, str]] = [
     ("run", "siked.cli.run"),
+    ("plan", "siked.cli.plan"),
     ("data", "siked.cli.data"),
     ("check", "siked.cli.check"),
     ("exec", "siked.cli.exec"),

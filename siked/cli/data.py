@@ -143,11 +143,16 @@ def _fetch(args: argparse.Namespace, data_dir: str | None) -> int:
     from siked import data
 
     root = data.resolve_data_dir(data_dir)
-    for rel in data.FILES:
+    rc = 0
+    for rel, spec in data.FILES.items():
         existed = (root / rel).is_file()
+        if not existed and not spec.url:  # derived here, nothing to download
+            print(f"{'missing':8}  {root / rel}: not downloadable, {spec.note}")
+            rc = 1
+            continue
         data.ensure_file(rel, data_dir, verify=True, download=True)
         print(f"{'ok' if existed else 'fetched':8}  {root / rel}")
-    return 0
+    return rc
 
 
 def run(args: argparse.Namespace) -> int:

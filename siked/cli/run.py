@@ -15,11 +15,12 @@ The terminal shows one line per stage with its result and one progress bar at a 
 libraries' logs, warnings and the trainer's per-step metrics go to OUTPUT_DIR/NAME/siked.log
 (--verbose shows them too).
 
-Rerunning the same command resumes a stopped or killed run; finished stages are not
-recomputed. A changed config for an existing run is refused with the keys that differ,
-unless --force is given. The run directory is locked while the run works: a second
-`siked run` on it (or a stage command writing inside it) exits with status 75 naming the
-holder; `siked report` and `siked compare` still work on it.
+`--dry-run` prints the resolved config and the plan of `siked plan` (what each stage will
+make and what the run needs) and runs nothing. Rerunning the same command resumes a stopped
+or killed run; finished stages are not recomputed. A changed config for an existing run is
+refused with the keys that differ, unless --force is given. The run directory is locked while
+the run works: a second `siked run` on it (or a stage command writing inside it) exits with
+status 75 naming the holder; `siked report` and `siked compare` still work on it.
 
 Every config key is documented in docs/configuration.md;
 override any of them with --set section.key=value (repeatable), e.g.
@@ -27,7 +28,8 @@ override any of them with --set section.key=value (repeatable), e.g.
 """
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The run config and its ``--set`` overrides (``siked run``, ``siked plan``)."""
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("config", help="YAML config (see configs/ and docs/configuration.md)")
     p.add_argument(
@@ -38,6 +40,10 @@ def register(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config key (dotted path; value parsed as YAML); repeatable",
     )
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
     p.add_argument("--name", help="run name (shorthand for --set name=...)")
     p.add_argument("--output-dir", help="where runs are kept (shorthand for --set output_dir=...)")
     p.add_argument(
@@ -46,7 +52,9 @@ def register(p: argparse.ArgumentParser) -> None:
         help="continue an existing run whose config differs (changed stages are recomputed)",
     )
     p.add_argument(
-        "--dry-run", action="store_true", help="validate and print the resolved config, run nothing"
+        "--dry-run",
+        action="store_true",
+        help="validate, print the resolved config and the plan (as `siked plan`), run nothing",
     )
     p.add_argument(
         "-v",
@@ -66,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"output_dir={args.output_dir}")
     cfg = load_config(args.config, overrides)
     if args.dry_run:
+        from siked.plan import format_plan, make_plan
+
         print(to_yaml(cfg), end="")
-        return 0
+        plan = make_plan(cfg)
+        print("\n" + format_plan(plan))
+        return 0 if plan.ok else 1
     from siked.loop import run as run_loop
 
     run_loop(cfg, force=args.force, verbose=args.verbose)

@@ -1,0 +1,101 @@
+"""`siked plan` / `siked run --dry-run`: what each stage will make and need, without running."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from siked.cli import main
+from siked.config import TrainConfig, load_config
+from siked.plan import format_plan, make_plan, optimizer_steps
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = [
+    ROOT / "configs" / "quickstart.yaml",
+    *sorted((ROOT / "configs" / "paper").glob("*.yaml")),
+]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plan_runs_offline_on_every_preset(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t0 = time.perf_counter()
+    assert main(["plan", str(path)]) == 0
+    elapsed = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    for heading in ("data", "teacher", "iteration 0", "needs", "totals"):
+        assert f"\n{heading}" in out, heading
+    for label in ("training questions", "samples", "training examples", "tokens",
+                  "optimizer steps", "evaluation", "student", "chat template", "GPU"):  # fmt: skip
+        assert f"  {label}" in out, label
+    cfg = load_config(path)
+    if "paper" in path.parts:
+        assert cfg.student.model in out and "vLLM" in out
+        # the students are not downloaded on the test machine: reported, not a crash
+        assert "not in local cache" in out or "huggingface" in out
+        assert "6,973" in out  # 7473 GSM8K training questions minus 500 for validation
+    assert elapsed < 60, f"plan took {elapsed:.0f}s"
+
+
+def test_plan_numbers_of_the_quickstart() -> None:
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml")
+    plan = make_plan(cfg)
+    n = plan.numbers
+    assert plan.ok
+    assert (n["train_questions"], n["validation_questions"]) == (32, 12)
+    assert n["eval_questions"] == {"gsm8k:test:12": 12, "svamp:test:12": 12,
+                                   "multiarith:test:12": 12}  # fmt: skip
+    assert n["teacher_samples"] == 32 * 3 and n["d_llm_max"] == 96
+    it0, it1, it2 = n["iterations"]
+    # iteration 0 is PoT-biased (the authors'): one example per question
+    assert it0["examples_max"] == 32 and it0["steps"] == 2 * 8  # 2 epochs of 32 / (4 x 1)
+    assert it0["tokens_per_example"] == pytest.approx(n["tokens_per_example"]["pot"], abs=0.1)
+    assert it0["samples"] == 32 * 2 and it2["samples"] == 0  # no sampling after the last
+    assert it0["eval_generations"] == (12 + 36) * 1
+    assert it1["examples_max"] == 32
+    # unbiased: all of D_LLM at iteration 0; D_self + D_LLM later, one self row per (q, s)
+    plan = make_plan(load_config(ROOT / "configs" / "quickstart.yaml", ["mix.bias=none"]))
+    it0, it1, _ = plan.numbers["iterations"]
+    assert it0["examples_max"] == 96 and it1["examples_max"] == 96 + 96
+
+
+def test_optimizer_steps_and_tokens_per_step() -> None:
+    cfg = TrainConfig(per_device_batch_size=2, gradient_accumulation_steps=4, epochs=3)
+    s = optimizer_steps(6973, 250.0, cfg)
+    assert (s["steps_per_epoch"], s["steps"], s["tokens_per_step"]) == (872, 2616, 2000)
+    # packed into 1024-token rows (the authors' packing=True): ~4 examples per row
+    p = optimizer_steps(6973, 250.0, cfg.model_copy(update={"packing": True}))
+    assert p["packing"] and p["examples_per_step"] == pytest.approx(8 * 1024 / 250, abs=0.1)
+    assert p["tokens_per_step"] == 8 * 1024 and p["steps"] == 3 * 213
+    assert optimizer_steps(10, 250.0, cfg.model_copy(update={"max_steps": 7}))["steps"] == 7
+
+
+def test_plan_reports_a_student_without_chat_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_models import tiny_model_dir
+
+    base = tiny_model_dir(tmp_path / "base", None)
+    args = ["plan", str(ROOT / "configs" / "quickstart.yaml"), "--set", f"student.model={base}"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"chat template\s+NO", out) and "PROBLEMS" in out
+
+
+def test_run_dry_run_prints_config_and_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", str(ROOT / "configs" / "quickstart.yaml"), "--dry-run"]
+    assert main([*args, "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("name: quickstart") and "plan of run quickstart" in out
+    assert not any(tmp_path.iterdir())  # nothing run, nothing written
+
+
+def test_format_plan_lists_problems() -> None:
+    plan = make_plan(load_config(ROOT / "configs" / "quickstart.yaml"))
+    plan.problems.append("something is wrong")
+    text = format_plan(plan)
+    assert text.rstrip().endswith("- something is wrong") and not plan.ok
