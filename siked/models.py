@@ -113,8 +113,8 @@ def cpu_supports_bf16() -> bool:
 def pick_dtype(dtype: str = "auto", device: Any = None) -> torch.dtype:
     """Map ``"auto" | "bfloat16" | "float16" | "float32"`` to a torch dtype for ``device``.
 
-    ``auto`` picks bf16 where the hardware computes it natively (CUDA with bf16 support, a CPU
-    with AVX512-BF16 / AMX), fp16 on older GPUs, and fp32 otherwise (including Apple MPS).
+    ``auto`` picks bf16 where the hardware computes it natively (CUDA compute capability 8.0+, a
+    CPU with AVX512-BF16 / AMX), fp16 on older GPUs, and fp32 otherwise (including Apple MPS).
     An explicit dtype is always honoured.
     """
     import torch
@@ -135,7 +135,10 @@ def pick_dtype(dtype: str = "auto", device: Any = None) -> torch.dtype:
         raise ModelError(f"unknown dtype {dtype!r}: use auto, bfloat16, float16 or float32")
     kind = torch.device(device).type if device is not None else best_device()
     if kind == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # without emulation: pre-Ampere GPUs (V100, T4) "support" bf16 only by emulating it,
+        # slowly; they get fp16
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float16
     if kind == "cpu":
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     return torch.float32

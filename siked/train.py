@@ -37,6 +37,7 @@ Distributed training runs unchanged under ``accelerate launch`` (DDP, FSDP, Deep
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -48,7 +49,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -267,6 +268,21 @@ def _set_distinct_pad(tokenizer: PreTrainedTokenizerBase) -> None:
     tokenizer.pad_token = tokenizer.eos_token
 
 
+def count_parameters(params: Iterable[Any]) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts.
+
+    Under DeepSpeed ZeRO-3 a partitioned parameter is an empty placeholder (``numel() == 0``);
+    its full size is ``ds_numel``.
+    """
+    trainable = total = 0
+    for p in params:
+        n = int(getattr(p, "ds_numel", None) or p.numel())
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return trainable, total
+
+
 def _weights_sha256(model: Any) -> str:
     """Hash of the trainable parameters (all ranks of a DDP run must agree)."""
     import hashlib
@@ -304,6 +320,33 @@ class _StepTimer:
 # --------------------------------------------------------------------------- merge
 
 
+@contextlib.contextmanager
+def _zero3_off() -> Iterator[None]:
+    """Load models as plain (unpartitioned) ones while a DeepSpeed ZeRO-3 config is alive
+    (a context manager and a decorator).
+
+    ``from_pretrained`` enters ``deepspeed.zero.Init`` (a collective over all ranks) whenever
+    transformers' global DeepSpeed config says ZeRO-3; accelerate keeps that config alive after
+    training. It is unset for the block and restored afterwards.
+    """
+    try:
+        from transformers.integrations import deepspeed as hf_ds
+    except ImportError:  # pragma: no cover - transformers always has it
+        yield
+        return
+    if not hf_ds.is_deepspeed_zero3_enabled():
+        yield
+        return
+    # the module keeps the config as a weak reference; there is no public getter for it
+    saved = hf_ds._hf_deepspeed_config_weak_ref
+    hf_ds.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_ds._hf_deepspeed_config_weak_ref = saved
+
+
+@_zero3_off()
 def merge_adapter(
     base: str | Path,
     adapter_dir: str | Path,
@@ -315,6 +358,10 @@ def merge_adapter(
     The merge is computed in fp32 on the CPU; the result is saved in ``dtype`` (default: the
     base checkpoint's own dtype), with the adapter's tokenizer and chat template. Written into
     a temporary directory and renamed, so ``out_dir`` is either complete or absent.
+
+    After DeepSpeed ZeRO-3 training only the main process merges, so it runs with transformers'
+    ZeRO-3 switch off (:func:`_zero3_off`): inside ``deepspeed.zero.Init`` a process loading
+    alone would wait for the others forever.
     """
     import torch
     from peft import PeftModel
@@ -352,14 +399,49 @@ def merge_adapter(
 
 
 def flash_attention() -> str | None:
-    """``"flash_attention_2"`` on CUDA with ``flash-attn`` installed, else None (sdpa)."""
+    """``"flash_attention_2"`` on an Ampere or newer GPU with ``flash-attn`` installed, else None.
+
+    ``is_flash_attn_2_available`` only checks the package: flash-attn 2 has kernels for
+    compute capability 8.0 and up, so V100 (7.0) and T4 (7.5) use sdpa.
+    """
     import torch
 
     if not torch.cuda.is_available():
         return None
+    if torch.cuda.get_device_capability() < (8, 0):
+        return None
     from transformers.utils import is_flash_attn_2_available
 
     return "flash_attention_2" if is_flash_attn_2_available() else None
+
+
+def renamed_args(fields: Collection[str], *, checkpointing: bool, sampling: str) -> dict[str, Any]:
+    """The ``SFTConfig`` arguments that transformers renamed, under the name ``fields`` has.
+
+    ``activation_checkpointing`` exists from transformers 5.23 (``gradient_checkpointing`` is
+    its deprecated alias there, the only name before); ``train_sampling_strategy``
+    (``"random"`` | ``"group_by_length"``) replaced the boolean ``group_by_length`` in 5.2.
+    vLLM pins older transformers than siked's development version, so both forms occur.
+
+    >>> renamed_args({"gradient_checkpointing", "train_sampling_strategy"}, checkpointing=True,
+    ...              sampling="group_by_length")
+    {'gradient_checkpointing': True, 'train_sampling_strategy': 'group_by_length'}
+    >>> renamed_args({"activation_checkpointing", "gradient_checkpointing", "group_by_length"},
+    ...              checkpointing=False, sampling="random")
+    {'activation_checkpointing': False, 'group_by_length': False}
+    """
+    if sampling not in ("random", "group_by_length"):
+        raise ValueError(f"unknown sampling strategy {sampling!r}")
+    out: dict[str, Any] = {}
+    if "activation_checkpointing" in fields:
+        out["activation_checkpointing"] = checkpointing
+    else:
+        out["gradient_checkpointing"] = checkpointing
+    if "train_sampling_strategy" in fields:
+        out["train_sampling_strategy"] = sampling
+    else:
+        out["group_by_length"] = sampling == "group_by_length"
+    return out
 
 
 def _sft_config(
@@ -398,7 +480,6 @@ def _sft_config(
             # older GPUs without bf16: fp16 mixed precision (fp32 weights, loss scaling)
             fp16=bool(not bf16 and cfg.bf16 is None and torch.cuda.is_available()),
             use_cpu=best_device() == "cpu",
-            activation_checkpointing=cfg.gradient_checkpointing,
             logging_steps=cfg.logging_steps,
             logging_first_step=True,
             save_strategy="steps",
@@ -416,11 +497,15 @@ def _sft_config(
             padding_free=padding_free,
             packing=False,
             max_length=None if padding_free else cfg.max_length,
-            train_sampling_strategy="random" if padding_free else "group_by_length",
             model_init_kwargs=model_init,
             dataset_kwargs={},
             ddp_find_unused_parameters=False,
             save_only_model=False,
+            **renamed_args(
+                {f.name for f in dataclasses.fields(SFTConfig)},
+                checkpointing=cfg.gradient_checkpointing,
+                sampling="random" if padding_free else "group_by_length",
+            ),
         )
     except ValueError as e:  # e.g. an unknown train.lr_scheduler
         raise TrainError(f"invalid training settings: {e}") from e
@@ -634,8 +719,7 @@ def train(
             base_path, tokenizer, train_ex, eval_ex, cfg, ckpt_dir, progress, [timer.callback]
         )
         tmodel: Any = trainer.model
-        trainable = sum(p.numel() for p in tmodel.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in tmodel.parameters())
+        trainable, total = count_parameters(tmodel.parameters())
         train_out = trainer.train(resume_from_checkpoint=resume)
         eval_metrics = trainer.evaluate() if eval_ex else {}
     bf16, load_dtype = bool(trainer.args.bf16), _load_dtype(cfg, bool(trainer.args.bf16))

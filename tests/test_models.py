@@ -31,6 +31,19 @@ def test_pick_dtype_explicit_and_auto():
         models.pick_dtype("int3", "cpu")
 
 
+def test_auto_dtype_on_gpus_without_native_bf16_is_fp16(monkeypatch):
+    """V100/T4 emulate bf16 (torch counts that as support by default): fp16 is faster there."""
+    capability = {"major": 7}
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return capability["major"] >= 8 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert models.pick_dtype("auto", "cuda") == torch.float16
+    capability["major"] = 8
+    assert models.pick_dtype("auto", "cuda") == torch.bfloat16
+
+
 def test_best_device_is_known():
     assert models.best_device() in ("cuda", "mps", "cpu")
 
