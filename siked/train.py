@@ -95,11 +95,14 @@ class TrainResult:
 # --------------------------------------------------------------------------- data
 
 
-def load_examples(path: str | Path, forced: str | None = None) -> list[dict[str, Any]]:
+def load_examples(
+    path: str | Path, forced: str | None = None, system: bool = True
+) -> list[dict[str, Any]]:
     """Read rationale records and turn them into prompt/completion examples.
 
     Each example keeps ``qid`` (or the question) as ``group`` so that a held-out split never
-    shares a question with the training split.
+    shares a question with the training split. ``system=False`` folds the instruction into the
+    user turn (a chat template without a system role, see :func:`siked.chat.supports_system_role`).
     """
     path = Path(path)
     if not path.is_file():
@@ -114,7 +117,7 @@ def load_examples(path: str | Path, forced: str | None = None) -> list[dict[str,
         if missing:
             raise DataError(f"{path}:{i}: record needs string fields {missing}")
         ex: dict[str, Any] = chat.training_example(
-            row["question"], row["strategy"], row["text"], forced=forced
+            row["question"], row["strategy"], row["text"], forced=forced, system=system
         )
         ex["group"] = str(row.get("qid") or row["question"])
         ex["strategy"] = row["strategy"]
@@ -569,10 +572,12 @@ def build_trainer(
 
 
 def prepare_tokenizer(base_path: str) -> PreTrainedTokenizerBase:
-    """The tokenizer as training uses it: a pad token distinct from EOS, right padding."""
+    """The tokenizer as training uses it: a pad token distinct from EOS, right padding, and a
+    chat template (:data:`siked.chat.DEFAULT_CHAT_TEMPLATE` for a base model without one)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
+    chat.ensure_chat_template(tokenizer)
     _set_distinct_pad(tokenizer)
     tokenizer.padding_side = "right"
     return tokenizer
@@ -695,10 +700,12 @@ def train(
         atomic_write_text(out / "train_config.yaml", to_yaml(cfg))
 
     tokenizer = prepare_tokenizer(base_path)
+    system = chat.supports_system_role(tokenizer)
+    default_template = tokenizer.chat_template == chat.DEFAULT_CHAT_TEMPLATE
 
-    examples = load_examples(data, forced)
+    examples = load_examples(data, forced, system)
     if eval_path is not None:
-        train_ex, eval_ex = examples, load_examples(eval_path, forced)
+        train_ex, eval_ex = examples, load_examples(eval_path, forced, system)
     else:
         train_ex, eval_ex = split_by_group(examples, cfg.eval_fraction, cfg.seed)
     train_ex, dropped, train_tokens = _drop_too_long(tokenizer, train_ex, cfg.max_length)
@@ -751,6 +758,8 @@ def train(
         "load_dtype": load_dtype,
         "padding_free": bool(trainer.args.padding_free),
         "attn_implementation": getattr(tmodel.config, "_attn_implementation", None),
+        "chat_system_role": system,  # False: the instruction opens the user turn
+        "chat_template": "siked-default" if default_template else "model",
         "train_examples": len(train_ex),
         "train_questions": len({e["group"] for e in train_ex}),
         "eval_examples": len(eval_ex),
