@@ -39,6 +39,9 @@ from siked.manifest import Manifest, hash_path
 
 log = logging.getLogger("siked.loop")
 
+#: engine settings about starting a server, not about what it generates: not stage inputs
+_HOW_TO_START = frozenset({"vllm_executable", "startup_timeout"})
+
 
 class RunConfigMismatch(SikedError):
     """The run directory holds a run made with a different configuration."""
@@ -182,7 +185,8 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
     from siked.teach import teach
 
     teacher_cfg = cfg.teacher.model_dump(
-        mode="json", exclude={"cache_dir", "concurrency", "chunk_size", "batch_size"}
+        mode="json",
+        exclude={"cache_dir", "concurrency", "chunk_size", "batch_size", *_HOW_TO_START},
     )
     inputs = {
         "teacher": teacher_cfg,
@@ -305,7 +309,7 @@ def stage_eval(
     if len(cfg.strategies) == 1 and eval_cfg.mode == "free":
         eval_cfg = eval_cfg.model_copy(update={"mode": "forced"})
     inputs = {
-        "eval": eval_cfg.model_dump(mode="json"),
+        "eval": eval_cfg.model_dump(mode="json", exclude=set(_HOW_TO_START)),
         "model": hash_path(model / "model.safetensors") or str(model),
         "validation": _qids_hash(validation),
         "datasets": [str(s) for s in cfg.data.eval],
@@ -342,7 +346,9 @@ def stage_sample(
     d = paths.iteration(it)
     out = d / "samples.jsonl"
     inputs = {
-        "sample": cfg.sample.model_dump(mode="json", exclude={"workers", "batch_size"}),
+        "sample": cfg.sample.model_dump(
+            mode="json", exclude={"workers", "batch_size", *_HOW_TO_START}
+        ),
         "model": hash_path(model / "model.safetensors") or str(model),
         "questions": _qids_hash(train),
         "strategies": cfg.strategies,

@@ -321,3 +321,16 @@ def test_teacher_gets_the_configured_data_dir(
     data_dir = str(Path(__file__).resolve().parents[2] / "shared" / "data")
     loop.run(tiny_config(tmp_path, **{"data.dir": data_dir, "loop.iterations": 0}))
     assert seen["data_dir"] == data_dir
+
+
+def test_server_settings_are_not_stage_inputs(tmp_path: Path, fakes: FakeStages) -> None:
+    """Pointing at another vllm command or waiting longer for a server changes no result."""
+    loop.run(tiny_config(tmp_path))
+    fakes.calls.clear()
+    changed = {
+        f"{section}.{key}": value
+        for section in ("teacher", "sample", "eval")
+        for key, value in (("vllm_executable", "/opt/vllm-env/bin/vllm"), ("startup_timeout", 60))
+    }
+    loop.run(tiny_config(tmp_path, **changed), force=True)
+    assert fakes.calls == []
