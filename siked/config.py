@@ -225,6 +225,9 @@ class LoopConfig(_Section):
     iterations: int = Field(default=3, ge=0)  # SIKeD iterations after iteration 0 (distillation)
     init_from: Literal["previous", "base"] = "previous"
     patience: int = Field(default=1, gt=0)
+    # train each iteration in a child process, which frees all GPU memory before vLLM starts:
+    # auto = when a CUDA GPU is visible; true / false = always / never
+    train_subprocess: Literal["auto"] | bool = "auto"
 
 
 class EvalConfig(EngineConfig):

@@ -265,6 +265,20 @@ def stage_mix(
     return out
 
 
+def train_in_child(setting: str | bool) -> bool:
+    """Whether the train stage runs in a child process (``loop.train_subprocess``).
+
+    ``auto`` does so when a CUDA GPU is visible: the process that trained holds GPU memory
+    until it ends, and the vLLM server started next needs it. On CPU training stays in this
+    process (no second start-up of torch).
+    """
+    if setting != "auto":
+        return bool(setting)
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data: Path) -> Path:
     from siked.train import train
 
@@ -289,7 +303,13 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
     _say(f"iter {it:02d} train: {n_rows} rows from {base}")
     with man.running(key, inputs, seed=train_cfg.seed) as st:
         forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
-        result = train(data, base, d / "model", train_cfg, forced=forced)
+        args = (data, base, d / "model", train_cfg)
+        if train_in_child(cfg.loop.train_subprocess):
+            from siked.child import call_in_child
+
+            result = call_in_child(train, *args, what="training", forced=forced)
+        else:
+            result = train(*args, forced=forced)
         st["outputs"] = {"model": result.adapter_dir or result.merged_dir}
         st["info"] = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
     return Path(result.merged_dir) if result.merged_dir else merged

@@ -425,6 +425,22 @@ def test_merge_loads_models_outside_zero3(tmp_path, tiny_model, monkeypatch):
         hf_ds.unset_hf_deepspeed_config()
 
 
+@pytest.mark.slow
+def test_training_in_a_child_process(tmp_path, tiny_model, capfd):
+    """What the loop does on GPUs: train in a spawned process; on CPU it works the same."""
+    from siked.child import call_in_child
+
+    data = write_records(tmp_path / "d.jsonl")
+    res = call_in_child(
+        train, data, tiny_model, tmp_path / "run", tiny_cfg(), progress=True, what="training"
+    )
+    assert res.merged_dir == tmp_path / "run" / "merged" and res.metrics["global_steps"] == 2
+    assert (tmp_path / "run" / "train_done.json").is_file()
+    assert "2/2" in capfd.readouterr().err  # the child's progress bar reaches the terminal
+    with pytest.raises(TrainError, match="other inputs"):  # errors come back as themselves
+        call_in_child(train, data, tiny_model, tmp_path / "run", tiny_cfg(lora_r=4))
+
+
 def test_cli_set_errors_name_the_key(tmp_path):
     from siked.cli import main
 

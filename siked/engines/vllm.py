@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from siked.child import set_parent_death_signal
 from siked.config import EngineConfig
 from siked.engines.base import Completion, Engine, EngineError, Prompt
 from siked.engines.openai import OpenAIEngine
@@ -174,17 +175,6 @@ def model_fingerprint(paths: Sequence[str]) -> str:
             st = path.stat()
             h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
-
-
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the child when its parent dies (best effort)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:
@@ -346,7 +336,7 @@ class VLLMEngine(Engine):
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, which close() kills as a whole
-            preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+            preexec_fn=set_parent_death_signal if sys.platform.startswith("linux") else None,
         )
         atexit.register(self.close)
 
