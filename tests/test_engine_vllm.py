@@ -233,3 +233,15 @@ def test_redact() -> None:
         "***",
         "--api-key=***",
     ]
+
+
+@pytest.mark.parametrize(
+    "preset", sorted((TESTS.parent / "configs" / "paper").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_paper_presets_give_the_70b_teacher_time_to_start(preset: Path) -> None:
+    """Loading (let alone downloading) ~140 GB of weights takes longer than the 900 s default."""
+    from siked.config import load_config
+
+    teacher = load_config(preset).teacher
+    if teacher.engine == "vllm":
+        assert teacher.startup_timeout >= 3600
