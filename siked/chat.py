@@ -160,6 +160,34 @@ def supports_system_role(tokenizer: Any) -> bool:
     return _SYSTEM_ROLE[key]
 
 
+def turn_end_token(tokenizer: Any) -> str | None:
+    """The special token the chat template closes the student's turn with, or None.
+
+    ChatML ends a turn with ``<|im_end|>``, Gemma with ``<end_of_turn>``: the student learns to
+    write it after its answer, but a base checkpoint's EOS is another token (Qwen2 base:
+    ``<|endoftext|>``), so generation would run on past the answer unless it also stops there.
+    """
+    sentinel = "siked-sentinel-response"
+    messages = [
+        *student_messages("1 + 1?", system=supports_system_role(tokenizer)),
+        {"role": "assistant", "content": sentinel},
+    ]
+    try:
+        text = str(
+            tokenizer.apply_chat_template(messages, tokenize=False, **_template_kwargs(tokenizer))
+        )
+    except Exception:  # a template that cannot render the student's turn: nothing to add
+        return None
+    if sentinel not in text:
+        return None
+    after = text[text.rindex(sentinel) + len(sentinel) :].lstrip()
+    specials = set(tokenizer.get_added_vocab()) | set(tokenizer.all_special_tokens)
+    for token in sorted(specials, key=len, reverse=True):
+        if token and after.startswith(token):
+            return str(token)
+    return None
+
+
 def tag_prefix(strategy: str) -> str:
     """The tag as it begins a response: ``"[cot]: "``."""
     return f"[{_check_tag(strategy)}]: "

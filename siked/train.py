@@ -323,6 +323,19 @@ class _StepTimer:
 # --------------------------------------------------------------------------- merge
 
 
+def stop_at_turn_end(generation_config: Any, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Add the token that ends the student's turn (:func:`siked.chat.turn_end_token`) to the
+    model's ``eos_token_id``, which transformers' ``generate`` and vLLM stop at."""
+    end = chat.turn_end_token(tokenizer)
+    if end is None:
+        return
+    end_id = tokenizer.convert_tokens_to_ids(end)
+    eos = generation_config.eos_token_id
+    ids = [] if eos is None else list(eos) if isinstance(eos, list | tuple) else [eos]
+    if end_id not in ids:
+        generation_config.eos_token_id = [*ids, end_id] if ids else end_id
+
+
 @contextlib.contextmanager
 def _zero3_off() -> Iterator[None]:
     """Load models as plain (unpartitioned) ones while a DeepSpeed ZeRO-3 config is alive
@@ -387,6 +400,7 @@ def merge_adapter(
     try:
         merged.config.pad_token_id = tokenizer.pad_token_id
         merged.generation_config.pad_token_id = tokenizer.pad_token_id
+        stop_at_turn_end(merged.generation_config, tokenizer)
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         if out_dir.exists():
@@ -743,6 +757,10 @@ def train(
     if trainer.is_world_process_zero():
         tokenizer.padding_side = "left"  # what generation wants
         tokenizer.save_pretrained(str(final_dir))
+        if cfg.method == "full":  # the model itself (LoRA: merge_adapter does it)
+            gen = trainer.model.generation_config
+            stop_at_turn_end(gen, tokenizer)
+            gen.save_pretrained(str(final_dir))
 
     seconds_steps = max(timer.end - timer.start, 1e-9)
     tokens = timer.tokens1 - timer.tokens0

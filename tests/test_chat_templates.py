@@ -41,6 +41,7 @@ SILENT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
 )
 QUESTION = "What is 2 + 3?"
+GEMMA_TOKENS = ("<start_of_turn>", "<end_of_turn>")
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +55,21 @@ def with_template(tokenizer, template):
     return tok
 
 
-def model_with_template(src: str, dst: Path, template: str | None) -> str:
-    """A copy of the tiny model whose tokenizer has ``template`` (None: no template at all)."""
+def model_with_template(
+    src: str, dst: Path, template: str | None, special_tokens: tuple[str, ...] = ()
+) -> str:
+    """A copy of the tiny model whose tokenizer has ``template`` (None: no template at all) and
+    the added ``special_tokens`` (embeddings resized)."""
     shutil.copytree(src, dst)
+    if special_tokens:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(dst)
+        tok.add_special_tokens({"additional_special_tokens": list(special_tokens)})
+        tok.save_pretrained(dst)
+        model = AutoModelForCausalLM.from_pretrained(dst)
+        model.resize_token_embeddings(len(tok))
+        model.save_pretrained(dst)
     (dst / "chat_template.jinja").unlink(missing_ok=True)
     tcfg = json.loads((dst / "tokenizer_config.json").read_text())
     tcfg.pop("chat_template", None)
@@ -98,8 +111,36 @@ def test_default_template_for_a_base_model(base_tokenizer):
     assert chat.student_prompt(with_template(base_tokenizer, None), QUESTION) == prompt
 
 
+def test_turn_end_token(base_tokenizer):
+    assert chat.turn_end_token(base_tokenizer) == "<|im_end|>"  # ChatML
+    gemma = with_template(base_tokenizer, GEMMA_TEMPLATE)
+    assert chat.turn_end_token(gemma) is None  # SmolLM2's vocabulary has no <end_of_turn>
+    gemma.add_special_tokens({"additional_special_tokens": GEMMA_TOKENS})
+    assert chat.turn_end_token(gemma) == "<end_of_turn>"
+    bare = with_template(base_tokenizer, None)
+    assert chat.turn_end_token(bare) == bare.eos_token  # the default template ends with EOS
+    assert chat.turn_end_token(with_template(base_tokenizer, SILENT_TEMPLATE)) is None
+
+
+def test_stop_at_turn_end_extends_eos(base_tokenizer):
+    from transformers import GenerationConfig
+
+    from siked.train import stop_at_turn_end
+
+    gemma = with_template(base_tokenizer, GEMMA_TEMPLATE)
+    gemma.add_special_tokens({"additional_special_tokens": GEMMA_TOKENS})
+    end = gemma.convert_tokens_to_ids("<end_of_turn>")
+    for eos, expected in [(1, [1, end]), ([1, 5], [1, 5, end]), (None, end), ([end], [end])]:
+        gen = GenerationConfig(eos_token_id=eos)
+        stop_at_turn_end(gen, gemma)
+        assert gen.eos_token_id == expected, eos
+    gen = GenerationConfig(eos_token_id=2)
+    stop_at_turn_end(gen, base_tokenizer)  # ChatML: <|im_end|> is already EOS (id 2)
+    assert gen.eos_token_id == 2
+
+
 def test_training_folds_for_gemma_and_saves_its_template(tmp_path, tiny_model):
-    model = model_with_template(tiny_model, tmp_path / "gemma", GEMMA_TEMPLATE)
+    model = model_with_template(tiny_model, tmp_path / "gemma", GEMMA_TEMPLATE, GEMMA_TOKENS)
     data = write_records(tmp_path / "d.jsonl")
     assert load_examples(data, system=False)[0]["prompt"] == [
         {"role": "user", "content": f"{chat.STUDENT_INSTRUCTION}\n\nWhat is 2 + 3?"}
@@ -110,6 +151,11 @@ def test_training_folds_for_gemma_and_saves_its_template(tmp_path, tiny_model):
 
     merged = load_tokenizer(str(res.merged_dir))
     assert merged.chat_template == GEMMA_TEMPLATE
+    # generation stops where the trained turn ends, not only at the base model's EOS
+    from transformers import GenerationConfig
+
+    eos = GenerationConfig.from_pretrained(res.merged_dir).eos_token_id
+    assert merged.convert_tokens_to_ids("<end_of_turn>") in eos and merged.eos_token_id in eos
     # sampling and evaluation build the prompt training used
     trained = prepare_tokenizer(model).apply_chat_template(
         load_examples(data, system=False)[0]["prompt"], tokenize=False, add_generation_prompt=True
