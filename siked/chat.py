@@ -10,14 +10,24 @@ In SIKeD the free prompt names no strategy: the student *chooses* by writing the
 single-strategy baselines (and forced sampling/evaluation) the instruction names the strategy,
 and :func:`student_prompt` can pre-fill the tag so the model has to continue in that strategy.
 
+Chat templates differ. Some reject a system message (Gemma's raises "System role not
+supported"): for those the instruction opens the user turn instead (:func:`supports_system_role`
+decides by rendering a probe conversation), identically for training, sampling and evaluation,
+because all three build their messages here. A tokenizer without any chat template (a base
+model) gets :data:`DEFAULT_CHAT_TEMPLATE`; training saves it with the model, so later stages
+and vLLM use the same one.
+
 This module deliberately does not import :mod:`siked.strategies`; strategy descriptions used in
 forced instructions live in :data:`STRATEGY_DESCRIPTIONS` (extendable by registering code).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Free-choice instruction (the SIKeD student format). Every training, sampling and evaluation
 #: prompt carries it, so it is kept short (59 SmolLM2 tokens; the first version's 90 cost ~13%
@@ -58,12 +68,121 @@ def instruction(forced: str | None = None) -> str:
     return FORCED_INSTRUCTION.format(description=desc, tag=tag)
 
 
-def student_messages(question: str, forced: str | None = None) -> list[dict[str, str]]:
-    """System + user chat messages for ``question`` (``forced`` names a fixed strategy)."""
+def student_messages(
+    question: str, forced: str | None = None, system: bool = True
+) -> list[dict[str, str]]:
+    """System + user chat messages for ``question`` (``forced`` names a fixed strategy).
+
+    ``system=False`` (a template without a system role) puts the instruction at the start of
+    the user message, separated from the question by a blank line.
+
+    >>> [m["role"] for m in student_messages("What is 2+3?", system=False)]
+    ['user']
+    """
+    if not system:
+        return [{"role": "user", "content": f"{instruction(forced)}\n\n{question.strip()}"}]
     return [
         {"role": "system", "content": instruction(forced)},
         {"role": "user", "content": question.strip()},
     ]
+
+
+#: The chat template siked gives a student whose tokenizer has none (a base model). The
+#: assistant turn ends with the EOS token, so the student learns to stop where generation stops.
+#: Rendered: ``<bos>{instruction}\n\n### Question\n{question}\n\n### Answer\n[cot]: ...<eos>``.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}"
+    "{% elif message['role'] == 'user' %}{{ '### Question\\n' + message['content'] + '\\n\\n' }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ '### Answer\\n' + message['content'] + (eos_token or '') }}"
+    "{% if not loop.last %}{{ '\\n\\n' }}{% endif %}"
+    "{% else %}{{ raise_exception('unknown role ' + message['role']) }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Answer\\n' }}{% endif %}"
+)
+
+_PROBE = "siked probe: system instruction"
+#: chat template text -> whether it renders a system message (rendering a probe is cheap, but
+#: prompts are built for every question)
+_SYSTEM_ROLE: dict[str, bool] = {}
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give ``tokenizer`` :data:`DEFAULT_CHAT_TEMPLATE` if it has no chat template.
+
+    Returns True when it did (a base model); the caller saves the tokenizer with the model.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    log.warning(
+        "%s has no chat template (a base model?); using siked's default student template "
+        "(siked.chat.DEFAULT_CHAT_TEMPLATE)",
+        getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__,
+    )
+    tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    return True
+
+
+def _template_kwargs(tokenizer: Any) -> dict[str, str]:
+    """``chat_template=`` for ``apply_chat_template`` when the tokenizer has no template."""
+    return (
+        {}
+        if getattr(tokenizer, "chat_template", None)
+        else {"chat_template": DEFAULT_CHAT_TEMPLATE}
+    )
+
+
+def supports_system_role(tokenizer: Any) -> bool:
+    """Whether the chat template renders a system message (Gemma's raises an error instead).
+
+    Decided by rendering a probe conversation: the template must neither raise nor drop the
+    system text. A tokenizer without a template is judged by :data:`DEFAULT_CHAT_TEMPLATE`,
+    which :func:`ensure_chat_template` gives it.
+    """
+    template = getattr(tokenizer, "chat_template", None) or DEFAULT_CHAT_TEMPLATE
+    key = template if isinstance(template, str) else repr(template)
+    if key not in _SYSTEM_ROLE:
+        probe = [{"role": "system", "content": _PROBE}, {"role": "user", "content": "1 + 1?"}]
+        try:
+            text = tokenizer.apply_chat_template(
+                probe, tokenize=False, add_generation_prompt=True, **_template_kwargs(tokenizer)
+            )
+            ok = _PROBE in str(text)
+        except Exception as e:  # jinja2's TemplateError from raise_exception(...), or others
+            log.info("the chat template rejects a system message (%s); folding it", e)
+            ok = False
+        _SYSTEM_ROLE[key] = ok
+    return _SYSTEM_ROLE[key]
+
+
+def turn_end_token(tokenizer: Any) -> str | None:
+    """The special token the chat template closes the student's turn with, or None.
+
+    ChatML ends a turn with ``<|im_end|>``, Gemma with ``<end_of_turn>``: the student learns to
+    write it after its answer, but a base checkpoint's EOS is another token (Qwen2 base:
+    ``<|endoftext|>``), so generation would run on past the answer unless it also stops there.
+    """
+    sentinel = "siked-sentinel-response"
+    messages = [
+        *student_messages("1 + 1?", system=supports_system_role(tokenizer)),
+        {"role": "assistant", "content": sentinel},
+    ]
+    try:
+        text = str(
+            tokenizer.apply_chat_template(messages, tokenize=False, **_template_kwargs(tokenizer))
+        )
+    except Exception:  # a template that cannot render the student's turn: nothing to add
+        return None
+    if sentinel not in text:
+        return None
+    after = text[text.rindex(sentinel) + len(sentinel) :].lstrip()
+    specials = set(tokenizer.get_added_vocab()) | set(tokenizer.all_special_tokens)
+    for token in sorted(specials, key=len, reverse=True):
+        if token and after.startswith(token):
+            return str(token)
+    return None
 
 
 def tag_prefix(strategy: str) -> str:
@@ -100,17 +219,19 @@ def student_prompt(
 ) -> str:
     """The generation prompt: the chat template applied with ``add_generation_prompt=True``.
 
+    The instruction is folded into the user turn when the template has no system role, and a
+    tokenizer without a template uses :data:`DEFAULT_CHAT_TEMPLATE` (as training did).
+
     With ``prefill_tag`` (needs ``forced``) the assistant turn is pre-filled with
     :func:`prefill_text` so that sampling is forced into that strategy.
     """
     if prefill_tag and forced is None:
         raise ValueError("prefill_tag needs a forced strategy")
-    if hasattr(tokenizer, "chat_template") and not tokenizer.chat_template:  # HF tokenizers
-        from siked.models import require_chat_template
-
-        require_chat_template(tokenizer, str(getattr(tokenizer, "name_or_path", "") or "model"))
     prompt = tokenizer.apply_chat_template(
-        student_messages(question, forced), tokenize=False, add_generation_prompt=True
+        student_messages(question, forced, system=supports_system_role(tokenizer)),
+        tokenize=False,
+        add_generation_prompt=True,
+        **_template_kwargs(tokenizer),
     )
     if not isinstance(prompt, str):  # pragma: no cover - tokenize=False returns text
         raise TypeError("the chat template did not return text")
@@ -120,10 +241,14 @@ def student_prompt(
 
 
 def training_example(
-    question: str, strategy: str, text: str, forced: str | None = None
+    question: str, strategy: str, text: str, forced: str | None = None, system: bool = True
 ) -> dict[str, list[dict[str, str]]]:
-    """One conversational prompt/completion example for TRL's SFTTrainer."""
+    """One conversational prompt/completion example for TRL's SFTTrainer.
+
+    ``system`` as in :func:`student_messages` (``supports_system_role`` of the student's
+    tokenizer), so that training sees the prompt that sampling and evaluation send.
+    """
     return {
-        "prompt": student_messages(question, forced),
+        "prompt": student_messages(question, forced, system),
         "completion": [{"role": "assistant", "content": response_text(strategy, text)}],
     }

@@ -133,6 +133,7 @@ class EngineConfig(_Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str | None = None  # hf: "cpu", "cuda", "cuda:1"; None = best available
     # vllm: server process options
+    vllm_executable: str | None = None  # the vllm command; None: $SIKED_VLLM, PATH, beside python
     tensor_parallel_size: int = Field(default=1, gt=0)
     gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     port: int = Field(default=8000, gt=0, lt=65536)  # taken -> a free port is used instead
@@ -258,6 +259,9 @@ class LoopConfig(_Section):
     # evaluate data.eval after every iteration; false: only the validation split per
     # iteration, and data.eval once, on the final (best-on-validation) student
     test_every_iteration: bool = True
+    # train each iteration in a child process, which frees all GPU memory before vLLM starts:
+    # auto = when a CUDA GPU is visible; true / false = always / never
+    train_subprocess: Literal["auto"] | bool = "auto"
 
 
 class EvalConfig(EngineConfig):

@@ -42,6 +42,9 @@ from siked.mix import format_kl
 
 log = logging.getLogger("siked.loop")
 
+#: engine settings about starting a server, not about what it generates: not stage inputs
+_HOW_TO_START = frozenset({"vllm_executable", "startup_timeout"})
+
 
 #: The run's log file (everything the terminal does not show), in the run directory.
 LOG_FILE = "siked.log"
@@ -189,7 +192,8 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
     from siked.teach import teach
 
     teacher_cfg = cfg.teacher.model_dump(
-        mode="json", exclude={"cache_dir", "concurrency", "chunk_size", "batch_size"}
+        mode="json",
+        exclude={"cache_dir", "concurrency", "chunk_size", "batch_size", *_HOW_TO_START},
     )
     inputs = {
         "teacher": teacher_cfg,
@@ -271,6 +275,20 @@ def stage_mix(
     return out
 
 
+def train_in_child(setting: str | bool) -> bool:
+    """Whether the train stage runs in a child process (``loop.train_subprocess``).
+
+    ``auto`` does so when a CUDA GPU is visible: the process that trained holds GPU memory
+    until it ends, and the vLLM server started next needs it. On CPU training stays in this
+    process (no second start-up of torch).
+    """
+    if setting != "auto":
+        return bool(setting)
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data: Path) -> Path:
     from siked.train import train
 
@@ -294,7 +312,13 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
     t0 = time.perf_counter()
     with man.running(key, inputs, seed=train_cfg.seed) as st:
         forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
-        result = train(data, base, d / "model", train_cfg, forced=forced)
+        args = (data, base, d / "model", train_cfg)
+        if train_in_child(cfg.loop.train_subprocess):
+            from siked.child import call_in_child
+
+            result = call_in_child(train, *args, what="training", forced=forced)
+        else:
+            result = train(*args, forced=forced)
         st["outputs"] = {"model": result.adapter_dir or result.merged_dir}
         st["info"] = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)}
     m = result.metrics
@@ -334,7 +358,7 @@ def stage_eval(
     if len(cfg.strategies) == 1 and eval_cfg.mode == "free":
         eval_cfg = eval_cfg.model_copy(update={"mode": "forced"})
     inputs = {
-        "eval": eval_cfg.model_dump(mode="json"),
+        "eval": eval_cfg.model_dump(mode="json", exclude=set(_HOW_TO_START)),
         "model": hash_path(model / "model.safetensors") or str(model),
         "validation": _qids_hash(validation),
         "datasets": [str(s) for s in test_sets],
@@ -377,7 +401,9 @@ def stage_sample(
     d = paths.iteration(it)
     out = d / "samples.jsonl"
     inputs = {
-        "sample": cfg.sample.model_dump(mode="json", exclude={"workers", "batch_size"}),
+        "sample": cfg.sample.model_dump(
+            mode="json", exclude={"workers", "batch_size", *_HOW_TO_START}
+        ),
         "model": hash_path(model / "model.safetensors") or str(model),
         "questions": _qids_hash(train),
         "strategies": cfg.strategies,
@@ -526,7 +552,7 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     Holds the run directory's lock (:mod:`siked.lock`) throughout; the stages inside find
     their sub-directories covered by it. Refused at once when another process writes the run
     directory, a directory above it, or a stage directory inside it (``report/`` excepted).
-    A student that cannot be loaded (not available, no chat template) fails first.
+    A student that is not available fails first.
 
     The terminal gets one line per stage and siked's progress bars; everything else (library
     logs and warnings, the trainer's per-step metrics) goes to ``siked.log`` in the run
@@ -534,7 +560,7 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     """
     from siked.models import check_student
 
-    check_student(cfg.student.model)  # no chat template / not available: fail now, not in train
+    check_student(cfg.student.model)  # not available: fail now, not in training
     with output_lock(cfg.run_dir, "run"):
         busy_below(cfg.run_dir, depth=2, skip=("report",))
         t0 = time.monotonic()

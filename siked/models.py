@@ -113,8 +113,8 @@ def cpu_supports_bf16() -> bool:
 def pick_dtype(dtype: str = "auto", device: Any = None) -> torch.dtype:
     """Map ``"auto" | "bfloat16" | "float16" | "float32"`` to a torch dtype for ``device``.
 
-    ``auto`` picks bf16 where the hardware computes it natively (CUDA with bf16 support, a CPU
-    with AVX512-BF16 / AMX), fp16 on older GPUs, and fp32 otherwise (including Apple MPS).
+    ``auto`` picks bf16 where the hardware computes it natively (CUDA compute capability 8.0+, a
+    CPU with AVX512-BF16 / AMX), fp16 on older GPUs, and fp32 otherwise (including Apple MPS).
     An explicit dtype is always honoured.
     """
     import torch
@@ -135,7 +135,10 @@ def pick_dtype(dtype: str = "auto", device: Any = None) -> torch.dtype:
         raise ModelError(f"unknown dtype {dtype!r}: use auto, bfloat16, float16 or float32")
     kind = torch.device(device).type if device is not None else best_device()
     if kind == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # without emulation: pre-Ampere GPUs (V100, T4) "support" bf16 only by emulating it,
+        # slowly; they get fp16
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float16
     if kind == "cpu":
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     return torch.float32
@@ -441,33 +444,24 @@ def inspect_model(name: str) -> ModelInfo:
 
 def no_chat_template_message(name: str) -> str:
     return (
-        f"{name}: the tokenizer has no chat template. siked's student prompt is a chat "
-        "(system instruction, user question, assistant response starting with the strategy "
-        "tag), and the SIKeD authors fine-tune instruct checkpoints (gemma-2b-it, "
-        "Qwen2-*-Instruct, SmolLM-1.7B-Instruct). Use the instruct checkpoint, or a local copy "
-        "of this model whose tokenizer_config.json sets a chat_template."
+        f"{name}: the tokenizer has no chat template (a base checkpoint?). siked's student "
+        "prompt is a chat (instruction, question, response starting with the strategy tag); "
+        "without a template siked uses its default one (siked.chat.DEFAULT_CHAT_TEMPLATE, saved "
+        "with the trained model; docs/training.md, 'Chat templates'). The SIKeD authors "
+        "fine-tune instruct checkpoints (gemma-2b-it, Qwen2-*-Instruct, SmolLM-1.7B-Instruct)."
     )
 
 
-def require_chat_template(tokenizer: Any, name: str) -> None:
-    """Raise a clear :class:`ModelError` when ``tokenizer`` has no chat template."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise ModelError(no_chat_template_message(name))
-
-
 def check_student(name: str) -> ModelInfo:
-    """Check before a run starts that the student resolves and has a chat template.
+    """Check before a run starts that the student resolves (no weights loaded).
 
-    Offline facts first (no weights loaded): a model known to lack a chat template is an error
-    here, not deep in training. When the cache cannot tell and the hub is reachable, the
-    tokenizer alone is fetched and checked. A model that is neither local nor cached while
-    ``HF_HUB_OFFLINE`` is set is an error too.
+    A model that is neither local nor cached while ``HF_HUB_OFFLINE`` is set is an error here,
+    not deep in training. A model known to have no chat template gets a warning: training
+    and prompting then use :data:`siked.chat.DEFAULT_CHAT_TEMPLATE`.
     """
     info = inspect_model(name)
     if info.kind == "bundled" and not info.available:
         raise ModelError(info.where)
-    if info.chat_template is False:
-        raise ModelError(no_chat_template_message(name))
     if info.chat_template is None:
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
         if offline and not info.available:
@@ -475,5 +469,6 @@ def check_student(name: str) -> ModelInfo:
                 f"student model {name!r} is {info.where} and HF_HUB_OFFLINE is set: "
                 "download it first or point student.model at a local directory"
             )
-        require_chat_template(load_tokenizer(name), name)
+    if info.chat_template is False:
+        log.warning("%s", no_chat_template_message(name))
     return info

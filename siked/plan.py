@@ -436,8 +436,11 @@ def _needs(cfg: SikedConfig, plan: Plan) -> None:
     elif template:
         sec.add("chat template", "yes")
     else:
-        sec.add("chat template", "NO", "a base checkpoint: use the instruct one")
-        plan.problems.append(f"student {cfg.student.model} has no chat template")
+        sec.add(
+            "chat template",
+            "no",
+            "a base checkpoint: siked's default template is used (the authors use instruct ones)",
+        )
     from siked.models import inspect_model
 
     info = inspect_model(cfg.student.model)

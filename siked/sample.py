@@ -258,11 +258,15 @@ class Student:
         strategies: Sequence[str],
         tokenizer: Any = None,
         sandbox: Sandbox | None = None,
+        system: bool = True,
     ) -> None:
         self.engine = engine
         self.strategies = list(strategies)
         self.tokenizer = tokenizer
         self.sandbox = sandbox
+        # chat messages only (no tokenizer): whether the instruction is a system message or
+        # opens the user turn; with a tokenizer student_prompt decides from its template
+        self.system = system
 
     @classmethod
     def for_engine(
@@ -279,13 +283,14 @@ class Student:
             from siked.models import load_tokenizer
 
             tokenizer = load_tokenizer(model)
-        return cls(engine, strategies, tokenizer=tokenizer, sandbox=sandbox)
+        system = True if tokenizer is not None else chat_api_system_role(model)
+        return cls(engine, strategies, tokenizer=tokenizer, sandbox=sandbox, system=system)
 
     def prompt(self, question: str, forced: str | None) -> Prompt:
         from siked.chat import student_messages, student_prompt
 
         if self.tokenizer is None:
-            return student_messages(question, forced)
+            return student_messages(question, forced, system=self.system)
         return student_prompt(self.tokenizer, question, forced, prefill_tag=forced is not None)
 
     def prefill(self, forced: str | None) -> str:
@@ -342,6 +347,32 @@ class Student:
                 row.append(_with_generation(o, c.finish_reason, int(c.completion_tokens or 0)))
             out.append(row)
         return out
+
+
+def chat_api_system_role(model: str) -> bool:
+    """Whether the chat template a server applies for ``model`` takes a system message.
+
+    Over a chat API the server renders the messages with the model's own template, so the
+    instruction must be folded into the user turn where that template has no system role, as
+    training did. This needs the model's tokenizer (a local directory, the bundled student or a
+    cached hub id); when it cannot be loaded (e.g. a remote server's model name) a system
+    message is sent. A model without any chat template is an error: the server cannot render it.
+    """
+    from siked.chat import supports_system_role
+    from siked.models import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(model)
+    except SikedError as e:
+        log.info("no local tokenizer for %s (%s); sending a system message", model, e)
+        return True
+    if not getattr(tokenizer, "chat_template", None):
+        raise SikedError(
+            f"{model} has no chat template, so a chat API server cannot prompt it: set "
+            "api: completions (siked then renders its default student template) or give the "
+            "server a template (vllm: extra_args: [--chat-template, FILE])"
+        )
+    return supports_system_role(tokenizer)
 
 
 def _with_generation(o: Outcome, finish_reason: str | None, tokens: int) -> Outcome:

@@ -37,6 +37,7 @@ Distributed training runs unchanged under ``accelerate launch`` (DDP, FSDP, Deep
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -48,7 +49,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,11 +96,14 @@ class TrainResult:
 # --------------------------------------------------------------------------- data
 
 
-def load_examples(path: str | Path, forced: str | None = None) -> list[dict[str, Any]]:
+def load_examples(
+    path: str | Path, forced: str | None = None, system: bool = True
+) -> list[dict[str, Any]]:
     """Read rationale records and turn them into prompt/completion examples.
 
     Each example keeps ``qid`` (or the question) as ``group`` so that a held-out split never
-    shares a question with the training split.
+    shares a question with the training split. ``system=False`` folds the instruction into the
+    user turn (a chat template without a system role, see :func:`siked.chat.supports_system_role`).
     """
     path = Path(path)
     if not path.is_file():
@@ -114,7 +118,7 @@ def load_examples(path: str | Path, forced: str | None = None) -> list[dict[str,
         if missing:
             raise DataError(f"{path}:{i}: record needs string fields {missing}")
         ex: dict[str, Any] = chat.training_example(
-            row["question"], row["strategy"], row["text"], forced=forced
+            row["question"], row["strategy"], row["text"], forced=forced, system=system
         )
         ex["group"] = str(row.get("qid") or row["question"])
         ex["strategy"] = row["strategy"]
@@ -268,6 +272,21 @@ def _set_distinct_pad(tokenizer: PreTrainedTokenizerBase) -> None:
     tokenizer.pad_token = tokenizer.eos_token
 
 
+def count_parameters(params: Iterable[Any]) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts.
+
+    Under DeepSpeed ZeRO-3 a partitioned parameter is an empty placeholder (``numel() == 0``);
+    its full size is ``ds_numel``.
+    """
+    trainable = total = 0
+    for p in params:
+        n = int(getattr(p, "ds_numel", None) or p.numel())
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return trainable, total
+
+
 def _weights_sha256(model: Any) -> str:
     """Hash of the trainable parameters (all ranks of a DDP run must agree)."""
     import hashlib
@@ -352,6 +371,46 @@ class _StepBar:
 # --------------------------------------------------------------------------- merge
 
 
+def stop_at_turn_end(generation_config: Any, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Add the token that ends the student's turn (:func:`siked.chat.turn_end_token`) to the
+    model's ``eos_token_id``, which transformers' ``generate`` and vLLM stop at."""
+    end = chat.turn_end_token(tokenizer)
+    if end is None:
+        return
+    end_id = tokenizer.convert_tokens_to_ids(end)
+    eos = generation_config.eos_token_id
+    ids = [] if eos is None else list(eos) if isinstance(eos, list | tuple) else [eos]
+    if end_id not in ids:
+        generation_config.eos_token_id = [*ids, end_id] if ids else end_id
+
+
+@contextlib.contextmanager
+def _zero3_off() -> Iterator[None]:
+    """Load models as plain (unpartitioned) ones while a DeepSpeed ZeRO-3 config is alive
+    (a context manager and a decorator).
+
+    ``from_pretrained`` enters ``deepspeed.zero.Init`` (a collective over all ranks) whenever
+    transformers' global DeepSpeed config says ZeRO-3; accelerate keeps that config alive after
+    training. It is unset for the block and restored afterwards.
+    """
+    try:
+        from transformers.integrations import deepspeed as hf_ds
+    except ImportError:  # pragma: no cover - transformers always has it
+        yield
+        return
+    if not hf_ds.is_deepspeed_zero3_enabled():
+        yield
+        return
+    # the module keeps the config as a weak reference; there is no public getter for it
+    saved = hf_ds._hf_deepspeed_config_weak_ref
+    hf_ds.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_ds._hf_deepspeed_config_weak_ref = saved
+
+
+@_zero3_off()
 def merge_adapter(
     base: str | Path,
     adapter_dir: str | Path,
@@ -363,6 +422,10 @@ def merge_adapter(
     The merge is computed in fp32 on the CPU; the result is saved in ``dtype`` (default: the
     base checkpoint's own dtype), with the adapter's tokenizer and chat template. Written into
     a temporary directory and renamed, so ``out_dir`` is either complete or absent.
+
+    After DeepSpeed ZeRO-3 training only the main process merges, so it runs with transformers'
+    ZeRO-3 switch off (:func:`_zero3_off`): inside ``deepspeed.zero.Init`` a process loading
+    alone would wait for the others forever.
     """
     import torch
     from peft import PeftModel
@@ -385,6 +448,7 @@ def merge_adapter(
     try:
         merged.config.pad_token_id = tokenizer.pad_token_id
         merged.generation_config.pad_token_id = tokenizer.pad_token_id
+        stop_at_turn_end(merged.generation_config, tokenizer)
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         if out_dir.exists():
@@ -400,10 +464,16 @@ def merge_adapter(
 
 
 def flash_attention() -> str | None:
-    """``"flash_attention_2"`` on CUDA with ``flash-attn`` installed, else None (sdpa)."""
+    """``"flash_attention_2"`` on an Ampere or newer GPU with ``flash-attn`` installed, else None.
+
+    ``is_flash_attn_2_available`` only checks the package: flash-attn 2 has kernels for
+    compute capability 8.0 and up, so V100 (7.0) and T4 (7.5) use sdpa.
+    """
     import torch
 
     if not torch.cuda.is_available():
+        return None
+    if torch.cuda.get_device_capability() < (8, 0):
         return None
     from transformers.utils import is_flash_attn_2_available
 
@@ -415,6 +485,35 @@ def varlen_attention() -> str:
     from siked.attention import register
 
     return register()
+
+
+def renamed_args(fields: Collection[str], *, checkpointing: bool, sampling: str) -> dict[str, Any]:
+    """The ``SFTConfig`` arguments that transformers renamed, under the name ``fields`` has.
+
+    ``activation_checkpointing`` exists from transformers 5.23 (``gradient_checkpointing`` is
+    its deprecated alias there, the only name before); ``train_sampling_strategy``
+    (``"random"`` | ``"group_by_length"``) replaced the boolean ``group_by_length`` in 5.2.
+    vLLM pins older transformers than siked's development version, so both forms occur.
+
+    >>> renamed_args({"gradient_checkpointing", "train_sampling_strategy"}, checkpointing=True,
+    ...              sampling="group_by_length")
+    {'gradient_checkpointing': True, 'train_sampling_strategy': 'group_by_length'}
+    >>> renamed_args({"activation_checkpointing", "gradient_checkpointing", "group_by_length"},
+    ...              checkpointing=False, sampling="random")
+    {'activation_checkpointing': False, 'group_by_length': False}
+    """
+    if sampling not in ("random", "group_by_length"):
+        raise ValueError(f"unknown sampling strategy {sampling!r}")
+    out: dict[str, Any] = {}
+    if "activation_checkpointing" in fields:
+        out["activation_checkpointing"] = checkpointing
+    else:
+        out["gradient_checkpointing"] = checkpointing
+    if "train_sampling_strategy" in fields:
+        out["train_sampling_strategy"] = sampling
+    else:
+        out["group_by_length"] = sampling == "group_by_length"
+    return out
 
 
 def _sft_config(
@@ -455,7 +554,6 @@ def _sft_config(
             # older GPUs without bf16: fp16 mixed precision (fp32 weights, loss scaling)
             fp16=bool(not bf16 and cfg.bf16 is None and torch.cuda.is_available()),
             use_cpu=best_device() == "cpu",
-            activation_checkpointing=cfg.gradient_checkpointing,
             logging_steps=cfg.logging_steps,
             logging_first_step=True,
             save_strategy="steps",
@@ -475,11 +573,15 @@ def _sft_config(
             packing=packing,
             packing_strategy="bfd",
             max_length=cfg.max_length if packing else None if padding_free else cfg.max_length,
-            train_sampling_strategy="random" if padding_free or packing else "group_by_length",
             model_init_kwargs=model_init,
             dataset_kwargs={},
             ddp_find_unused_parameters=False,
             save_only_model=False,
+            **renamed_args(
+                {f.name for f in dataclasses.fields(SFTConfig)},
+                checkpointing=cfg.gradient_checkpointing,
+                sampling="random" if padding_free or packing else "group_by_length",
+            ),
         )
     except ValueError as e:  # e.g. an unknown train.lr_scheduler
         raise TrainError(f"invalid training settings: {e}") from e
@@ -552,16 +654,12 @@ def build_trainer(
 
 
 def prepare_tokenizer(base_path: str) -> PreTrainedTokenizerBase:
-    """The tokenizer as training uses it: a pad token distinct from EOS, right padding.
-
-    A tokenizer without a chat template is refused here, before any data is prepared.
-    """
+    """The tokenizer as training uses it: a pad token distinct from EOS, right padding, and a
+    chat template (:data:`siked.chat.DEFAULT_CHAT_TEMPLATE` for a base model without one)."""
     from transformers import AutoTokenizer
 
-    from siked.models import require_chat_template
-
     tokenizer = AutoTokenizer.from_pretrained(base_path)
-    require_chat_template(tokenizer, base_path)
+    chat.ensure_chat_template(tokenizer)
     _set_distinct_pad(tokenizer)
     tokenizer.padding_side = "right"
     return tokenizer
@@ -692,10 +790,12 @@ def train(
         atomic_write_text(out / "train_config.yaml", to_yaml(cfg))
 
     tokenizer = prepare_tokenizer(base_path)
+    system = chat.supports_system_role(tokenizer)
+    default_template = tokenizer.chat_template == chat.DEFAULT_CHAT_TEMPLATE
 
-    examples = load_examples(data, forced)
+    examples = load_examples(data, forced, system)
     if eval_path is not None:
-        train_ex, eval_ex = examples, load_examples(eval_path, forced)
+        train_ex, eval_ex = examples, load_examples(eval_path, forced, system)
     else:
         train_ex, eval_ex = split_by_group(examples, cfg.eval_fraction, cfg.seed)
     train_ex, dropped, train_tokens = _drop_too_long(tokenizer, train_ex, cfg.max_length)
@@ -716,8 +816,7 @@ def train(
             base_path, tokenizer, train_ex, eval_ex, cfg, ckpt_dir, progress, [timer.callback]
         )
         tmodel: Any = trainer.model
-        trainable = sum(p.numel() for p in tmodel.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in tmodel.parameters())
+        trainable, total = count_parameters(tmodel.parameters())
         train_out = trainer.train(resume_from_checkpoint=resume)
         eval_metrics = trainer.evaluate() if eval_ex else {}
     bf16, load_dtype = bool(trainer.args.bf16), _load_dtype(cfg, bool(trainer.args.bf16))
@@ -734,6 +833,10 @@ def train(
     if trainer.is_world_process_zero():
         tokenizer.padding_side = "left"  # what generation wants
         tokenizer.save_pretrained(str(final_dir))
+        if cfg.method == "full":  # the model itself (LoRA: merge_adapter does it)
+            gen = trainer.model.generation_config
+            stop_at_turn_end(gen, tokenizer)
+            gen.save_pretrained(str(final_dir))
 
     seconds_steps = max(timer.end - timer.start, 1e-9)
     tokens = timer.tokens1 - timer.tokens0
@@ -749,6 +852,8 @@ def train(
         "load_dtype": load_dtype,
         "padding_free": bool(trainer.args.padding_free),
         "attn_implementation": getattr(tmodel.config, "_attn_implementation", None),
+        "chat_system_role": system,  # False: the instruction opens the user turn
+        "chat_template": "siked-default" if default_template else "model",
         "train_examples": len(train_ex),
         "train_questions": len({e["group"] for e in train_ex}),
         "eval_examples": len(eval_ex),

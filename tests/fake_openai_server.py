@@ -18,8 +18,9 @@ faults to requests whose body satisfies a predicate.
 Run as a script it imitates ``vllm serve MODEL --port P --served-model-name NAME ...`` (used by
 the fake ``vllm`` executable in the vLLM engine tests); environment variables tune it:
 ``FAKE_VLLM_STARTUP_DELAY`` (seconds before listening), ``FAKE_VLLM_FAIL`` (exit at once with
-an error), ``FAKE_VLLM_CHILD`` (spawn a child process, like vLLM's workers) and
-``FAKE_VLLM_INFO`` (a file to write ``{"argv", "pid", "child_pid"}`` to).
+an error), ``FAKE_VLLM_CHILD`` (spawn a child process, like vLLM's workers),
+``FAKE_VLLM_PROGRESS`` (draw a download progress bar with carriage returns before the delay)
+and ``FAKE_VLLM_INFO`` (a file to write ``{"argv", "pid", "child_pid"}`` to).
 """
 
 from __future__ import annotations
@@ -364,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     if info:
         with open(info, "w") as f:
             json.dump({"argv": argv, "pid": os.getpid(), "child_pid": child_pid}, f)
+    if os.environ.get("FAKE_VLLM_PROGRESS"):
+        for pct in range(0, 50, 2):  # like tqdm: one line redrawn
+            print(f"\rmodel-00003-of-00030.safetensors: {pct}%", end="", file=sys.stderr)
+        print(file=sys.stderr, end="", flush=True)
     time.sleep(float(os.environ.get("FAKE_VLLM_STARTUP_DELAY") or 0))
     server = FakeOpenAIServer(model=served, port=port)
 

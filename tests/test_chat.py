@@ -14,6 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 class _ChatMLTokenizer:
     """Stand-in for a tokenizer: ChatML template, as SmolLM2/Qwen use."""
 
+    chat_template = "chatml"  # what student_prompt checks for; rendering is below
+
     def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
         assert tokenize is False
         out = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)

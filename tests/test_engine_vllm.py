@@ -103,7 +103,10 @@ def test_start_generate_stop(fake_vllm: Path, tmp_path: Path) -> None:
     joined = " ".join(argv)
     assert "--port 18123" in joined and "--served-model-name org/student-1b" in joined
     assert "--tensor-parallel-size 2" in joined and "--gpu-memory-utilization 0.5" in joined
-    assert "--enable-lora --lora-modules iter1=/runs/x/iter_01/model/adapter" in joined
+    lora = argv.index("--lora-modules")
+    assert argv[lora - 1] == "--enable-lora"
+    assert json.loads(argv[lora + 1]) == {"name": "iter1", "path": "/runs/x/iter_01/model/adapter"}
+    assert "--max-lora-rank" not in argv  # no local adapter_config.json to read the rank from
     assert joined.endswith("--max-model-len 2048 --api-key hunter2")
     assert engine.request_model == "iter1"
     # cleanup: server and its child are gone; the log is in the run dir, without the secret
@@ -145,12 +148,62 @@ def test_server_dying_at_startup_is_reported(
         start(tmp_path)
 
 
-def test_startup_timeout(fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_startup_timeout_says_what_was_still_happening(
+    fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_VLLM_STARTUP_DELAY", "30")
-    with pytest.raises(EngineError, match="not ready after"):
-        start(tmp_path, startup_timeout=0.5)
+    monkeypatch.setenv("FAKE_VLLM_PROGRESS", "1")
+    with pytest.raises(EngineError, match="still starting after 2s") as e:
+        start(tmp_path, startup_timeout=2)
+    message = str(e.value)
+    assert "startup_timeout" in message and "download" in message
+    # the progress bar's last state, once (not every redraw of it)
+    assert message.endswith("model-00003-of-00030.safetensors: 48%")
+    assert message.count("safetensors") == 1
     info = json.loads(fake_vllm.read_text())
     assert wait_dead(info["pid"]) and wait_dead(info["child_pid"])
+
+
+def test_lora_modules_in_json_form_with_the_adapters_rank(tmp_path: Path) -> None:
+    from siked.engines.vllm import lora_args
+
+    a, b = tmp_path / "it,1" / "adapter", tmp_path / "it=2"
+    for d, conf in ((a, {"r": 16}), (b, {"r": 32, "rank_pattern": {"q_proj": 64}})):
+        d.mkdir(parents=True)
+        (d / "adapter_config.json").write_text(json.dumps(conf))
+    argv = lora_args({"one": str(a), "two": str(b)})
+    assert argv[:2] == ["--enable-lora", "--lora-modules"]
+    assert [json.loads(x) for x in argv[2:4]] == [
+        {"name": "one", "path": str(a)},
+        {"name": "two", "path": str(b)},
+    ]
+    assert argv[4:] == ["--max-lora-rank", "64"]
+    assert lora_args({"one": str(a)})[-2:] == ["--max-lora-rank", "16"]
+    (a / "adapter_config.json").write_text(json.dumps({"r": 24}))  # vLLM takes 8, 16, 32, ...
+    assert lora_args({"one": str(a)})[-2:] == ["--max-lora-rank", "32"]
+    # a rank the user gives is kept
+    assert "--max-lora-rank" not in lora_args({"one": str(a)}, ["--max-lora-rank", "128"])
+    assert lora_args({}) == []
+
+
+def test_vllm_from_its_own_environment(
+    fake_vllm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vllm installed elsewhere (its own venv) is found through the setting or $SIKED_VLLM."""
+    elsewhere = tmp_path / "vllm-env" / "bin"
+    elsewhere.mkdir(parents=True)
+    (tmp_path / "bin" / "vllm").rename(elsewhere / "vllm")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # not beside python either
+    with pytest.raises(EngineError, match="not installed"):
+        start(tmp_path)
+    with start(tmp_path, config=cfg(vllm_executable=str(elsewhere / "vllm"))) as engine:
+        assert engine.argv[0] == str(elsewhere / "vllm")
+        assert engine.generate(["a"])[0][0].text.startswith("<a>")
+    monkeypatch.setenv("SIKED_VLLM", str(elsewhere / "vllm"))
+    with start(tmp_path) as engine:
+        assert engine.argv[0] == str(elsewhere / "vllm")
+    with pytest.raises(EngineError, match=r"not found or not executable: /nowhere/vllm"):
+        start(tmp_path, config=cfg(vllm_executable="/nowhere/vllm"))
 
 
 def test_taken_port_is_replaced(fake_vllm: Path, tmp_path: Path) -> None:
@@ -180,3 +233,15 @@ def test_redact() -> None:
         "***",
         "--api-key=***",
     ]
+
+
+@pytest.mark.parametrize(
+    "preset", sorted((TESTS.parent / "configs" / "paper").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_paper_presets_give_the_70b_teacher_time_to_start(preset: Path) -> None:
+    """Loading (let alone downloading) ~140 GB of weights takes longer than the 900 s default."""
+    from siked.config import load_config
+
+    teacher = load_config(preset).teacher
+    if teacher.engine == "vllm":
+        assert teacher.startup_timeout >= 3600

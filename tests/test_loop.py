@@ -17,7 +17,7 @@ import pytest
 
 from siked import loop
 from siked.config import SikedConfig, load_config
-from siked.errors import SikedError
+from siked.errors import DataError, SikedError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
 
 pytest.importorskip("siked.teach")
@@ -366,15 +366,76 @@ def test_base_method_evaluates_the_untrained_student(tmp_path: Path, fakes: Fake
     assert fakes.calls == []
 
 
-def test_student_without_chat_template_fails_before_the_teacher(
-    tmp_path: Path, fakes: FakeStages
+def test_unavailable_student_fails_before_the_run_directory(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from test_models import tiny_model_dir
-
     from siked.errors import ModelError
 
-    base = tiny_model_dir(tmp_path / "base-model", None)
-    cfg = tiny_config(tmp_path, **{"student.model": str(base)})
-    with pytest.raises(ModelError, match="no chat template"):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = tiny_config(tmp_path, **{"student.model": "nobody/not-cached-anywhere"})
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE"):
         loop.run(cfg)
     assert not (tmp_path / "t").exists() and fakes.calls == []
+
+
+def test_server_settings_are_not_stage_inputs(tmp_path: Path, fakes: FakeStages) -> None:
+    """Pointing at another vllm command or waiting longer for a server changes no result."""
+    loop.run(tiny_config(tmp_path))
+    fakes.calls.clear()
+    changed = {
+        f"{section}.{key}": value
+        for section in ("teacher", "sample", "eval")
+        for key, value in (("vllm_executable", "/opt/vllm-env/bin/vllm"), ("startup_timeout", 60))
+    }
+    loop.run(tiny_config(tmp_path, **changed), force=True)
+    assert fakes.calls == []
+
+
+def child_train(data: Any, model: str, out_dir: Any, cfg: Any, **kw: Any) -> Any:
+    """A stand-in for siked.train.train that can run in a child process (module-level, so it
+    pickles); it records the process it ran in and fails where $SIKED_TEST_FAIL_TRAIN says."""
+    import os
+
+    out = Path(out_dir)
+    if os.environ.get("SIKED_TEST_FAIL_TRAIN") == out.parent.name:
+        raise DataError(f"{data}: injected failure")
+    merged = out / "merged"
+    merged.mkdir(parents=True, exist_ok=True)
+    (merged / "model.safetensors").write_text(hashlib.sha256(Path(data).read_bytes()).hexdigest())
+    (out / "pid").write_text(str(os.getpid()))
+    return SimpleNamespace(adapter_dir=None, merged_dir=str(merged), metrics={"train_loss": 1.0})
+
+
+def test_training_in_a_child_process_resumes(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import siked.train
+
+    monkeypatch.setattr(siked.train, "train", child_train)
+    cfg = tiny_config(tmp_path, **{"loop.train_subprocess": True, "loop.iterations": 1})
+    monkeypatch.setenv("SIKED_TEST_FAIL_TRAIN", "iter_01")
+    with pytest.raises(DataError, match="injected failure"):  # the child's error, as itself
+        loop.run(cfg)
+    stages = read_json(tmp_path / "t" / "manifest.json")["stages"]
+    assert stages["iter_00/train"]["status"] == "done"
+    assert stages["iter_01/train"]["status"] == "running"
+    monkeypatch.delenv("SIKED_TEST_FAIL_TRAIN")
+    summary = loop.run(cfg)
+    assert [r["iteration"] for r in summary["iterations"]] == [0, 1]
+    pids = {int((tmp_path / "t" / f"iter_{i:02d}" / "model" / "pid").read_text()) for i in (0, 1)}
+    assert os.getpid() not in pids and len(pids) == 2  # a fresh process per training
+
+
+@pytest.mark.parametrize(
+    "setting,cuda,expected",
+    [("auto", True, True), ("auto", False, False), (True, False, True), (False, True, False)],
+)
+def test_train_in_child_by_default_only_with_a_gpu(
+    monkeypatch: pytest.MonkeyPatch, setting: Any, cuda: bool, expected: bool
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert loop.train_in_child(setting) is expected

@@ -42,6 +42,8 @@ from siked.strategies import COMMON_STOP
 class FakeTokenizer:
     """Applies a trivial chat template (what student_prompt needs)."""
 
+    chat_template = "fake"
+
     def apply_chat_template(
         self,
         messages: list[dict[str, str]],

@@ -358,6 +358,145 @@ def test_full_finetuning_saves_a_model(tmp_path, tiny_model):
     assert res.metrics["trainable_params"] == res.metrics["total_params"]
 
 
+# --------------------------------------------------------------------------- GPU paths on CPU
+
+
+def _old_sft_config(missing: tuple[str, ...], extra: tuple[str, ...]) -> type:
+    """``SFTConfig`` as an older transformers has it: without ``missing``, with the boolean
+    fields ``extra``."""
+    import dataclasses
+
+    from trl import SFTConfig
+
+    fields: list = [
+        (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+        for f in dataclasses.fields(SFTConfig)
+        if f.name not in missing
+    ]
+    fields += [(name, bool, dataclasses.field(default=False)) for name in extra]
+    return dataclasses.make_dataclass("OldSFTConfig", fields, kw_only=True)
+
+
+@pytest.mark.parametrize(
+    "missing,extra,expected",
+    [
+        # transformers 5.2-5.22 (vllm 0.33 pins <5.20): no activation_checkpointing
+        (
+            ("activation_checkpointing", "activation_checkpointing_kwargs"),
+            (),
+            {"gradient_checkpointing": True, "train_sampling_strategy": "group_by_length"},
+        ),
+        # transformers 5.0-5.1: group_by_length was a boolean
+        (
+            ("activation_checkpointing", "train_sampling_strategy"),
+            ("group_by_length",),
+            {"gradient_checkpointing": True, "group_by_length": True},
+        ),
+    ],
+)
+def test_sft_config_uses_the_argument_names_of_the_installed_transformers(
+    tmp_path, monkeypatch, missing, extra, expected
+):
+    import trl
+
+    from siked.train import _sft_config
+
+    monkeypatch.setattr(trl, "SFTConfig", _old_sft_config(missing, extra))
+    args = _sft_config(
+        tiny_cfg(gradient_checkpointing=True), tmp_path, False, False, False, "float32", False, None
+    )
+    for name, value in expected.items():
+        assert getattr(args, name) == value, name
+
+
+def test_flash_attention_needs_ampere(monkeypatch):
+    import transformers.utils
+
+    from siked.train import flash_attention
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: True)
+    for capability, expected in [((7, 0), None), ((7, 5), None), ((8, 0), "flash_attention_2")]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda c=capability: c)
+        assert flash_attention() == expected, capability
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: False)
+    assert flash_attention() is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert flash_attention() is None
+
+
+def test_parameter_counts_under_zero3_use_ds_numel():
+    from types import SimpleNamespace
+
+    from siked.train import count_parameters
+
+    def param(n, trainable, ds_numel=None):
+        p = SimpleNamespace(numel=lambda: n, requires_grad=trainable)
+        if ds_numel is not None:
+            p.ds_numel = ds_numel  # a ZeRO-3 partitioned parameter: empty placeholder
+        return p
+
+    params = [param(0, True, ds_numel=64), param(0, False, ds_numel=1000), param(10, False)]
+    assert count_parameters(params) == (64, 1074)
+
+
+def test_merge_loads_models_outside_zero3(tmp_path, tiny_model, monkeypatch):
+    """Only the main process merges: a ZeRO-3 config left alive by training must not make
+    from_pretrained enter deepspeed.zero.Init, a collective that would wait for the others."""
+    import transformers.modeling_utils as mu
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations import deepspeed as hf_ds
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    get_peft_model(base, LoraConfig(r=4, target_modules="all-linear")).save_pretrained(
+        tmp_path / "adapter"
+    )
+    prepare_tokenizer(tiny_model).save_pretrained(tmp_path / "adapter")
+
+    seen = []  # what from_pretrained finds when it decides whether to enter zero.Init
+
+    def spy():
+        seen.append(hf_ds.is_deepspeed_zero3_enabled())
+        return seen[-1]
+
+    monkeypatch.setattr(mu, "is_deepspeed_zero3_enabled", spy)
+
+    class Zero3Config:  # what accelerate keeps alive after ZeRO-3 training
+        def __init__(self):
+            self.config = {"zero_optimization": {"stage": 3}}
+
+        def is_zero3(self):
+            return True
+
+    alive = Zero3Config()
+    hf_ds.set_hf_deepspeed_config(alive)
+    try:
+        assert hf_ds.is_deepspeed_zero3_enabled()
+        out = merge_adapter(tiny_model, tmp_path / "adapter", tmp_path / "merged")
+        assert (out / "model.safetensors").is_file()
+        assert seen and not any(seen)
+        assert hf_ds.is_deepspeed_zero3_enabled(), "the training config is restored"
+    finally:
+        hf_ds.unset_hf_deepspeed_config()
+
+
+@pytest.mark.slow
+def test_training_in_a_child_process(tmp_path, tiny_model, capfd):
+    """What the loop does on GPUs: train in a spawned process; on CPU it works the same."""
+    from siked.child import call_in_child
+
+    data = write_records(tmp_path / "d.jsonl")
+    res = call_in_child(
+        train, data, tiny_model, tmp_path / "run", tiny_cfg(), progress=True, what="training"
+    )
+    assert res.merged_dir == tmp_path / "run" / "merged" and res.metrics["global_steps"] == 2
+    assert (tmp_path / "run" / "train_done.json").is_file()
+    assert "2/2" in capfd.readouterr().err  # the child's progress bar reaches the terminal
+    with pytest.raises(TrainError, match="other inputs"):  # errors come back as themselves
+        call_in_child(train, data, tiny_model, tmp_path / "run", tiny_cfg(lora_r=4))
+
+
 def test_cli_set_errors_name_the_key(tmp_path):
     from siked.cli import main
 

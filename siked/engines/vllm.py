@@ -11,11 +11,14 @@ start-up fails. On Linux the server also gets SIGTERM if this process dies (``PR
 Sampling and training never share a process: vLLM does not reliably give GPU memory back, so the
 stages start a server for sampling and stop it before training.
 
-vLLM is an optional dependency: ``pip install 'siked[vllm]'``. Options: ``cfg.model`` (or
-``model=``), ``tensor_parallel_size``, ``gpu_memory_utilization``, ``port`` (a free port is
-used if it is taken), ``lora_modules`` (``{name: adapter_path}`` -> ``--enable-lora
---lora-modules name=path``; requests then go to the first adapter unless ``adapter=`` says
-otherwise) and ``extra_args`` (appended to the command line).
+vLLM is an optional dependency, best installed in its own environment (it pins its own torch
+and transformers): siked only runs its ``vllm`` command, found as ``cfg.vllm_executable``, else
+``$SIKED_VLLM``, else on ``PATH``, else beside this Python (``pip install 'siked[vllm]'``).
+Options: ``cfg.model`` (or ``model=``), ``tensor_parallel_size``, ``gpu_memory_utilization``,
+``port`` (a free port is used if it is taken), ``lora_modules`` (``{name: adapter_path}`` ->
+``--enable-lora --lora-modules '{"name": ..., "path": ...}' --max-lora-rank R`` with R the
+largest adapter rank, rounded up to a rank vLLM accepts; requests then go to the first adapter
+unless ``adapter=`` says otherwise) and ``extra_args`` (appended to the command line).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -38,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from siked.child import set_parent_death_signal
 from siked.config import EngineConfig
 from siked.engines.base import Completion, Engine, EngineError, Prompt
 from siked.engines.openai import OpenAIEngine
@@ -46,15 +51,24 @@ log = logging.getLogger(__name__)
 
 LOG_FILE = "vllm_server.log"
 INSTALL_HINT = "pip install 'siked[vllm]'"
+#: environment variable naming the vllm command (e.g. a separate environment's bin/vllm)
+EXECUTABLE_ENV = "SIKED_VLLM"
 _SECRET_FLAGS = frozenset({"--api-key"})
+#: the LoRA ranks `vllm serve --max-lora-rank` accepts (vllm.config.lora.MaxLoRARanks)
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def find_vllm(executable: str | None = None) -> str:
-    """Path of the ``vllm`` command: ``executable``, else on PATH, else beside this Python."""
+    """Path of the ``vllm`` command: ``executable``, else ``$SIKED_VLLM``, else on PATH, else
+    beside this Python."""
+    executable = executable or os.environ.get(EXECUTABLE_ENV) or None
     if executable:
-        found = shutil.which(executable)
+        found = shutil.which(os.path.expanduser(executable))
         if not found:
-            raise EngineError(f"vllm executable not found: {executable}")
+            raise EngineError(
+                f"vllm executable not found or not executable: {executable} "
+                f"(engine vllm_executable / ${EXECUTABLE_ENV})"
+            )
         return found
     found = shutil.which("vllm")
     if found:
@@ -66,6 +80,52 @@ def find_vllm(executable: str | None = None) -> str:
         f"vLLM is not installed (no `vllm` command found): {INSTALL_HINT} -- or start a server "
         "yourself and use `engine: openai` with `base_url`"
     )
+
+
+def adapter_rank(adapter_dir: str | os.PathLike[str]) -> int | None:
+    """The largest LoRA rank of a PEFT adapter directory (``r`` and ``rank_pattern``), or None
+    if it holds no readable ``adapter_config.json`` (e.g. a hub id)."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    try:
+        conf = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ranks = [conf.get("r"), *(conf.get("rank_pattern") or {}).values()]
+    ints = [int(r) for r in ranks if isinstance(r, int | float) and r > 0]
+    return max(ints) if ints else None
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest ``--max-lora-rank`` value vLLM accepts that holds ``rank``.
+
+    >>> vllm_lora_rank(16), vllm_lora_rank(17), vllm_lora_rank(4)
+    (16, 32, 8)
+    """
+    for allowed in VLLM_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise EngineError(f"LoRA rank {rank} is above the largest vLLM serves ({VLLM_LORA_RANKS[-1]})")
+
+
+def lora_args(modules: dict[str, str], extra_args: Sequence[str] = ()) -> list[str]:
+    """``vllm serve`` options for LoRA ``modules`` (name -> adapter path).
+
+    Each module is passed in vLLM's JSON form: its ``name=path`` form breaks on a path holding
+    a comma or ``=``. ``--max-lora-rank`` (vLLM's default is 16) is set from the largest local
+    adapter's rank unless ``extra_args`` sets it.
+
+    >>> lora_args({"it1": "/runs/a,b/adapter"})
+    ['--enable-lora', '--lora-modules', '{"name": "it1", "path": "/runs/a,b/adapter"}']
+    """
+    if not modules:
+        return []
+    argv = ["--enable-lora", "--lora-modules"]
+    argv += [json.dumps({"name": name, "path": str(path)}) for name, path in modules.items()]
+    ranks = [r for r in (adapter_rank(p) for p in modules.values()) if r is not None]
+    given = any(a == "--max-lora-rank" or a.startswith("--max-lora-rank=") for a in extra_args)
+    if ranks and not given:
+        argv += ["--max-lora-rank", str(vllm_lora_rank(max(ranks)))]
+    return argv
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -117,17 +177,6 @@ def model_fingerprint(paths: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the child when its parent dies (best effort)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 def _group_alive(pgid: int) -> bool:
     """Whether process group ``pgid`` has a live member (zombies, waiting to be reaped, aside)."""
     try:
@@ -157,12 +206,22 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a server log as a terminal would show them.
+
+    Progress bars (downloads, weight loading) redraw one line with carriage returns; only each
+    line's last state is kept, so the tail says what was happening rather than repeating one
+    bar thirty times.
+    """
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_bytes().decode(
+            "utf-8", errors="replace"
+        )  # keeps "\r" (read_text would not)
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    shown = [line for line in shown if line.strip()]
+    return "\n".join(shown[-lines:])
 
 
 class VLLMEngine(Engine):
@@ -203,7 +262,7 @@ class VLLMEngine(Engine):
             log.warning("port %d is taken; starting vllm on port %d", cfg.port, self.port)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self._log_path(run_dir, log_path)
-        self.argv = self._command(find_vllm(executable))
+        self.argv = self._command(find_vllm(executable or cfg.vllm_executable))
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._client: OpenAIEngine | None = None
@@ -256,9 +315,7 @@ class VLLMEngine(Engine):
             "--gpu-memory-utilization",
             str(cfg.gpu_memory_utilization),
         ]
-        if self.lora_modules:
-            argv += ["--enable-lora", "--lora-modules"]
-            argv += [f"{name}={path}" for name, path in self.lora_modules.items()]
+        argv += lora_args(self.lora_modules, cfg.extra_args)
         return argv + list(cfg.extra_args)
 
     @property
@@ -279,7 +336,7 @@ class VLLMEngine(Engine):
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, which close() kills as a whole
-            preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+            preexec_fn=set_parent_death_signal if sys.platform.startswith("linux") else None,
         )
         atexit.register(self.close)
 
@@ -291,15 +348,18 @@ class VLLMEngine(Engine):
             if code is not None:
                 raise EngineError(
                     f"vllm serve exited with code {code} before it was ready; "
-                    f"the end of {self.log_path}:\n{_tail(self.log_path)}"
+                    f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             if self._healthy():
                 log.info("vllm server ready at %s", self.url)
                 return
             if time.monotonic() > deadline:
                 raise EngineError(
-                    f"vllm serve was not ready after {timeout:.0f}s (engine.startup_timeout); "
-                    f"the end of {self.log_path}:\n{_tail(self.log_path)}"
+                    f"vllm serve {self.model} was still starting after {timeout:.0f}s "
+                    "(startup_timeout of this engine's config section). A first start downloads "
+                    "the model: download it beforehand (`hf download MODEL`) or raise "
+                    f"startup_timeout. What it was doing, the end of {self.log_path}:\n"
+                    f"{log_tail(self.log_path)}"
                 )
             time.sleep(poll_interval)
 
@@ -359,7 +419,7 @@ class VLLMEngine(Engine):
         if code is not None:
             raise EngineError(
                 f"vllm serve died (exit code {code}); the end of {self.log_path}:\n"
-                f"{_tail(self.log_path)}"
+                f"{log_tail(self.log_path)}"
             )
         return self._client.generate(
             prompts,
