@@ -1,23 +1,17 @@
-"""Two attention functions siked registers with transformers (``attn_implementation=NAME``).
+"""Per-example causal attention for padding-free training batches on any device.
 
-**Per-example causal attention for padding-free training batches** (:func:`varlen_sdpa`,
-``"siked_varlen"``). A padding-free batch (TRL's ``padding_free`` / ``packing``) is one
-flattened sequence of several examples whose ``position_ids`` restart at 0 where an example
-starts. A varlen flash kernel (``flash_attention_2``, CUDA only) attends within each example.
-With plain sdpa, transformers builds a block-diagonal causal mask over the whole flattened
-sequence and the kernel computes (sum of lengths)^2 scores, most of them masked.
+A padding-free batch (TRL's ``padding_free`` / ``packing``) is one flattened sequence of several
+examples whose ``position_ids`` restart at 0 where an example starts. A varlen flash kernel
+(``flash_attention_2``, CUDA only) attends within each example. With plain sdpa, transformers
+builds a block-diagonal causal mask over the whole flattened sequence and the kernel computes
+(sum of lengths)^2 scores, most of them masked.
+
 :func:`varlen_sdpa` is the CPU (and non-flash GPU) equivalent of the varlen kernel: it cuts the
 flattened sequence at the restarts and runs causal sdpa on each example alone, so the work is
-sum(length^2) and no mask is materialised. Batches that are not padding-free (several rows, or
-no ``position_ids``) fall back to transformers' own sdpa path, so the model stays usable for
-anything else.
-
-**One-token decoding with grouped key/value heads** (:func:`decode_sdpa`, ``"siked_decode"``),
-used by the ``hf`` engine's continuous loop. With one query token per row, PyTorch's CPU sdpa
-kernel spent half of a decode step of the default student (batch 64, 400 cached tokens; see
-benchmarks/README.md); two batched matrix products over the query heads grouped by their
-key/value head (no ``repeat_kv`` copy) and a float32 softmax do the same work several times
-faster. Anything else (a prompt prefill, dropout, no boolean mask) goes to transformers' sdpa.
+sum(length^2) and no mask is materialised. Registered with transformers as
+``attn_implementation="siked_varlen"`` (:func:`register`); batches that are not padding-free
+(several rows, or no ``position_ids``) fall back to transformers' own sdpa path, so the model
+stays usable for anything else.
 """
 
 from __future__ import annotations
@@ -29,8 +23,6 @@ import torch
 
 #: The name under which :func:`register` makes :func:`varlen_sdpa` available to transformers.
 NAME = "siked_varlen"
-#: The name under which :func:`register_decode` makes :func:`decode_sdpa` available.
-DECODE_NAME = "siked_decode"
 
 
 def segments(position_ids: torch.Tensor) -> list[tuple[int, int]]:
@@ -123,56 +115,3 @@ def register() -> str:
     AttentionInterface.register(NAME, varlen_sdpa)
     AttentionMaskInterface.register(NAME, _mask)
     return NAME
-
-
-def decode_sdpa(
-    module: torch.nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """transformers attention function: one new token per row against the cached keys.
-
-    ``query`` ``[b, heads, 1, d]``, ``key``/``value`` ``[b, kv_heads, n, d]`` (views of the
-    engine's cache), ``attention_mask`` a boolean ``[b, 1, 1, n]`` (True = attend); returns
-    ``[b, 1, heads, d]`` like transformers' sdpa path. Query head ``i`` reads key/value head
-    ``i // (heads / kv_heads)``, as ``repeat_kv`` arranges them.
-    """
-    b, heads, q, d = query.shape
-    kv_heads = key.shape[1]
-    plain = (
-        q == 1
-        and dropout == 0.0
-        and attention_mask is not None
-        and attention_mask.dtype == torch.bool
-        and heads % kv_heads == 0
-        and kwargs.get("softcap") is None
-    )
-    if not plain:
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
-    assert attention_mask is not None
-    scale = scaling if scaling is not None else d**-0.5
-    grouped = query.reshape(b, kv_heads, heads // kv_heads, d)
-    scores = torch.matmul(grouped, key.transpose(-1, -2)).float() * scale
-    scores = scores.masked_fill_(~attention_mask, float("-inf"))
-    probs = torch.softmax(scores, dim=-1).to(value.dtype)
-    out = torch.matmul(probs, value)  # [b, kv_heads, group, d]
-    return out.reshape(b, 1, heads, d), None
-
-
-def register_decode() -> str:
-    """Register :func:`decode_sdpa` with transformers (idempotent); returns its name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(DECODE_NAME, decode_sdpa)
-    AttentionMaskInterface.register(DECODE_NAME, sdpa_mask)
-    return DECODE_NAME

@@ -36,14 +36,13 @@ tokenizer adds one and the text does not start with it).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import inspect
 import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -56,7 +55,6 @@ from transformers import (
 )
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from siked.attention import register_decode
 from siked.config import EngineConfig
 from siked.engines.base import (
     Completion,
@@ -573,7 +571,7 @@ class HFEngine(Engine):
         out = cast(Any, self.model)(
             input_ids=ids.to(self.device),
             position_ids=positions.to(self.device),
-            attention_mask=mask.to(self.device),  # 4D boolean: transformers passes it through
+            attention_mask=_attention_mask(self.model, mask),
             **kwargs,
         )
         kv.advance(ids.shape[1])
@@ -649,7 +647,7 @@ class HFEngine(Engine):
                     return True
             return False
 
-        with torch.inference_mode(), _attention(self.model, register_decode()):
+        with torch.inference_mode():
             if shared:
                 self._prefill(prompt_kv, encoded[0][:shared], 0)  # logits unused
             while order or waiting is not None or active:
@@ -850,17 +848,16 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if _takes(model, "cache") else "past_key_values"
 
 
-@contextlib.contextmanager
-def _attention(model: Any, name: str) -> Iterator[None]:
-    """Run ``model`` with the attention implementation ``name`` (restored afterwards): the
-    continuous loop's :func:`siked.attention.decode_sdpa`, which takes the loop's boolean 4D
-    masks (prompt prefills go on to sdpa)."""
-    old = model.config._attn_implementation
-    model.config._attn_implementation = name
-    try:
-        yield
-    finally:
-        model.config._attn_implementation = old
+def _attention_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
+    """A 4D mask (``True`` = attend) in the form the model's attention wants (bool for sdpa,
+    additive float otherwise). transformers passes a 4D mask through unchanged."""
+    impl = getattr(model.config, "_attn_implementation", None) or "eager"
+    allowed = allowed.to(model.device)
+    if impl == "sdpa":
+        return allowed
+    dtype = next(model.parameters()).dtype
+    zero = torch.zeros((), dtype=dtype, device=allowed.device)
+    return zero.masked_fill(~allowed, torch.finfo(dtype).min).expand(allowed.shape)
 
 
 def _continuous_blocker(model: Any) -> str | None:
@@ -870,7 +867,7 @@ def _continuous_blocker(model: Any) -> str | None:
         return "the model has no decoder config"
     impl = getattr(cfg, "_attn_implementation", None) or "eager"
     if impl not in ("sdpa", "eager"):
-        return f"attention implementation {impl!r} is not plain attention"
+        return f"attention implementation {impl!r} takes no 4D mask"
     layer_types = set(getattr(cfg, "layer_types", None) or ["full_attention"])
     if layer_types != {"full_attention"}:
         return f"layer types {sorted(layer_types)} need their own cache"
