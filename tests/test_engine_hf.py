@@ -19,7 +19,6 @@ from siked.engines.hf import (
     HFEngine,
     RowSampler,
     SlotKV,
-    nucleus_mask,
     nucleus_mask_by_sort,
     sample_rows,
 )
@@ -270,17 +269,36 @@ def test_slot_kv_rows_join_leave_and_shift() -> None:
         kv.add(_kv(1.0, 2), count=4)
 
 
-def test_nucleus_mask_equals_the_full_sort() -> None:
+def _sample_by_full_sort(
+    scores: torch.Tensor, seeds: list[int], t: float, top_p: float
+) -> list[int]:
+    """The definition: softmax, nucleus by a full stable sort, inverse CDF over the vocabulary."""
+    probs = torch.softmax(scores.double() / t, dim=-1)
+    probs = probs.masked_fill(~nucleus_mask_by_sort(probs, top_p), 0.0)
+    cdf = probs.cumsum(dim=-1)
+    u = torch.cat(
+        [
+            torch.rand(1, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+            for s in seeds
+        ]
+    )
+    at = torch.searchsorted(cdf, u.unsqueeze(1) * cdf[:, -1:], right=True)
+    return at.clamp_(max=scores.shape[-1] - 1).squeeze(1).tolist()
+
+
+def test_sample_rows_equals_the_full_sort() -> None:
     torch.manual_seed(0)
-    # bf16 logits: many exact ties, as a bf16 model gives; flat rows need the fallback
-    peaked = (torch.randn(64, 3000) * 4).to(torch.bfloat16).double()
-    flat = (torch.randn(8, 3000) * 0.01).to(torch.bfloat16).double()
-    ties = torch.zeros(4, 3000, dtype=torch.float64)
-    ties[:, 5:15] = 3.0  # ten equal top tokens
-    for scores in (peaked, flat, ties, torch.cat([peaked, flat])):
-        probs = torch.softmax(scores, dim=-1)
-        for top_p in (0.05, 0.5, 0.9, 0.95, 0.999):
-            assert torch.equal(nucleus_mask(probs, top_p), nucleus_mask_by_sort(probs, top_p))
+    # bf16 logits: many exact ties, as a bf16 model gives; flat rows need the full sort
+    peaked = (torch.randn(96, 3000) * 4).to(torch.bfloat16).float()
+    flat = (torch.randn(8, 3000) * 0.01).to(torch.bfloat16).float()
+    ties = torch.zeros(8, 3000)
+    ties[:, 5:15] = 3.0  # ten equal top tokens: the nucleus cuts through them
+    for scores in (peaked, flat, ties, torch.cat([peaked, flat, ties])):
+        seeds = list(range(scores.shape[0]))
+        for t, top_p in ((1.0, 0.05), (0.7, 0.5), (0.7, 0.95), (1.3, 0.999), (0.7, 1.0)):
+            gens = [torch.Generator().manual_seed(s) for s in seeds]
+            got = sample_rows(scores, gens, t, top_p).tolist()
+            assert got == _sample_by_full_sort(scores, seeds, t, top_p), (t, top_p)
 
 
 def test_sample_rows_is_per_row() -> None:

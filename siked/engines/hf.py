@@ -83,54 +83,28 @@ MIN_SHARED_PREFIX = 8
 # sampling
 
 
-def nucleus_mask(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """The tokens top-p sampling keeps: ``True`` where kept.
-
-    The rule: sort each row's probabilities in descending order (ties in vocabulary order) and
-    keep every token whose probability mass *before* it is below ``top_p`` (so the most likely
-    token is always kept). Computed from the top candidates (``torch.topk``) rather than a full
-    sort, with exactly the same result, ties included: within a group of equal probabilities the
-    ones with the lowest token ids are kept first. Rows whose nucleus does not fit the
-    candidates fall back to the full sort (:func:`nucleus_mask_by_sort`).
+def nucleus_mask_by_sort(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The tokens top-p sampling keeps (``True``): sort each row's probabilities in descending
+    order (ties in vocabulary order, a stable sort) and keep every token whose probability mass
+    *before* it is below ``top_p`` (so the most likely token is always kept).
 
     >>> p = torch.tensor([[0.1, 0.4, 0.2, 0.2, 0.1]], dtype=torch.float64)
-    >>> nucleus_mask(p, 0.7).tolist()  # 0.4, then the first 0.2: 0.6 < 0.7 keeps the second
+    >>> nucleus_mask_by_sort(p, 0.7).tolist()  # 0.4, then the first 0.2: 0.6 < 0.7 keeps the next
     [[False, True, True, True, False]]
-    >>> nucleus_mask(p, 0.5).tolist()  # of the tied 0.2s, the lower token id is kept
+    >>> nucleus_mask_by_sort(p, 0.5).tolist()  # of the tied 0.2s, the lower token id is kept
     [[False, True, True, False, False]]
     """
-    vocab = probs.shape[-1]
-    keep = torch.zeros_like(probs, dtype=torch.bool)
-    todo = torch.arange(probs.shape[0], device=probs.device)
-    for k in NUCLEUS_CANDIDATES:
-        if todo.numel() == 0 or k >= vocab:
-            break
-        rows = probs[todo]
-        vals = rows.topk(k, dim=-1).values  # descending: the same values a full sort gives
-        kept_pos = (vals.cumsum(dim=-1) - vals) < top_p
-        m = kept_pos.sum(dim=-1)
-        prefix = kept_pos.long().cumprod(dim=-1).sum(dim=-1) == m
-        fits = (m < k) & prefix  # the nucleus ends inside the candidates
-        if not bool(fits.any()):
-            continue
-        r_fit = todo[fits]
-        v = vals[fits].gather(1, (m[fits] - 1).unsqueeze(1))  # smallest kept probability
-        # kept positions holding v; the tokens equal to v are kept in vocabulary order
-        c = (kept_pos[fits] & (vals[fits] == v)).sum(dim=-1, keepdim=True)
-        sub = probs[r_fit]
-        eq = sub == v
-        keep[r_fit] = (sub > v) | (eq & (eq.long().cumsum(dim=-1) <= c))
-        todo = todo[~fits]
-    if todo.numel():
-        keep[todo] = nucleus_mask_by_sort(probs[todo], top_p)
-    return keep
-
-
-def nucleus_mask_by_sort(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Reference for :func:`nucleus_mask`: a full stable sort of every row."""
     sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
-    keep_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) < top_p  # never drops the most likely
+    keep_sorted = (sorted_p.cumsum(dim=-1) - sorted_p) < top_p
     return torch.zeros_like(keep_sorted).scatter(1, order, keep_sorted)
+
+
+def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index where each row's cumulative ``probs`` (in the given order) first exceeds ``u`` times
+    the row's total."""
+    cdf = probs.cumsum(dim=-1)
+    at = torch.searchsorted(cdf, u.unsqueeze(1) * cdf[:, -1:], right=True)
+    return at.clamp_(max=probs.shape[-1] - 1).squeeze(1)
 
 
 def sample_rows(
@@ -141,22 +115,54 @@ def sample_rows(
 ) -> torch.Tensor:
     """One token per row of ``scores`` ``[rows, vocab]``, row ``r`` drawn with ``generators[r]``.
 
-    Softmax (float64) of ``scores / temperature``, the top-p nucleus (:func:`nucleus_mask`),
-    then the inverse CDF in vocabulary order at one uniform draw of the row's generator, so
-    the draw does not depend on how ties were sorted or on the other rows.
+    Softmax (float64) of ``scores / temperature``, the top-p nucleus
+    (:func:`nucleus_mask_by_sort`), then the inverse CDF in vocabulary order at one uniform draw
+    of the row's generator, so the draw does not depend on how ties were sorted or on the other
+    rows.
+
+    The nucleus is found among the ``NUCLEUS_CANDIDATES`` most likely tokens (``torch.topk``)
+    and the CDF is summed over its tokens only, in vocabulary order, which gives exactly the
+    partial sums of the full masked vocabulary (adding the zeros in between changes nothing).
+    A row whose nucleus does not end inside the candidates, or ends inside a group of equal
+    probabilities, takes the full sort instead; the result is the same either way
+    (``tests/test_engine_hf.py`` checks it against the full computation).
     """
     if temperature <= 0:
         raise ValueError("sample_rows needs temperature > 0")
     if scores.shape[0] != len(generators):
         raise RuntimeError(f"{scores.shape[0]} rows but {len(generators)} generators")
     probs = torch.softmax(scores.double() / temperature, dim=-1)
-    if top_p < 1.0:
-        probs = probs.masked_fill(~nucleus_mask(probs, top_p), 0.0)
-    cdf = probs.cumsum(dim=-1)
     u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
-    u = u.to(cdf.device).unsqueeze(1) * cdf[:, -1:]
-    tokens = torch.searchsorted(cdf, u, right=True).clamp_(max=scores.shape[-1] - 1)
-    return tokens.squeeze(1)
+    u = u.to(probs.device)
+    vocab = probs.shape[-1]
+    if top_p >= 1.0:
+        return _inverse_cdf(probs, u)
+    tokens = torch.empty(probs.shape[0], dtype=torch.long, device=probs.device)
+    todo = torch.arange(probs.shape[0], device=probs.device)
+    for k in NUCLEUS_CANDIDATES:
+        if todo.numel() == 0 or k >= vocab:
+            break
+        vals, idx = probs[todo].topk(k + 1, dim=-1)  # descending: a full sort's values
+        kept = (vals[:, :k].cumsum(dim=-1) - vals[:, :k]) < top_p
+        m = kept.sum(dim=-1)
+        prefix = kept.long().cumprod(dim=-1).sum(dim=-1) == m
+        last = vals.gather(1, (m - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+        after = vals.gather(1, m.unsqueeze(1)).squeeze(1)
+        fits = (m < k) & prefix & (after < last)  # a clean cut inside the candidates
+        if bool(fits.any()):
+            cand_p, cand_i = vals[fits, :k], idx[fits, :k]
+            inside = torch.arange(k, device=probs.device) < m[fits].unsqueeze(1)
+            cand_p = cand_p.masked_fill(~inside, 0.0)
+            cand_i = cand_i.masked_fill(~inside, vocab)  # dropped ones sort last
+            cand_i, order = cand_i.sort(dim=-1)
+            at = _inverse_cdf(cand_p.gather(1, order), u[todo[fits]])
+            tokens[todo[fits]] = cand_i.gather(1, at.unsqueeze(1)).squeeze(1)
+        todo = todo[~fits]
+    if todo.numel():
+        rows = probs[todo]
+        rows = rows.masked_fill(~nucleus_mask_by_sort(rows, top_p), 0.0)
+        tokens[todo] = _inverse_cdf(rows, u[todo])
+    return tokens
 
 
 class RowSampler(LogitsProcessor):
