@@ -27,7 +27,11 @@ preparation and the merge are excluded); ``seconds`` is the epoch's training tim
 a shorter prompt saves; peak memory is the process's peak RSS when training ends (before siked
 merges). Run::
 
-    .venv/bin/python benchmarks/train_bench.py --examples 64 --steps 8 --batch 8 [--ablations] [--json out.json]
+    .venv/bin/python benchmarks/train_bench.py --examples 64 --steps 8 --batch 8 --repeats 3 \
+        [--ablations] [--json out.json]
+
+With ``--repeats N`` the configurations run in N rounds and the table shows the median
+tokens/s and seconds and the largest peak RSS.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import os
 import random
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -198,6 +203,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--model", default="bundled:smollm2-135m-instruct")
     ap.add_argument("--ablations", action="store_true", help="also siked-fp32 and siked-gc")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds over all configurations")
     ap.add_argument("--pack-length", type=int, default=1024, help="siked-packed: row tokens")
     ap.add_argument("--pack-rows", type=int, default=2, help="siked-packed: rows per step")
     ap.add_argument("--configs", default=None, help="comma-separated subset to run")
@@ -222,31 +228,41 @@ def main() -> int:
         configs += ["siked-fp32", "siked-gc"]
     if a.configs:
         configs = [c.strip() for c in a.configs.split(",") if c.strip()]
-    results = []
+    runs: dict[str, list[dict]] = {name: [] for name in configs}
     with tempfile.TemporaryDirectory(prefix="siked-train-bench-") as tmp:
         data = Path(tmp) / "data.jsonl"
         real = make_data(data, a.examples)
         print(f"{a.examples} rationales ({real} from GSM8K), {a.steps} steps x batch {a.batch}")
-        for name in configs:
-            cmd = [sys.executable, __file__, "--worker", name, "--data", str(data)]
-            cmd += ["--out", str(Path(tmp) / name), "--steps", str(a.steps)]
-            cmd += ["--batch", str(a.batch), "--model", a.model]
-            cmd += ["--pack-length", str(a.pack_length), "--pack-rows", str(a.pack_rows)]
-            load = os.getloadavg()[0]
-            p = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-            if p.returncode != 0 or not lines:
-                print(p.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{name} failed")
-            r = json.loads(lines[-1][7:])
-            r["load_before"] = round(load, 2)
-            results.append(r)
-            print(
-                f"{name:22s} {r['tokens_per_second']:8.1f} tok/s  {r['tokens']:6d} tokens "
-                f"{r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB  "
-                f"loss {r['final_loss']:.3f}  (load {load:.2f})",
-                flush=True,
-            )
+        for rep in range(a.repeats):  # rounds over all configurations: drift hits them alike
+            for name in configs:
+                cmd = [sys.executable, __file__, "--worker", name, "--data", str(data)]
+                cmd += ["--out", str(Path(tmp) / f"{name}-{rep}"), "--steps", str(a.steps)]
+                cmd += ["--batch", str(a.batch), "--model", a.model]
+                cmd += ["--pack-length", str(a.pack_length), "--pack-rows", str(a.pack_rows)]
+                load = os.getloadavg()[0]
+                p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+                if p.returncode != 0 or not lines:
+                    print(p.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"{name} failed")
+                r = json.loads(lines[-1][7:])
+                r["load_before"] = round(load, 2)
+                runs[name].append(r)
+                print(
+                    f"{name:22s} {r['tokens_per_second']:8.1f} tok/s  {r['tokens']:6d} tokens "
+                    f"{r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB  "
+                    f"loss {r['final_loss']:.3f}  (load {load:.2f})",
+                    flush=True,
+                )
+    results = []
+    for name in configs:  # medians over the rounds; the worst peak memory
+        rs = runs[name]
+        r = dict(rs[0])
+        r["tokens_per_second"] = statistics.median(x["tokens_per_second"] for x in rs)
+        r["seconds"] = statistics.median(x["seconds"] for x in rs)
+        r["peak_rss_mb"] = max(x["peak_rss_mb"] for x in rs)
+        r["tokens_per_second_all"] = [round(x["tokens_per_second"], 1) for x in rs]
+        results.append(r)
     base = next((r for r in results if r["config"] == "plain"), results[0])
     print(
         f"\n| configuration | bf16 | padding-free | steps | tokens | seconds | tokens/s "
