@@ -323,3 +323,15 @@ def test_bundled_student_is_sent_as_its_local_path(monkeypatch: pytest.MonkeyPat
     )
     assert e.model == "/models/smollm2"
     e.close()
+
+
+def test_no_server_at_the_address_says_so() -> None:
+    url = dead_url()
+    with (
+        replica_engine([url], max_retries=1, retry_backoff=0.01, retry_backoff_max=0.01) as e,
+        pytest.raises(EngineError) as info,
+    ):
+        e.generate(["q0"])
+    message = str(info.value)
+    assert url in message and "connection error" in message
+    assert "is a server running at that address?" in message

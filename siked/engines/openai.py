@@ -23,9 +23,9 @@ retry count is ours, bounded by ``cfg.max_retries`` and counted in :attr:`OpenAI
   request (``seed = derive_seed(seed_i, 0)``).
 - **Cache**: a persistent SQLite cache (``<cache_dir>/openai_cache.sqlite``) keyed by the full
   request (model, api, messages/prompt, n, temperature, top_p, max_tokens, stop, seed,
-  ``extra_body``, sample index and an optional namespace). Each reply is written as soon as it arrives (WAL mode, safe
-  across threads and processes), so a killed run resumes without asking again and a finished one
-  reruns for free. The server's raw text is stored; stop strings are applied on the way out.
+  ``extra_body``, sample index and an optional namespace). Each reply is written as soon as it
+  arrives (WAL mode, safe across threads and processes), so a killed run resumes without asking
+  again and a finished one reruns for free. The server's raw text is stored; stop strings are applied on the way out.
 - **API key**: read from the environment variable named ``cfg.api_key_env`` (``"EMPTY"`` when
   unset, for local servers); it is never stored in the cache, logged, or shown by ``repr``.
 - **Stop strings**: sent to the server (at most 4, the OpenAI limit) and always applied again
@@ -493,49 +493,47 @@ class OpenAIEngine(Engine):
             server = self._pool.acquire()
             self.stats.add(requests=1, retries=1 if attempt else 0)
             self.stats.add_server(server.label, requests=1)
+            failed, asked = False, None
             try:
                 reply = self._send(job, server)
+                self.stats.add_server(server.label, served=1)
+                return reply
+            except _NotSupported:  # a reply, with fewer choices than asked for
+                self.stats.add_server(server.label, served=1)
+                raise
             except openai.BadRequestError as e:
-                self._pool.release(server)
-                self.stats.add(errors=1)
-                self.stats.add_server(server.label, errors=1)
+                self._count_error(server)
                 self._raise_bad_request(job, e, server)
                 last, last_server = e, server  # a parameter was switched: try again
-                continue
             except (openai.APIError, ValueError, _Malformed) as e:
+                self._count_error(server)
                 if job.n > 1 and self.cfg.n_mode != "separate" and _blames_n(e):
                     # llama.cpp's server refuses n > 1 with an HTTP 500 in some versions
-                    self._pool.release(server)
-                    self.stats.add(errors=1)
-                    self.stats.add_server(server.label, errors=1)
                     raise _NotSupported(describe_error(e)) from None
-                retryable = is_retryable(e)
-                avoided = self._pool.release(server, failed=retryable, asked=retry_after_seconds(e))
-                self.stats.add(errors=1)
-                self.stats.add_server(server.label, errors=1)
-                if not retryable:
+                if not is_retryable(e):
                     raise EngineError(
                         f"{self._where(server)} rejected the request: {describe_error(e)}"
                     ) from None
+                failed, asked = True, retry_after_seconds(e)
                 last, last_server = e, server
-                if attempt + 1 < attempts:
-                    self._before_retry(server, e, attempt, attempts, avoided)
-                continue
-            except _NotSupported:
-                self._pool.release(server)
-                self.stats.add_server(server.label, served=1)
-                raise
-            except BaseException:
-                self._pool.release(server)
-                raise
-            self._pool.release(server)
-            self.stats.add_server(server.label, served=1)
-            return reply
+            finally:
+                avoided = self._pool.release(server, failed=failed, asked=asked)
+            if failed and attempt + 1 < attempts:
+                self._before_retry(server, last, attempt, attempts, avoided)
         assert last is not None
+        hint = ""
+        if isinstance(last, openai.APIConnectionError) and not isinstance(
+            last, openai.APITimeoutError
+        ):
+            hint = "; is a server running at that address?"
         raise EngineError(
             f"{self._where(last_server)}: request failed after {attempts} attempts "
-            f"(max_retries={self.cfg.max_retries}); last error: {describe_error(last)}"
+            f"(max_retries={self.cfg.max_retries}); last error: {describe_error(last)}{hint}"
         )
+
+    def _count_error(self, server: Server) -> None:
+        self.stats.add(errors=1)
+        self.stats.add_server(server.label, errors=1)
 
     def _before_retry(
         self, server: Server, error: BaseException, attempt: int, attempts: int, avoided: float
