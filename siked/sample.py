@@ -363,12 +363,18 @@ def _with_generation(o: Outcome, finish_reason: str | None, tokens: int) -> Outc
 
 
 def open_engine(cfg: EngineConfig, model: str) -> Engine:
-    """The engine ``cfg.engine`` for the student ``model`` (openai: ``cfg.model`` if set is the
-    served name)."""
+    """The engine ``cfg.engine`` for the student ``model``.
+
+    openai: ``cfg.model`` if set is the served name; otherwise a local student directory is
+    named by its absolute path, which a server started in another directory can load
+    (``transformers serve`` loads the model a request names).
+    """
     from siked.engines import make_engine
 
-    name = cfg.model if cfg.engine == "openai" and cfg.model else model
-    return make_engine(cfg, model=name)
+    if cfg.engine == "openai":
+        name = cfg.model or (str(Path(model).resolve()) if Path(model).is_dir() else model)
+        return make_engine(cfg, model=name)
+    return make_engine(cfg, model=model)
 
 
 def auto_chunk_size(cfg: EngineConfig, generations_per_question: int) -> int:

@@ -616,3 +616,20 @@ def test_identical_samples_at_a_temperature_are_reported(
     assert bool(greedy) is warns
     if warns:
         assert "generation_config" in greedy[0].getMessage()
+
+
+def test_served_student_is_named_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siked.sample import open_engine
+
+    (tmp_path / "iter_00" / "merged").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    url = "http://127.0.0.1:9/v1"
+    # a server started elsewhere resolves a relative path against its own directory
+    with open_engine(cfg(engine="openai", base_url=url), "iter_00/merged") as e:
+        assert e.model == str(tmp_path / "iter_00" / "merged")  # type: ignore[attr-defined]
+    with open_engine(cfg(engine="openai", base_url=url), "org/hub-model") as e:
+        assert e.model == "org/hub-model"  # type: ignore[attr-defined]
+    with open_engine(cfg(engine="openai", base_url=url, model="served"), "iter_00/merged") as e:
+        assert e.model == "served"  # type: ignore[attr-defined]
