@@ -93,6 +93,48 @@ class DataConfig(_Section):
 #: built-in engines are gold, hf, openai, vllm; plug-ins join via siked.engines.register_engine
 EngineName = str
 
+#: request fields the openai engine sets itself (``extra_body`` may not override them)
+STANDARD_REQUEST_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "prompt",
+        "n",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "stream",
+    }
+)
+
+
+def parse_base_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Server URLs from one URL, a comma-separated string or a list (order kept, no duplicates).
+
+    >>> parse_base_urls("http://a:8000/v1, http://b:8000/v1/")
+    ['http://a:8000/v1', 'http://b:8000/v1']
+    >>> parse_base_urls(["http://a/v1"])
+    ['http://a/v1']
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    urls: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"a server URL must be a string, got {item!r}")
+        url = item.strip().rstrip("/")
+        if not url:
+            continue
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
+        if url not in urls:
+            urls.append(url)
+    if not urls:
+        raise ValueError("no server URL given")
+    return urls
+
 
 def _check_engine(name: str) -> str:
     from siked.engines import ENGINES  # lazy: siked.engines imports this module
@@ -113,10 +155,37 @@ class EngineConfig(_Section):
     def _engine(cls, v: str) -> str:
         return _check_engine(v)
 
-    base_url: str | None = None  # openai: server URL (e.g. http://localhost:8000/v1)
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _base_url(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        urls = parse_base_urls(v)
+        return urls[0] if len(urls) == 1 else urls
+
+    @field_validator("extra_body")
+    @classmethod
+    def _extra_body(cls, v: dict[str, Any]) -> dict[str, Any]:
+        clash = sorted(set(v) & STANDARD_REQUEST_FIELDS)
+        if clash:
+            raise ValueError(
+                f"{', '.join(clash)} cannot be set here: siked sends it itself "
+                "(use the engine's own key, e.g. temperature, max_tokens)"
+            )
+        return v
+
+    # openai: server URL (e.g. http://localhost:8000/v1), or several replicas of one model
+    # (a list, or one string with commas): requests go to the least busy one
+    base_url: str | list[str] | None = None
     api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key
     api: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(default=8, gt=0)  # openai: requests in flight at once
+    concurrency: int = Field(default=8, gt=0)  # openai: requests in flight at once (all servers)
+    # openai: seconds a failed server is avoided when there are others (doubled per failure
+    # in a row, at most 10x)
+    server_cooldown: float = Field(default=30.0, gt=0)
+    # openai: extra JSON fields sent with every request (server-specific options, e.g. vLLM's
+    # top_k, or transformers serve's generation_config); part of the request-cache key
+    extra_body: dict[str, Any] = Field(default_factory=dict)
     max_retries: int = Field(default=6, ge=0)  # openai: retries per request (429/5xx/timeout)
     retry_backoff: float = Field(default=1.0, gt=0)  # openai: first backoff (s), doubled per retry
     retry_backoff_max: float = Field(default=60.0, gt=0)  # openai: cap of one backoff wait (s)

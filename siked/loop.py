@@ -8,6 +8,9 @@ Iteration 0 trains on the teacher data alone (plain multi-strategy distillation)
 The stopping rule looks at validation accuracy only: the validation questions are held out
 from the GSM8K training split (never a test set). The run stops when validation accuracy has
 not improved for ``loop.patience`` iterations; the final student is the best one on validation.
+A teacher that keeps no rationale at all (D_LLM empty: a weak or misconfigured teacher) ends the
+run right after the teacher stage, with the reason in ``summary.json`` (:func:`no_teacher_data`);
+a few rationales are enough to go on.
 
 Every stage is recorded in ``manifest.json`` (see :mod:`siked.manifest`); rerunning the same
 command after a kill continues where it stopped, and a finished stage is not recomputed.
@@ -202,6 +205,7 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
         "seed": cfg.seed,
     }
     kept = paths.teacher / "kept.jsonl"
+    took = ""
     if not man.is_done("teacher", sha256_json(inputs)):
         t0 = time.perf_counter()
         with man.running("teacher", inputs, seed=cfg.seed) as st:
@@ -215,15 +219,55 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
             )
             st["outputs"] = {"kept": kept, "samples": paths.teacher / "samples.jsonl"}
             st["info"] = {"kept": stats.get("kept"), "yield": stats.get("yield")}
-        _say(
-            f"teacher: {cfg.teacher.engine}, {len(train)} questions x {len(cfg.strategies)} "
-            f"strategies: kept {stats.get('kept')} (yield {_fmt_dist(stats.get('yield') or {})}) "
-            f"in {_fmt_s(time.perf_counter() - t0)}"
-        )
+        took = f" in {_fmt_s(time.perf_counter() - t0)}"
     rows = read_jsonl(kept)
-    if not rows:
-        raise SikedError(f"the teacher kept no rationale ({kept}): nothing to train on")
+    _say(
+        f"teacher: {cfg.teacher.engine} kept {len(rows)} rationales for {len(train)} questions "
+        f"({_teacher_yield(paths.teacher / 'stats.json')}){took}"
+    )
     return rows
+
+
+def _teacher_yield(stats_path: Path) -> str:
+    try:
+        yields = read_json(stats_path).get("yield") or {}
+    except (OSError, ValueError):
+        return "yield unknown"
+    return "yield " + ", ".join(
+        f"{s} {100 * y:.0f}%" if y is not None else f"{s} -" for s, y in yields.items()
+    )
+
+
+def no_teacher_data(
+    samples: list[dict[str, Any]], n_questions: int, strategies: list[str], cfg: SikedConfig
+) -> str:
+    """Why a run stops when the teacher kept no rationale, and what to change (pure).
+
+    >>> rows = [{"status": "ok", "finish_reason": "stop"}, {"status": "invalid", "finish_reason": "length"}]
+    >>> print(no_teacher_data(rows, 1, ["cot", "pot"], SikedConfig(name="x")))  # doctest: +NORMALIZE_WHITESPACE
+    the teacher kept no rationale: none of its 2 samples (1 questions x 2 strategies) was correct
+    and valid (1 wrong answer, 1 invalid; 1 cut at teacher.max_tokens=512), so there is nothing to
+    train the student on. Use a stronger teacher (teacher.model), more questions (data.train),
+    more samples (teacher.n) or more tokens (teacher.max_tokens); the samples are in
+    runs/x/teacher/samples.jsonl
+    """
+    counts: dict[str, int] = {}
+    for r in samples:
+        status = str(r.get("status"))
+        reason = "wrong answer" if status == "ok" else status.replace("_", " ")
+        counts[reason] = counts.get(reason, 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    cut = sum(r.get("finish_reason") == "length" for r in samples)
+    if cut:
+        detail += f"; {cut} cut at teacher.max_tokens={cfg.teacher.max_tokens}"
+    return (
+        f"the teacher kept no rationale: none of its {len(samples)} samples ({n_questions} "
+        f"questions x {len(strategies)} strategies) was correct and valid"
+        + (f" ({detail})" if detail else "")
+        + ", so there is nothing to train the student on. Use a stronger teacher "
+        "(teacher.model), more questions (data.train), more samples (teacher.n) or more tokens "
+        f"(teacher.max_tokens); the samples are in {cfg.run_dir / 'teacher' / 'samples.jsonl'}"
+    )
 
 
 def stage_mix(
@@ -582,7 +626,10 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations
     summary: dict[str, Any] = {"name": cfg.name, "method": cfg.method, "iterations": []}
     stopped: str | None = None
-    for it in range(iterations + 1):
+    if not teacher_rows:  # nothing to train on: no iteration at all
+        samples = read_jsonl(paths.teacher / "samples.jsonl")
+        stopped = no_teacher_data(samples, len(train_qs), cfg.strategies, cfg)
+    for it in range(iterations + 1) if teacher_rows else ():
         data = stage_mix(cfg, paths, man, it, teacher_rows)
         model = stage_train(cfg, paths, man, it, data)
         stage_eval(cfg, paths, man, it, model, val_qs, test=cfg.loop.test_every_iteration)
@@ -599,7 +646,7 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
         stage_sample(cfg, paths, man, it, model, train_qs)
 
     best = summary.get("best_iteration")
-    if not cfg.loop.test_every_iteration and cfg.data.eval:
+    if summary["iterations"] and not cfg.loop.test_every_iteration and cfg.data.eval:
         final = best if best is not None else summary["iterations"][-1]["iteration"]
         merged = paths.iteration(final) / "model" / "merged"
         stage_eval(cfg, paths, man, final, merged, val_qs, key="test")
@@ -608,12 +655,17 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
     summary["seconds"] = round(time.monotonic() - t0, 1)
     if best is not None:
         summary["final_model"] = str(paths.iteration(best) / "model" / "merged")
+    elif not summary["iterations"]:
+        summary["final_model"] = None  # no student was trained
     atomic_write_json(paths.summary, summary)
     man.set("best_iteration", best)
     man.set("stopped", stopped)
     _write_report(paths)
-    _say(f"stopped: {stopped}; final student: iteration {best} ({summary.get('final_model')})")
-    print(format_summary(summary), flush=True)
+    if summary["iterations"]:
+        _say(f"stopped: {stopped}; final student: iteration {best} ({summary.get('final_model')})")
+        print(format_summary(summary), flush=True)
+    else:
+        _say(f"stopped: {stopped}")
     _say(f"done in {_fmt_s(summary['seconds'])}; report: {paths.root / 'report' / 'report.md'}")
     return summary
 

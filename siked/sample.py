@@ -44,8 +44,15 @@ that meta file (not written by this stage) is an error, never overwritten.
 
 Statistics go to ``sample_stats.json`` (beside ``samples.jsonl`` by default): per strategy
 ``samples``, ``valid``, ``correct``, ``yield`` (= correct / samples), questions with at least one
-correct sample, the distribution of chosen strategies, status counts, and tokens, seconds and
-tokens/s of the generation done by this call (a resumed call counts only its own work).
+correct sample, the distribution of chosen strategies, status counts, ``identical_samples``
+(see :func:`identical_share`), and tokens, seconds, tokens/s and engine counters of the
+generation done by this call (a resumed call counts only its own work).
+
+**Sampling through a server** (``engine: openai``): the server must honour ``temperature``
+and, for the seeds contract, ``seed``. When every question's samples come back identical at
+``temperature > 0`` the stage warns that the server decoded greedily (``transformers serve``
+does unless the model's generation config sets ``do_sample``; send
+``extra_body: {generation_config: '{"do_sample": true}'}``).
 """
 
 from __future__ import annotations
@@ -80,6 +87,13 @@ SERVER_CHUNK_GENERATIONS = 2048
 #: hf: batches per chunk when the chunk size is automatic. A chunk ends with the continuous
 #: loop draining (fewer rows than slots), so chunks are kept long relative to a batch.
 HF_CHUNK_BATCHES = 8
+#: logged when a sampling engine returned k identical samples for every question
+GREEDY_WARNING = (
+    "every question's %d samples are identical although temperature=%s: the engine seems to "
+    "decode greedily, so D_self holds copies. transformers serve samples only when the model's "
+    "generation config sets do_sample; send it with the request: "
+    "sample.extra_body: {generation_config: '{\"do_sample\": true}'}"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,12 +396,18 @@ def _with_generation(o: Outcome, finish_reason: str | None, tokens: int) -> Outc
 
 
 def open_engine(cfg: EngineConfig, model: str) -> Engine:
-    """The engine ``cfg.engine`` for the student ``model`` (openai: ``cfg.model`` if set is the
-    served name)."""
+    """The engine ``cfg.engine`` for the student ``model``.
+
+    openai: ``cfg.model`` if set is the served name; otherwise a local student directory is
+    named by its absolute path, which a server started in another directory can load
+    (``transformers serve`` loads the model a request names).
+    """
     from siked.engines import make_engine
 
-    name = cfg.model if cfg.engine == "openai" and cfg.model else model
-    return make_engine(cfg, model=name)
+    if cfg.engine == "openai":
+        name = cfg.model or (str(Path(model).resolve()) if Path(model).is_dir() else model)
+        return make_engine(cfg, model=name)
+    return make_engine(cfg, model=model)
 
 
 def auto_chunk_size(cfg: EngineConfig, generations_per_question: int) -> int:
@@ -619,6 +639,7 @@ def sample(
     tokens = 0
     seconds = 0.0
     generations = 0
+    engine_stats: dict[str, Any] | None = None
     if todo_total:
         own_engine = engine is None
         eng = engine if engine is not None else open_engine(cfg, model)
@@ -658,6 +679,7 @@ def sample(
                             generations += 1
                     app.write_many(rows)
                     bar.update(len(todo))
+            engine_stats = eng.stats.as_dict()
         finally:
             if own_sandbox is not None:
                 own_sandbox.close()
@@ -681,8 +703,11 @@ def sample(
             "tokens": tokens,
             "seconds": round(seconds, 3),
             "tokens_per_second": round(tokens / seconds, 2) if seconds > 0 else None,
+            "engine_stats": engine_stats,
         }
     )
+    if generations and cfg.temperature > 0 and stats["identical_samples"] == 1.0:
+        log.warning(GREEDY_WARNING, cfg.k, cfg.temperature)
     sp = Path(stats_path) if stats_path is not None else out_path.with_name("sample_stats.json")
     atomic_write_json(sp, stats)
     return stats
@@ -690,6 +715,28 @@ def sample(
 
 def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
+
+
+def identical_share(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Share of (question, strategy) groups of two or more samples whose texts are all equal
+    (``None`` without such groups). 1.0 at ``temperature > 0`` means greedy decoding.
+
+    >>> r = lambda q, t: {"qid": q, "strategy": "pot", "text": t}
+    >>> identical_share([r("a", "x"), r("a", "x"), r("b", "x"), r("b", "y"), r("c", "z")])
+    0.5
+    >>> identical_share([r("a", "x")]) is None
+    True
+    """
+    groups: dict[tuple[str, str], set[str]] = {}
+    sizes: Counter[tuple[str, str]] = Counter()
+    for r in rows:
+        key = (str(r.get("qid")), str(r.get("strategy")))
+        groups.setdefault(key, set()).add(str(r.get("text")))
+        sizes[key] += 1
+    multi = [k for k, n in sizes.items() if n >= 2]
+    if not multi:
+        return None
+    return sum(len(groups[k]) == 1 for k in multi) / len(multi)
 
 
 def sample_stats(
@@ -746,6 +793,7 @@ def sample_stats(
             s: (per[s]["correct"] / correct if correct else 0.0) for s in strategies
         },
         "status_counts": dict(sorted(statuses.items())),
+        "identical_samples": identical_share(rows),
     }
 
 
@@ -785,6 +833,7 @@ __all__ = [
     "auto_chunk_size",
     "chunked",
     "format_stats",
+    "identical_share",
     "judge",
     "open_engine",
     "parse_response",

@@ -418,7 +418,7 @@ def teach(
 
     generated = 0
     gen_seconds = 0.0
-    engine_stats: dict[str, int] | None = None
+    engine_stats: dict[str, Any] | None = None
     model: Any = cfg.model or (getattr(engine, "model", None) if engine is not None else None)
     if model is not None and not isinstance(model, str):
         model = None

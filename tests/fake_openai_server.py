@@ -95,7 +95,9 @@ class FakeOpenAIServer:
         slow_seconds: float = 2.0,
         retry_after: str | None = "0",
         honor_stop: bool = True,
-        n_support: str = "ok",  # "ok", "reject" (400 when n > 1), "ignore" (always 1 choice)
+        # "ok", "reject" (400 naming n when n > 1), "ignore" (always 1 choice), "llama-400" /
+        # "llama-500" (llama.cpp's "Only one completion choice is allowed", as 400 or 500)
+        n_support: str = "ok",
     ) -> None:
         self.model = model
         self.delay = delay
@@ -202,6 +204,11 @@ class FakeOpenAIServer:
             return 400, _error("n > 1 is not supported by this server", "n")
         if n > 1 and self.n_support == "ignore":
             n = 1
+        if n > 1 and self.n_support.startswith("llama-"):
+            code = int(self.n_support.split("-")[1])
+            kind = "invalid_request_error" if code == 400 else "server_error"
+            message = "Only one completion choice is allowed"
+            return code, {"error": {"code": code, "message": message, "type": kind}}
         stop = body.get("stop") or []
         if isinstance(stop, str):
             stop = [stop]

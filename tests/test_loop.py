@@ -439,3 +439,59 @@ def test_train_in_child_by_default_only_with_a_gpu(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert loop.train_in_child(setting) is expected
+
+
+def _teacher_keeping(monkeypatch: pytest.MonkeyPatch, keep: int) -> None:
+    """Replace the teacher by one whose samples are all wrong except the first ``keep``."""
+    import siked.teach
+
+    real = siked.teach.teach
+
+    def weak(problems: list[Any], cfg: Any, out_dir: Any, strategies: Any, **kw: Any) -> dict:
+        stats = real(problems, cfg, out_dir, strategies, **kw)
+        out = Path(out_dir)
+        rows = read_jsonl(out / "samples.jsonl")
+        for i, r in enumerate(rows):
+            if i >= keep:
+                r.update(correct=False, answer="-1", finish_reason="length" if i % 2 else "stop")
+        atomic_write_json(out / "stats.json", stats)
+        (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return {
+            **stats,
+            **siked.teach.finalize(out, problems, strategies, cfg.keep_per_strategy, 1),
+        }
+
+    monkeypatch.setattr(siked.teach, "teach", weak)
+
+
+def test_empty_teacher_data_stops_the_run_cleanly_with_the_reason(
+    tmp_path: Path,
+    fakes: FakeStages,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _teacher_keeping(monkeypatch, 0)
+    summary = loop.run(tiny_config(tmp_path))
+    assert fakes.calls == []  # nothing to train on: no train, eval or sample
+    stopped = summary["stopped"]
+    assert stopped.startswith("the teacher kept no rationale")
+    assert "36 samples" in stopped and "12 questions x 3 strategies" in stopped
+    assert "cut at teacher.max_tokens" in stopped and "teacher/samples.jsonl" in stopped
+    assert summary["iterations"] == [] and summary["final_model"] is None
+    assert read_json(tmp_path / "t" / "summary.json")["stopped"] == stopped
+    assert read_json(tmp_path / "t" / "manifest.json")["stopped"] == stopped
+    out = capsys.readouterr().out
+    assert "teacher: gold kept 0 rationales for 12 questions" in out and stopped in out
+    # a rerun stops again at once, without asking the teacher again
+    assert loop.run(tiny_config(tmp_path))["stopped"] == stopped
+    assert fakes.calls == []
+
+
+def test_near_empty_teacher_data_is_trained_on(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _teacher_keeping(monkeypatch, 1)
+    summary = loop.run(tiny_config(tmp_path, **{"loop.iterations": 1}))
+    assert read_jsonl(tmp_path / "t" / "teacher" / "kept.jsonl").__len__() == 1
+    assert fakes.calls[:2] == ["train:iter_00", "eval:iter_00"]
+    assert summary["stopped"] == "completed all iterations" and summary["final_model"]

@@ -579,3 +579,59 @@ def test_sample_real_student(tmp_path: Path) -> None:
     again = sample(problems, BUNDLED_STUDENT, c, tmp_path / "samples.jsonl", iteration=0, seed=3,
                    strategies=STRATS, progress=False)  # fmt: skip
     assert again["generated"] == 0 and read_jsonl(tmp_path / "samples.jsonl") == rows
+
+
+# --------------------------------------------------------------------------------------------
+# an engine that ignores temperature (transformers serve without do_sample)
+
+
+def greedy_script(question: str, forced: str | None, j: int, seed: int) -> str:
+    return "[cot]: " + good("cot", GOLD[question])  # the same answer for every sample
+
+
+@pytest.mark.parametrize(
+    ("script", "temperature", "warns"),
+    [(greedy_script, 0.7, True), (greedy_script, 0.0, False), (free_script, 0.7, False)],
+)
+def test_identical_samples_at_a_temperature_are_reported(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    script: Script,
+    temperature: float,
+    warns: bool,
+) -> None:
+    stats = sample(
+        PROBLEMS,
+        "fake-model",
+        cfg(k=3, temperature=temperature),
+        tmp_path / "samples.jsonl",
+        iteration=1,
+        seed=7,
+        strategies=STRATS,
+        engine=FakeEngine(script),
+        progress=False,
+        sandbox=FakeSandbox(),
+    )
+    assert stats["identical_samples"] == (1.0 if script is greedy_script else 0.0)
+    assert stats["engine_stats"] is not None  # the engine's counters of this call
+    greedy = [r for r in caplog.records if "decode greedily" in r.getMessage()]
+    assert bool(greedy) is warns
+    if warns:
+        assert "generation_config" in greedy[0].getMessage()
+
+
+def test_served_student_is_named_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siked.sample import open_engine
+
+    (tmp_path / "iter_00" / "merged").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    url = "http://127.0.0.1:9/v1"
+    # a server started elsewhere resolves a relative path against its own directory
+    with open_engine(cfg(engine="openai", base_url=url), "iter_00/merged") as e:
+        assert e.model == str(tmp_path / "iter_00" / "merged")  # type: ignore[attr-defined]
+    with open_engine(cfg(engine="openai", base_url=url), "org/hub-model") as e:
+        assert e.model == "org/hub-model"  # type: ignore[attr-defined]
+    with open_engine(cfg(engine="openai", base_url=url, model="served"), "iter_00/merged") as e:
+        assert e.model == "served"  # type: ignore[attr-defined]

@@ -73,6 +73,8 @@ class EngineStats:
     completions: int = 0  # completions returned
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # servers: per server URL, {"requests": attempts sent, "served": usable replies, "errors"}
+    servers: dict[str, dict[str, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:
@@ -80,9 +82,22 @@ class EngineStats:
             for k, v in counts.items():
                 setattr(self, k, getattr(self, k) + v)
 
-    def as_dict(self) -> dict[str, int]:
+    def add_server(self, url: str, **counts: int) -> None:
+        """Count work of one server (``requests``, ``served``, ``errors``)."""
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name[0] != "_"}
+            d = self.servers.setdefault(url, {"requests": 0, "served": 0, "errors": 0})
+            for k, v in counts.items():
+                d[k] = d.get(k, 0) + v
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = {}
+            for f in fields(self):
+                if f.name[0] == "_":
+                    continue
+                v = getattr(self, f.name)
+                out[f.name] = {k: dict(d) for k, d in v.items()} if isinstance(v, dict) else v
+            return out
 
 
 def derive_seed(*parts: object) -> int:

@@ -3,7 +3,15 @@
 Uses the official ``openai`` client with its own retries disabled (``max_retries=0``), so the
 retry count is ours, bounded by ``cfg.max_retries`` and counted in :attr:`OpenAIEngine.stats`.
 
-- **Concurrency**: at most ``cfg.concurrency`` requests in flight (a thread pool).
+- **Concurrency**: at most ``cfg.concurrency`` requests in flight (a thread pool), over all
+  servers.
+- **Replicas**: ``cfg.base_url`` may name several servers of one model (a list, or one string
+  with commas). Each attempt goes to the server with the fewest requests in flight; a server
+  whose attempt fails in a retryable way is avoided for ``cfg.server_cooldown`` seconds (doubled
+  per failure in a row) and the request is retried on another server at once, without backoff
+  (see :mod:`siked.engines.servers`). ``stats.servers`` counts requests, usable replies
+  (``served``) and errors per server. Replicas share one request cache (the URL is not part of
+  the key).
 - **Retries**: 429 (honouring ``Retry-After`` / ``retry-after-ms``), 408/409/5xx, timeouts,
   dropped connections and malformed replies are retried with exponential backoff and jitter
   (``cfg.retry_backoff`` doubled per attempt, capped at ``cfg.retry_backoff_max``). Other 4xx
@@ -14,14 +22,19 @@ retry count is ours, bounded by ``cfg.max_retries`` and counted in :attr:`OpenAI
   when the server rejects ``n`` or returns fewer choices. With ``n == 1`` both modes send the same
   request (``seed = derive_seed(seed_i, 0)``).
 - **Cache**: a persistent SQLite cache (``<cache_dir>/openai_cache.sqlite``) keyed by the full
-  request (model, api, messages/prompt, n, temperature, top_p, max_tokens, stop, seed, sample
-  index and an optional namespace). Each reply is written as soon as it arrives (WAL mode, safe
-  across threads and processes), so a killed run resumes without asking again and a finished one
-  reruns for free. The server's raw text is stored; stop strings are applied on the way out.
+  request (model, api, messages/prompt, n, temperature, top_p, max_tokens, stop, seed,
+  ``extra_body``, sample index and an optional namespace). Each reply is written as soon as it
+  arrives (WAL mode, safe across threads and processes), so a killed run resumes without asking
+  again and a finished one reruns for free. The server's raw text is stored; stop strings are applied on the way out.
 - **API key**: read from the environment variable named ``cfg.api_key_env`` (``"EMPTY"`` when
   unset, for local servers); it is never stored in the cache, logged, or shown by ``repr``.
 - **Stop strings**: sent to the server (at most 4, the OpenAI limit) and always applied again
   to the returned text.
+- **Model names**: a bundled student (``bundled:smollm2-135m-instruct``) is sent as the local
+  path of its converted checkpoint, the name ``transformers serve`` and ``vllm serve`` give a
+  model started from that path.
+- **Extra fields**: ``cfg.extra_body`` is merged into every request body (server-specific
+  options such as vLLM's ``top_k`` or transformers serve's ``generation_config``).
 """
 
 from __future__ import annotations
@@ -42,7 +55,7 @@ from typing import Any
 
 import openai
 
-from siked.config import EngineConfig
+from siked.config import EngineConfig, parse_base_urls
 from siked.engines.base import (
     Completion,
     Engine,
@@ -54,6 +67,7 @@ from siked.engines.base import (
     sample_seed,
     truncate_at_stop,
 )
+from siked.engines.servers import Server, ServerPool
 from siked.io import sha256_json
 
 log = logging.getLogger(__name__)
@@ -213,10 +227,12 @@ class OpenAIEngine(Engine):
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.model = model or cfg.model
-        if not self.model:
+        name = model or cfg.model
+        if not name:
             raise EngineError("the openai engine needs a model name (engine.model)")
-        self.base_url = base_url or cfg.base_url
+        self.model = served_model_name(name)
+        address = base_url or cfg.base_url
+        self.base_urls: list[str | None] = list(parse_base_urls(address)) if address else [None]
         self.api = cfg.api
         self.cache_namespace = cache_namespace
         self._n_ok: bool | None = {"n": True, "separate": False}.get(cfg.n_mode)
@@ -227,13 +243,26 @@ class OpenAIEngine(Engine):
         self.cache: RequestCache | None = (
             RequestCache(Path(directory) / CACHE_FILE) if cache and directory else None
         )
-        # the key goes to the client object only, never to an attribute, file or log line
-        self._client = openai.OpenAI(
-            api_key=os.environ.get(cfg.api_key_env) or "EMPTY",
-            base_url=self.base_url,
-            timeout=cfg.request_timeout,
-            max_retries=0,
+        # the key goes to the client objects only, never to an attribute, file or log line
+        key = os.environ.get(cfg.api_key_env) or "EMPTY"
+        self._pool = ServerPool(
+            [
+                (
+                    url,
+                    openai.OpenAI(
+                        api_key=key, base_url=url, timeout=cfg.request_timeout, max_retries=0
+                    ),
+                )
+                for url in self.base_urls
+            ],
+            cooldown=cfg.server_cooldown,
         )
+
+    @property
+    def base_url(self) -> str | None:
+        """The server address as configured (several replicas: joined with commas)."""
+        urls = [u for u in self.base_urls if u]
+        return ",".join(urls) if urls else None
 
     def __repr__(self) -> str:
         return (
@@ -245,7 +274,7 @@ class OpenAIEngine(Engine):
 
     def close(self) -> None:
         self._abort.set()
-        self._client.close()
+        self._pool.close()
         if self.cache is not None:
             self.cache.close()
 
@@ -288,6 +317,8 @@ class OpenAIEngine(Engine):
             "seed": seed,
             "sample": samples[0] if n == 1 else None,
         }
+        if self.cfg.extra_body:  # absent when empty: keys made before extra_body stay valid
+            key_parts["extra_body"] = self.cfg.extra_body
         return _Job(i, samples, n, seed, sha256_json(key_parts), kwargs, prompt, params, stop)
 
     def _plan(
@@ -448,47 +479,93 @@ class OpenAIEngine(Engine):
         return out
 
     def _request(self, job: _Job) -> dict[str, Any]:
-        """Send one request with bounded retries; return the parsed reply."""
+        """Send one request with bounded retries; return the parsed reply.
+
+        Each attempt goes to the server the pool picks; after a retryable failure the server is
+        avoided for a while and, if another server is available, the retry goes there at once.
+        """
         attempts = self.cfg.max_retries + 1
         last: BaseException | None = None
+        last_server: Server | None = None
         for attempt in range(attempts):
             if self._abort.is_set():
                 raise _Aborted()
+            server = self._pool.acquire()
             self.stats.add(requests=1, retries=1 if attempt else 0)
+            self.stats.add_server(server.label, requests=1)
+            failed, asked = False, None
             try:
-                return self._send(job)
+                reply = self._send(job, server)
+                self.stats.add_server(server.label, served=1)
+                return reply
+            except _NotSupported:  # a reply, with fewer choices than asked for
+                self.stats.add_server(server.label, served=1)
+                raise
             except openai.BadRequestError as e:
-                self.stats.add(errors=1)
-                self._raise_bad_request(job, e)
-                last = e  # a parameter was switched: try again
-                continue
+                self._count_error(server)
+                self._raise_bad_request(job, e, server)
+                last, last_server = e, server  # a parameter was switched: try again
             except (openai.APIError, ValueError, _Malformed) as e:
-                self.stats.add(errors=1)
+                self._count_error(server)
+                if job.n > 1 and self.cfg.n_mode != "separate" and _blames_n(e):
+                    # llama.cpp's server refuses n > 1 with an HTTP 500 in some versions
+                    raise _NotSupported(describe_error(e)) from None
                 if not is_retryable(e):
                     raise EngineError(
-                        f"{self._where()} rejected the request: {describe_error(e)}"
+                        f"{self._where(server)} rejected the request: {describe_error(e)}"
                     ) from None
-                last = e
-                if attempt + 1 < attempts:
-                    delay = self._backoff(attempt, e)
-                    log.info(
-                        "request failed (%s); retry %d/%d in %.2fs",
-                        describe_error(e),
-                        attempt + 1,
-                        attempts - 1,
-                        delay,
-                    )
-                    self._wait(delay)
+                failed, asked = True, retry_after_seconds(e)
+                last, last_server = e, server
+            finally:
+                avoided = self._pool.release(server, failed=failed, asked=asked)
+            if failed and attempt + 1 < attempts:
+                self._before_retry(server, last, attempt, attempts, avoided)
         assert last is not None
+        hint = ""
+        if isinstance(last, openai.APIConnectionError) and not isinstance(
+            last, openai.APITimeoutError
+        ):
+            hint = "; is a server running at that address?"
         raise EngineError(
-            f"{self._where()}: request failed after {attempts} attempts "
-            f"(max_retries={self.cfg.max_retries}); last error: {describe_error(last)}"
+            f"{self._where(last_server)}: request failed after {attempts} attempts "
+            f"(max_retries={self.cfg.max_retries}); last error: {describe_error(last)}{hint}"
         )
 
-    def _raise_bad_request(self, job: _Job, e: openai.BadRequestError) -> None:
+    def _count_error(self, server: Server) -> None:
+        self.stats.add(errors=1)
+        self.stats.add_server(server.label, errors=1)
+
+    def _before_retry(
+        self, server: Server, error: BaseException, attempt: int, attempts: int, avoided: float
+    ) -> None:
+        """Wait before the next attempt: not at all if another server can take it."""
+        if avoided and self._pool.available_besides(server):
+            log.warning(
+                "%s failed (%s); avoiding it for %.0fs, retry %d/%d on another server",
+                server.label,
+                describe_error(error),
+                avoided,
+                attempt + 1,
+                attempts - 1,
+            )
+            return
+        delay = self._backoff(attempt, error)
+        log.info(
+            "request to %s failed (%s); retry %d/%d in %.2fs",
+            server.label,
+            describe_error(error),
+            attempt + 1,
+            attempts - 1,
+            delay,
+        )
+        self._wait(delay)
+
+    def _raise_bad_request(
+        self, job: _Job, e: openai.BadRequestError, server: Server | None = None
+    ) -> None:
         """Handle a 400: switch a parameter the server wants differently, or raise."""
         message = str(e.message)
-        if job.n > 1 and self.cfg.n_mode != "separate" and _mentions(e, "n"):
+        if job.n > 1 and self.cfg.n_mode != "separate" and _blames_n(e):
             raise _NotSupported(message)
         if (
             "max_completion_tokens" in message
@@ -497,16 +574,21 @@ class OpenAIEngine(Engine):
         ):
             self._max_tokens_param = "max_completion_tokens"
             return
-        raise EngineError(f"{self._where()} rejected the request: HTTP 400: {message}") from None
+        raise EngineError(
+            f"{self._where(server)} rejected the request: HTTP 400: {message}"
+        ) from None
 
-    def _send(self, job: _Job) -> dict[str, Any]:
+    def _send(self, job: _Job, server: Server) -> dict[str, Any]:
         kwargs = dict(job.kwargs)
         if self._max_tokens_param != "max_tokens" and "max_tokens" in kwargs:
             kwargs[self._max_tokens_param] = kwargs.pop("max_tokens")
+        if self.cfg.extra_body:
+            kwargs["extra_body"] = self.cfg.extra_body
+        client = server.client
         if self.api == "chat":
-            resp: Any = self._client.chat.completions.create(**kwargs)
+            resp: Any = client.chat.completions.create(**kwargs)
         else:
-            resp = self._client.completions.create(**kwargs)
+            resp = client.completions.create(**kwargs)
         return self._parse(resp, job.n)
 
     def _parse(self, resp: Any, n: int) -> dict[str, Any]:
@@ -546,8 +628,18 @@ class OpenAIEngine(Engine):
         if self._abort.wait(seconds):
             raise _Aborted()
 
-    def _where(self) -> str:
-        return f"{self.base_url or 'the OpenAI API'} (model {self.model!r})"
+    def _where(self, server: Server | None = None) -> str:
+        where = server.label if server is not None else self.base_url or "the OpenAI API"
+        return f"{where} (model {self.model!r})"
+
+
+def served_model_name(name: str) -> str:
+    """The name to send for ``name``: a bundled student becomes the local path of its converted
+    checkpoint (what ``transformers serve`` / ``vllm serve`` on that path call it); any other
+    name is sent as it is."""
+    from siked.models import is_bundled, resolve_model
+
+    return resolve_model(name) if is_bundled(name) else name
 
 
 def _mentions(e: openai.APIStatusError, param: str) -> bool:
@@ -557,6 +649,14 @@ def _mentions(e: openai.APIStatusError, param: str) -> bool:
         return True
     message = str(e.message).lower()
     return f"'{param}'" in message or f"{param} >" in message or f"{param}=" in message
+
+
+def _blames_n(e: BaseException) -> bool:
+    """Whether an error reply refuses more than one choice per request (the ``n`` parameter):
+    it names ``n``, or speaks of choices (llama.cpp: "Only one completion choice is allowed")."""
+    if not isinstance(e, openai.APIStatusError) or e.status_code not in (400, 422, 500):
+        return False
+    return _mentions(e, "n") or "choice" in str(e.message).lower()
 
 
 def _progress_bar(progress: bool | str, total: int) -> Any:
