@@ -426,10 +426,12 @@ def stage_eval(
                 data_dir=cfg.data.dir,
             )
             st["outputs"] = {"eval": out}
+        results = read_json(out).get("datasets") or {}
+        order = [d[0] if isinstance(d, tuple) else str(d) for d in datasets]  # as configured
         accs = [
             f"{name} {100 * r['accuracy']:.1f}% ({r.get('correct')}/{r.get('n')})"
-            for name, r in (read_json(out).get("datasets") or {}).items()
-            if r.get("accuracy") is not None
+            for name in [*order, *sorted(set(results) - set(order))]
+            if (r := results.get(name)) and r.get("accuracy") is not None
         ]
         what = key.rsplit("/", 1)[1]
         _say(f"iter {it:02d} {what}: {', '.join(accs)} in {_fmt_s(time.perf_counter() - t0)}")

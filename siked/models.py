@@ -18,6 +18,7 @@ second. Nothing is downloaded from a model hub for the bundled student.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -26,6 +27,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -252,11 +254,15 @@ def ensure_bundled(name: str = BUNDLED_STUDENT) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / _DONE_FILE).is_file():  # another process converted it meanwhile
             return target
-        log.info("converting %s (%s) to %s ...", name, gguf, target)
+        from siked.console import say
+
+        say(f"converting the bundled student {name} to {target} (once; about half a minute)")
+        log.info("converting %s from %s", name, gguf)
         t0 = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{spec.key}.tmp-"))
         try:
-            _convert(spec, gguf, tmp)
+            with _gguf_bar_follows_transformers():
+                _convert(spec, gguf, tmp)
             info = {
                 "model": BUNDLED_PREFIX + spec.key,
                 "hub_id": spec.hub_id,
@@ -274,6 +280,26 @@ def ensure_bundled(name: str = BUNDLED_STUDENT) -> Path:
             raise
         log.info("converted %s in %.1fs", name, time.perf_counter() - t0)
     return target
+
+
+@contextlib.contextmanager
+def _gguf_bar_follows_transformers() -> Iterator[None]:
+    """transformers' GGUF reader uses tqdm directly, so its "Converting and de-quantizing GGUF
+    tensors" bar ignores ``transformers.utils.logging.disable_progress_bar()``; make it follow
+    that switch (a quiet ``siked run`` turns it off)."""
+    import transformers.modeling_gguf_pytorch_utils as reader
+    from transformers.utils import logging as tf_logging
+
+    module: Any = reader
+    bar = getattr(module, "tqdm", None)
+    if bar is None or tf_logging.is_progress_bar_enabled():
+        yield
+        return
+    module.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = bar
 
 
 def _dist_version(package: str) -> str:

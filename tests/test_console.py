@@ -49,3 +49,17 @@ def test_verbose_shows_it_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out, err = capsys.readouterr()
     assert out == "[siked] hello\n"  # said once, not echoed again by the log handler
     assert "old api" in err and "step 1" in err
+
+
+def test_gguf_conversion_bar_follows_the_quiet_switch(tmp_path: Path) -> None:
+    """transformers' GGUF reader calls tqdm directly; a quiet run hides that bar too."""
+    import transformers.modeling_gguf_pytorch_utils as reader
+
+    from siked.models import _gguf_bar_follows_transformers
+
+    original = reader.tqdm
+    with run_console(tmp_path / "siked.log"), _gguf_bar_follows_transformers():
+        assert reader.tqdm(range(3)).disable
+    assert reader.tqdm is original
+    with _gguf_bar_follows_transformers():
+        assert reader.tqdm is original  # not quiet: the bar shows
