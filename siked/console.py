@@ -36,9 +36,21 @@ class _NotForConsole(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "siked_said", False):
             return False
-        if self.verbose or record.levelno >= logging.ERROR:
+        if self.verbose or record.levelno >= logging.ERROR or getattr(record, "console", False):
             return True
-        return record.name == "siked" or record.name.startswith("siked.")
+        own = record.name == "siked" or record.name.startswith("siked.")
+        return own and record.levelno >= logging.WARNING
+
+
+class _ConsoleFormat(logging.Formatter):
+    """``LEVEL logger: message``; records logged with ``extra={"console": True}`` (a one-time
+    step a person should know about, e.g. converting the bundled student) read like
+    :func:`say` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "console", False) and record.levelno < logging.WARNING:
+            return f"[siked] {record.getMessage()}"
+        return f"{record.levelname} {record.name}: {record.getMessage()}"
 
 
 def say(msg: str) -> None:
@@ -58,8 +70,8 @@ def run_console(log_file: str | Path | None, verbose: bool = False) -> Iterator[
     old_level = root.level
     handlers: list[logging.Handler] = []
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setLevel(logging.INFO)  # what shows is decided by _NotForConsole
+    console.setFormatter(_ConsoleFormat())
     console.addFilter(_NotForConsole(verbose))
     handlers.append(console)
     if log_file is not None:

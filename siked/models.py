@@ -254,10 +254,13 @@ def ensure_bundled(name: str = BUNDLED_STUDENT) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / _DONE_FILE).is_file():  # another process converted it meanwhile
             return target
-        from siked.console import say
-
-        say(f"converting the bundled student {name} to {target} (once; about half a minute)")
-        log.info("converting %s from %s", name, gguf)
+        log.info(
+            "converting %s (%s) to %s (once; about half a minute)",
+            name,
+            gguf,
+            target,
+            extra={"console": True},  # shown in a quiet `siked run` too
+        )
         t0 = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{spec.key}.tmp-"))
         try:

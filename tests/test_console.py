@@ -23,11 +23,13 @@ def test_terminal_gets_stage_lines_the_log_gets_everything(
         warnings.warn("old api", FutureWarning, stacklevel=1)
         logging.getLogger("siked.train").info("step 1: {'loss': 1.0}")
         logging.getLogger("siked.mix").warning("alpha target not reachable")
+        logging.getLogger("siked.models").info("converting once", extra={"console": True})
         tf_logging.get_logger("transformers.x").warning("from transformers")
         assert not tf_logging.is_progress_bar_enabled()
     out, err = capsys.readouterr()
     assert out == "[siked] iter 00 train: 3 examples\n"
     assert "alpha target not reachable" in err  # warnings of siked's own still show
+    assert "[siked] converting once" in err  # a step a person should know about
     assert "old api" not in err and "step 1" not in err and "from transformers" not in err
     text = log_file.read_text()
     for line in (
