@@ -211,7 +211,7 @@ def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) 
     from siked.cli import main
 
     engine = FakeEngine(lambda q, f, j, s: "[cot]: The answer is 3.")
-    monkeypatch.setattr(evaluate_mod, "open_engine", lambda c, m: engine)
+    monkeypatch.setattr(evaluate_mod, "open_student_engine", lambda c, m: engine)
     out = tmp_path / "ev"
     rc = main(["eval", "--model", "some-model", "--datasets", "gsm8k:test:3,svamp:2",
                "--out", str(out), "--set", "max_tokens=20", "--quiet", "--seed", "9"])  # fmt: skip

@@ -22,18 +22,9 @@ from siked.data import Problem
 from siked.engines.base import Completion, Engine, Prompt, derive_seed, prompt_seeds, sample_seed
 from siked.io import read_json, read_jsonl
 from siked.records import STATUSES, Record
-from siked.sample import (
-    Request,
-    Student,
-    judge,
-    parse_response,
-    plan_requests,
-    sample,
-    sample_seeds,
-    sample_stats,
-    stop_strings,
-)
+from siked.sample import plan_requests, sample, sample_seeds, sample_stats
 from siked.strategies import COMMON_STOP
+from siked.student import Request, Student, judge, parse_response, stop_strings
 
 # --------------------------------------------------------------------------------------------
 # fakes shared with tests/test_evaluate.py
@@ -328,7 +319,7 @@ def test_free_rows_schema_and_stats(tmp_path: Path) -> None:
         assert not (r["correct"] and r["status"] != "ok")
     q3 = [r for r in rows if r["qid"] == "q3"]
     assert [r["sample"] for r in q3] == list(range(10))
-    assert q3[0]["gold"] == "7/2" and q3[0]["question"] == PROBLEMS[2].question
+    assert q3[0]["gold"] == "3.5" and q3[0]["question"] == PROBLEMS[2].question  # format_number
     assert [r["strategy"] for r in q3] == [
         "cot",
         "pot",
@@ -539,7 +530,7 @@ def test_cli_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
     def script(question: str, forced: str | None, j: int, seed: int) -> str:
         return "[cot]: I think.\nThe answer is 3."
 
-    monkeypatch.setattr(sample_mod, "open_engine", lambda c, m: FakeEngine(script))
+    monkeypatch.setattr(sample_mod, "open_student_engine", lambda c, m: FakeEngine(script))
     out = tmp_path / "samples.jsonl"
     rc = main([
         "sample", "--model", "x", "--dataset", "gsm8k", "--split", "train", "--limit", "3",
@@ -623,7 +614,7 @@ def test_identical_samples_at_a_temperature_are_reported(
 def test_served_student_is_named_by_its_absolute_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from siked.sample import open_engine
+    from siked.student import open_student_engine as open_engine
 
     (tmp_path / "iter_00" / "merged").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
