@@ -77,11 +77,16 @@ def test_set_is_one_dialect_in_every_command(tmp_path) -> None:
     argv = ["sample", "--out", out, "--set", "temperature=0.9", "--set", "sample.top_p=0.5"]
     cfg = config_of([*argv, "--set", "seed=3", "--set", "data.dir=/d"])
     assert (cfg.sample.temperature, cfg.sample.top_p, cfg.seed, cfg.data.dir) == (0.9, 0.5, 3, "/d")
-    cfg = config_of(["eval", "--out", out, "--set", "max_tokens=20", "--max-tokens", "30"])
-    assert cfg.eval.max_tokens == 30  # the flag is applied after --set
+    cfg = config_of(["eval", "--out", out, "--set", "max_tokens=20"])
+    assert cfg.eval.max_tokens == 20
+    args = build_parser().parse_args(["eval", "--out", out, "--set", "max_tokens=20"])
+    from siked.cli._common import load_command_config
+
+    cfg = load_command_config(args, {"eval.max_tokens": 30, "eval.mode": None})
+    assert (cfg.eval.max_tokens, cfg.eval.mode) == (30, "free")  # flags after --set; None: unset
     cfg = config_of(["teach", "--out", out, "--set", "n=2", "--set", "teacher.top_p=0.9"])
     assert (cfg.teacher.n, cfg.teacher.top_p) == (2, 0.9)
-    argv = ["mix", "--teacher", "t", "--out", out, "--alpha", "0.9:0.2"]
+    argv = ["mix", "--teacher", "t", "--out", out, "--set", "alpha={start: 0.9, end: 0.2}"]
     cfg = config_of([*argv, "--set", "variant=adaptive"])
     assert cfg.mix.variant == "adaptive" and (cfg.mix.alpha.start, cfg.mix.alpha.end) == (0.9, 0.2)
 

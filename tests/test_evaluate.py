@@ -187,6 +187,7 @@ def test_resume_after_crash(tmp_path: Path) -> None:
     engine = FakeEngine(all_script)
     run(crash, all_script, mode="all", datasets=datasets[:1], engine=engine)
     assert len(read_jsonl(crash / "predictions.jsonl")) == 12
+    assert (crash / "predictions.jsonl.stale").exists()  # moved aside, not deleted
 
 
 def test_foreign_predictions_file_is_kept(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
-"""The one resume rule of teach, sample and eval (siked.resume), and that each stage follows it."""
+"""The one resume rule of teach, sample and eval (siked.resume); each stage's own test checks
+that it follows it (other settings -> ``NAME.stale``: test_teach, test_sample, test_evaluate)."""
 
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -74,36 +74,3 @@ def test_an_empty_file_without_fingerprint_is_fine(tmp_path: Path) -> None:
 def test_chunked() -> None:
     assert chunked([], 3) == []
     assert chunked("abcde", 2) == ["ab", "cd", "e"]
-
-
-# -- every stage follows the rule -------------------------------------------------------------
-
-
-def test_stages_move_files_of_other_settings_aside(tmp_path: Path) -> None:
-    """sample and eval (teach: tests/test_teach.py): other settings -> NAME.stale."""
-    from test_sample import PROBLEMS as SAMPLE_PROBLEMS
-    from test_sample import FakeEngine, FakeSandbox, free_script, good
-
-    from siked.config import EvalConfig, SampleConfig
-    from siked.evaluate import evaluate
-    from siked.sample import sample
-
-    out = tmp_path / "s" / "samples.jsonl"
-    for k in (1, 2):
-        sample(
-            SAMPLE_PROBLEMS, "m", SampleConfig(k=k), out, iteration=0, seed=1,
-            strategies=["cot", "l2m", "pot"], engine=FakeEngine(free_script), progress=False,
-            sandbox=FakeSandbox(),
-        )  # fmt: skip
-    assert stale_path(out).exists() and read_json(out.with_name("samples.meta.json"))["k"] == 2
-
-    ev = tmp_path / "e"
-    for mode in ("free", "forced"):
-        evaluate(
-            "m", [("v", SAMPLE_PROBLEMS[:1])], EvalConfig(mode=mode), ev, ["cot"], seed=1,
-            engine=FakeEngine(lambda q, f, j, s: "[cot]: " + good("cot", Fraction(5))),
-            progress=False,
-            sandbox=FakeSandbox(),
-        )  # fmt: skip
-    assert stale_path(ev / "predictions.jsonl").exists()
-    assert read_json(ev / "predictions.meta.json")["mode"] == "forced"
