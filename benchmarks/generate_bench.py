@@ -34,7 +34,7 @@ from typing import Any
 def _prompts(tokenizer: Any, n: int, offset: int) -> tuple[list[str], list[str]]:
     from siked.chat import student_prompt
     from siked.data import load_problems
-    from siked.sample import stop_strings
+    from siked.student import stop_strings
 
     problems = load_problems("gsm8k", "test")[offset : offset + n]
     prompts = [student_prompt(tokenizer, p.question) for p in problems]

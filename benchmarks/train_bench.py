@@ -118,7 +118,7 @@ def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str)
         elif name == "siked-long-instruction":
             from siked import chat
 
-            chat.STUDENT_INSTRUCTION = LONG_INSTRUCTION
+            chat.FREE_INSTRUCTION = LONG_INSTRUCTION
         res = train(data, model, out, cfg.model_copy(update={"save_merged": False}), progress=False)
         m = res.metrics
         return {

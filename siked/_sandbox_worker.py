@@ -217,6 +217,8 @@ class AnswerError(ValueError):
 
 
 def _format_fraction(value: Fraction) -> str:
+    # the wire encoding of an exact answer (this script imports nothing from siked): the
+    # verifier reads it with siked.text.parse_number and writes records with format_number
     if value.denominator == 1:
         return str(value.numerator)
     return f"{value.numerator}/{value.denominator}"
@@ -695,6 +697,34 @@ _HEADER = struct.Struct(">I")
 _MAX_RESULT_BYTES = 1 << 20
 
 
+def encode_frame(message: dict[str, Any]) -> bytes:
+    """One protocol frame: the JSON of ``message`` after its 4-byte big-endian length.
+
+    >>> encode_frame({"a": 1})
+    b'\\x00\\x00\\x00\\x08{"a": 1}'
+    """
+    data = json.dumps(message).encode("utf-8")
+    return _HEADER.pack(len(data)) + data
+
+
+def decode_frame(buffer: bytes) -> tuple[dict[str, Any] | None, bytes]:
+    """The first whole frame of ``buffer`` and the bytes after it; ``(None, buffer)`` while the
+    frame is still incomplete.
+
+    >>> decode_frame(encode_frame({"a": 1}) + b"\\x00")
+    ({'a': 1}, b'\\x00')
+    >>> decode_frame(b"\\x00\\x00")
+    (None, b'\\x00\\x00')
+    """
+    if len(buffer) >= _HEADER.size:
+        (size,) = _HEADER.unpack_from(buffer)
+        end = _HEADER.size + size
+        if len(buffer) >= end:
+            message: dict[str, Any] = json.loads(buffer[_HEADER.size : end])
+            return message, buffer[end:]
+    return None, buffer
+
+
 def _signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -749,21 +779,16 @@ class Worker:
     # -- framing -------------------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode("utf-8")
-        view = memoryview(_HEADER.pack(len(data)) + data)
+        view = memoryview(encode_frame(message))
         while view:
             view = view[os.write(self.out_fd, view) :]
 
     def receive(self) -> dict[str, Any] | None:
         """The next request; None at end of input or when the parent is gone."""
         while True:
-            if len(self.buffer) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(self.buffer)
-                if len(self.buffer) >= _HEADER.size + size:
-                    data = self.buffer[_HEADER.size : _HEADER.size + size]
-                    self.buffer = self.buffer[_HEADER.size + size :]
-                    message: dict[str, Any] = json.loads(data)
-                    return message
+            message, self.buffer = decode_frame(self.buffer)
+            if message is not None:
+                return message
             ready, _, _ = select.select([self.in_fd], [], [], 1.0)
             if os.getppid() != self.parent:
                 return None

@@ -17,55 +17,63 @@ because all three build their messages here. A tokenizer without any chat templa
 model) gets :data:`DEFAULT_CHAT_TEMPLATE`; training saves it with the model, so later stages
 and vLLM use the same one.
 
-This module deliberately does not import :mod:`siked.strategies`; strategy descriptions used in
-forced instructions live in :data:`STRATEGY_DESCRIPTIONS` (extendable by registering code).
+The instructions are built from the strategy registry (:mod:`siked.strategies`): the free one
+offers every registered strategy by its :attr:`~siked.strategies.Strategy.student_label`, in
+registration order, and the forced one names one strategy. A registered fourth strategy is
+therefore offered to the student with no other edit.
+
+>>> instruction()
+'Solve the math word problem with one strategy: [cot] chain of thought, [l2m] least-to-most sub-questions, or [pot] a Python program that stores the result in `answer`. Begin with the tag, e.g. "[cot]: ".'
+>>> instruction("l2m")
+'Solve the math word problem with [l2m] least-to-most sub-questions. Begin with "[l2m]: ".'
 """
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Sequence
 from typing import Any
+
+from siked.strategies import get_strategies, get_strategy
+from siked.text import check_tag_name, tag_prefix
 
 log = logging.getLogger(__name__)
 
-#: Free-choice instruction (the SIKeD student format). Every training, sampling and evaluation
-#: prompt carries it, so it is kept short (59 SmolLM2 tokens; the first version's 90 cost ~13%
-#: of a typical training example, see benchmarks/README.md).
-STUDENT_INSTRUCTION = (
-    "Solve the math word problem with one strategy: [cot] chain of thought, [l2m] "
-    "least-to-most sub-questions, or [pot] a Python program that stores the result in "
-    '`answer`. Begin with the tag, e.g. "[cot]: ".'
+#: Free-choice instruction (the SIKeD student format), filled with the registered strategies.
+#: Every training, sampling and evaluation prompt carries it, so it is kept short (59 SmolLM2
+#: tokens with the built-in three; the first version's 90 cost ~13% of a typical training
+#: example, see benchmarks/README.md).
+FREE_INSTRUCTION = (
+    "Solve the math word problem with one strategy: {choices}. "
+    'Begin with the tag, e.g. "{example}".'
 )
 
 #: Instruction that fixes the strategy (single-strategy baselines and forced sampling).
-FORCED_INSTRUCTION = 'Solve the math word problem with {description}. Begin with "[{tag}]: ".'
-
-#: How a forced instruction names each strategy; unknown tags fall back to the tag itself.
-STRATEGY_DESCRIPTIONS: dict[str, str] = {
-    "cot": "[cot] chain of thought",
-    "l2m": "[l2m] least-to-most sub-questions",
-    "pot": "[pot] a Python program that stores the result in `answer`",
-}
-
-#: A response starts with ``[tag]:``; the tag is lower-case letters, digits or ``_``.
-TAG_RE = re.compile(r"^\s*\[([a-z0-9_]+)\]:\s*")
-_TAG_NAME_RE = re.compile(r"^[a-z0-9_]+$")
+FORCED_INSTRUCTION = 'Solve the math word problem with {label}. Begin with "{prefix}".'
 
 
-def _check_tag(strategy: str) -> str:
-    if not _TAG_NAME_RE.match(strategy):
-        raise ValueError(f"bad strategy tag {strategy!r}: use lower-case letters, digits and _")
-    return strategy
+def _or_list(items: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b, or c``.
+
+    >>> _or_list(["x"]), _or_list(["x", "y"]), _or_list(["x", "y", "z"])
+    ('x', 'x or y', 'x, y, or z')
+    """
+    if len(items) <= 2:
+        return " or ".join(items)
+    return f"{', '.join(items[:-1])}, or {items[-1]}"
 
 
 def instruction(forced: str | None = None) -> str:
-    """The system instruction: free choice, or the one that names ``forced``."""
+    """The system instruction: free choice among the registered strategies, or the one that
+    names the registered strategy ``forced``."""
     if forced is None:
-        return STUDENT_INSTRUCTION
-    tag = _check_tag(forced)
-    desc = STRATEGY_DESCRIPTIONS.get(tag, f"[{tag}] the {tag} strategy")
-    return FORCED_INSTRUCTION.format(description=desc, tag=tag)
+        strategies = get_strategies()
+        return FREE_INSTRUCTION.format(
+            choices=_or_list([s.student_label for s in strategies]),
+            example=tag_prefix(strategies[0].name),
+        )
+    strategy = get_strategy(check_tag_name(forced))
+    return FORCED_INSTRUCTION.format(label=strategy.student_label, prefix=tag_prefix(forced))
 
 
 def student_messages(
@@ -185,33 +193,21 @@ def turn_end_token(tokenizer: Any) -> str | None:
     return None
 
 
-def tag_prefix(strategy: str) -> str:
-    """The tag as it begins a response: ``"[cot]: "``."""
-    return f"[{_check_tag(strategy)}]: "
-
-
 def prefill_text(strategy: str) -> str:
     """What :func:`student_prompt` appends when pre-filling: ``"[cot]:"``.
 
     The trailing space of the tag is left to the model: BPE tokenizers (SmolLM2, Llama, Qwen,
     Gemma) encode ``"[cot]: Let"`` as ``[ "]:", " Let" ]``, so a pre-fill ending in a bare
     ``" "`` token would put the model on a token boundary it never saw in training. The full
-    response is ``prefill_text(s) + completion``, which :func:`split_response` parses.
+    response is ``prefill_text(s) + completion``, which :func:`siked.strategies.parse_tagged`
+    parses.
     """
-    return f"[{_check_tag(strategy)}]:"
+    return tag_prefix(strategy).rstrip()
 
 
 def response_text(strategy: str, text: str) -> str:
     """The assistant response the student is trained on: ``"[cot]: <rationale>"``."""
     return tag_prefix(strategy) + text.strip()
-
-
-def split_response(response: str) -> tuple[str | None, str]:
-    """``"[pot]: x = 1"`` -> ``("pot", "x = 1")``; no tag -> ``(None, response.strip())``."""
-    m = TAG_RE.match(response)
-    if m is None:
-        return None, response.strip()
-    return m.group(1), response[m.end() :].strip()
 
 
 def student_prompt(

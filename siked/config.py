@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from siked.engines import ENGINES
 from siked.errors import SikedError
 
 
@@ -137,10 +138,10 @@ def parse_base_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _check_engine(name: str) -> str:
-    from siked.engines import ENGINES  # lazy: siked.engines imports this module
-
-    if name not in ENGINES:
-        raise ValueError(f"unknown engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}")
+    try:
+        ENGINES.get(name)
+    except SikedError as e:  # pydantic names the key when the validator raises ValueError
+        raise ValueError(str(e)) from None
     return name
 
 
@@ -410,6 +411,33 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def scoped_overrides(overrides: list[str], section: str | None = None) -> list[str]:
+    """The one ``--set`` dialect of every command: ``KEY`` is a dotted path of the run config
+    (``train.epochs=1``). A stage command works on one ``section`` and also takes that section's
+    keys without the prefix: a key is relative to the section unless its first part is a
+    top-level key that the section does not have.
+
+    >>> scoped_overrides(["epochs=1", "seed=3", "train.epochs=2", "data.dir=/d", "x=2"], "train")
+    ['train.epochs=1', 'train.seed=3', 'train.epochs=2', 'data.dir=/d', 'train.x=2']
+    >>> scoped_overrides(["n=2", "seed=1", "teacher.top_p=0.9"], "teacher")
+    ['teacher.n=2', 'seed=1', 'teacher.top_p=0.9']
+    >>> scoped_overrides(["loop.iterations=1"])
+    ['loop.iterations=1']
+    """
+    if section is None:
+        return list(overrides)
+    fields = SikedConfig.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
+    out = []
+    for item in overrides:
+        if "=" not in item:  # parse_override names the bad item as given
+            out.append(item)
+            continue
+        first = item.split("=", 1)[0].strip().split(".")[0]
+        top_level = first in SikedConfig.model_fields and first not in fields
+        out.append(item if top_level else f"{section}.{item.strip()}")
+    return out
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for item in overrides:
         path, value = parse_override(item)
@@ -473,11 +501,14 @@ def read_yaml_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ())
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    section: str | None = None,
 ) -> SikedConfig:
-    """Load a run config from YAML (or defaults when ``path`` is None) and apply overrides."""
+    """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set``
+    overrides (:func:`scoped_overrides`: ``section`` is the stage command's own section)."""
     data: dict[str, Any] = read_yaml_config(path) if path is not None else {}
-    data = apply_overrides(data, overrides or [])
+    data = apply_overrides(data, scoped_overrides(overrides or [], section))
     return build(SikedConfig, data)
 
 

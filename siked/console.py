@@ -59,6 +59,39 @@ def say(msg: str) -> None:
     log.info(msg, extra={"siked_said": True})
 
 
+def format_duration(seconds: float | None) -> str:
+    """Seconds, compactly, for the terminal and the report.
+
+    >>> format_duration(12.34), format_duration(75), format_duration(3725), format_duration(None)
+    ('12.3s', '1m15s', '1h02m', '—')
+    """
+    if seconds is None:
+        return "—"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.1f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def progress_bar(
+    total: int, desc: str, enabled: bool, *, unit: str = "q", initial: int = 0, **kw: Any
+) -> Any:
+    """siked's progress bar (tqdm): one per long stage, hidden unless ``enabled``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit=unit,
+        disable=not enabled,
+        dynamic_ncols=True,
+        **kw,
+    )
+
+
 @contextlib.contextmanager
 def run_console(log_file: str | Path | None, verbose: bool = False) -> Iterator[None]:
     """Route logs and warnings to ``log_file`` (appended), keep the terminal for :func:`say`

@@ -28,7 +28,8 @@ from ``multiarith/test_ids_chilled.json`` (an id list derived from the public sp
    if that directory exists;
 4. ``~/.cache/siked/data``.
 
-**Checksums.** Every file is checked against the sha256 of the published file (:data:`FILES`).
+**Checksums.** Every file is checked against the sha256 of the published file (the
+:class:`FileSpec` its dataset lists, :func:`known_files`).
 A check is cached per (path, mtime, size), so repeated loads in one process hash each file once.
 A missing file or a mismatch raises :class:`~siked.errors.DataError` naming the path looked
 for, the expected sha256 and where to get the file.
@@ -36,6 +37,11 @@ for, the expected sha256 and where to get the file.
 **Download (opt-in).** With ``download=True`` or ``SIKED_DATA_DOWNLOAD=1`` a missing file is
 fetched from its public source (raw GitHub at a pinned commit) into the data directory and
 verified the same way. It is off by default; nothing is ever fetched silently.
+
+**More datasets.** Each dataset is one :class:`DatasetInfo` (its splits, the published files of
+each split with their checksums and sources, and its parser), added with
+:func:`register_dataset`; ``data.train`` / ``data.eval`` and ``siked data`` accept every
+registered name.
 
 **Ids** are stable: ``gsm8k-train-00000`` (zero-based line index; the Socratic files use the
 same ids), ``svamp-chal-1``, ``asdiv-nluds-0001`` (ASDiv-A keeps ASDiv's ids and file order),
@@ -55,6 +61,7 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -63,6 +70,8 @@ from typing import Any, Literal
 
 from siked.errors import DataError
 from siked.io import sha256_file
+from siked.registry import Registry
+from siked.text import collapse_whitespace, parse_plain_number
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,13 @@ class Problem:
     id: str
     question: str
     answer: Fraction
+
+
+def check_unique_ids(problems: Sequence[Problem]) -> None:
+    """Raise :class:`DataError` naming up to five ids that occur more than once."""
+    dupes = [i for i, n in Counter(p.id for p in problems).items() if n > 1]
+    if dupes:
+        raise DataError(f"duplicate question ids: {', '.join(dupes[:5])}")
 
 
 @dataclass(frozen=True)
@@ -146,153 +162,92 @@ MULTIARITH_TEST_IDS = "multiarith/test_ids_chilled.json"
 MULTIARITH_TEST_SIZE = 180
 _MULTIARITH = "https://raw.githubusercontent.com/kojima-takeshi188/zero_shot_cot/5ef330fcdeec0cd26aee27943504f91f8ec1c33c/dataset/MultiArith/"
 
-#: Every file the loaders read, keyed by its path under the data directory (from SOURCE.md).
-FILES: dict[str, FileSpec] = {
-    s.path: s
-    for s in [
-        FileSpec(
-            "gsm8k/train.jsonl",
-            "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
-            4166206,
-            _GSM8K + "train.jsonl",
-        ),
-        FileSpec(
-            "gsm8k/test.jsonl",
-            "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
-            749738,
-            _GSM8K + "test.jsonl",
-        ),
-        FileSpec(
-            "gsm8k/train_socratic.jsonl",
-            "153d86551187cfd64ef7afb59bfd0ef75cea3ae9388e7ad31e43920b6dd77872",
-            5401739,
-            _GSM8K + "train_socratic.jsonl",
-        ),
-        FileSpec(
-            "gsm8k/test_socratic.jsonl",
-            "c96673362fa7a699f4836a9b6474a067448f95fe58064727501ee63ba4c3fdb6",
-            972978,
-            _GSM8K + "test_socratic.jsonl",
-        ),
-        FileSpec(
-            "svamp/SVAMP.json",
-            "5be77703a6d891ae476d7c082787ad361392aa02453b132516cdd5f4e7934e3e",
-            339970,
-            _SVAMP + "SVAMP.json",
-        ),
-        FileSpec(
-            "asdiv/ASDiv.xml",
-            "ef8904068482919ac48c8eeaaf6df344b8a308ba66d048c2d4d87eab82dc4929",
-            947401,
-            _ASDIV + "ASDiv.xml",
-        ),
-        FileSpec(
-            "asdiv/nfolds/asdiv-a/fold0.txt",
-            "1e4e8c670e461e9d59beee13e64e28d7f92e3be8ba6766d3bbeb40818e03e8d6",
-            2618,
-            _ASDIV + "nfolds/asdiv-a/fold0.txt",
-        ),
-        FileSpec(
-            "asdiv/nfolds/asdiv-a/fold1.txt",
-            "81bb372c89696d8d0a253d8ac73500208a801c35670112d682c2f2306ef35fd2",
-            2618,
-            _ASDIV + "nfolds/asdiv-a/fold1.txt",
-        ),
-        FileSpec(
-            "asdiv/nfolds/asdiv-a/fold2.txt",
-            "56ffc96a9eead77224f782d7c4c84205c21079b3588b08e4a68d2deabf50febc",
-            2618,
-            _ASDIV + "nfolds/asdiv-a/fold2.txt",
-        ),
-        FileSpec(
-            "asdiv/nfolds/asdiv-a/fold3.txt",
-            "68733651260332fa6ae89155aa5e15d20a4b11833023712d0a9b2a2d06551e54",
-            2618,
-            _ASDIV + "nfolds/asdiv-a/fold3.txt",
-        ),
-        FileSpec(
-            "asdiv/nfolds/asdiv-a/fold4.txt",
-            "103d2091eab4ee825e55353af817af006ddd2fee4948b0ef7fa1df0f6a33723b",
-            2926,
-            _ASDIV + "nfolds/asdiv-a/fold4.txt",
-        ),
-        FileSpec(
-            "multiarith/MultiArith.json",
-            "dc9db1b6cc68b1ecc2dec830d15aaf8c9a0932aa31d5ffce88ef3628179d36f4",
-            254012,
-            _MULTIARITH + "MultiArith.json",
-        ),
-        FileSpec(
-            MULTIARITH_TEST_IDS,
-            "d2b71d798de2fd4fea63481021137826ff8f3c6268b79303a3097d9dc054f7aa",
-            5692,
-            "",
-            note=(
-                "it is derived, not published: the MultiArith.json iIndex of each of the 180 rows "
-                "of the Hugging Face ChilleD/MultiArith test split, as a JSON object whose 'ids' "
-                "list holds them in row order (the split equals random.seed(42); "
-                "l = list(range(600)); random.shuffle(l); test = l[420:]); see docs/data.md"
-            ),
-        ),
-    ]
-}
-
-_ASDIV_A_FOLDS = tuple(f"asdiv/nfolds/asdiv-a/fold{i}.txt" for i in range(5))
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A registered dataset: its splits and, per split, the files it reads."""
-
-    name: str
-    description: str
-    files: dict[str, tuple[str, ...]]  # split -> paths under the data dir (keys of FILES)
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self.files)
-
-
-#: Registry of the dataset names :func:`load_problems` accepts.
-DATASETS: dict[str, DatasetInfo] = {
-    d.name: d
-    for d in [
-        DatasetInfo(
-            "gsm8k",
-            "GSM8K grade-school math (Cobbe et al. 2021), official train/test split",
-            {"train": ("gsm8k/train.jsonl",), "test": ("gsm8k/test.jsonl",)},
-        ),
-        DatasetInfo(
-            "gsm8k-socratic",
-            "GSM8K, Socratic solution files (same questions and ids as gsm8k)",
-            {"train": ("gsm8k/train_socratic.jsonl",), "test": ("gsm8k/test_socratic.jsonl",)},
-        ),
-        DatasetInfo(
-            "svamp",
-            "SVAMP challenge set (Patel et al. 2021), all 1000 problems",
-            {"test": ("svamp/SVAMP.json",)},
-        ),
-        DatasetInfo(
-            "asdiv",
-            "ASDiv v1.0 (Miao et al. 2020), all problems with a single numeric answer",
-            {"test": ("asdiv/ASDiv.xml",)},
-        ),
-        DatasetInfo(
-            "asdiv-a",
-            "ASDiv-A: the arithmetic subset of ASDiv (1218 ids of the upstream nfolds/asdiv-a)",
-            {"test": ("asdiv/ASDiv.xml", *_ASDIV_A_FOLDS)},
-        ),
-        DatasetInfo(
-            "multiarith",
-            "MultiArith (Roy & Roth 2015): test = the 180-problem ChilleD/MultiArith test split "
-            "(the SIKeD authors' evaluation set), all = the 600 problems",
-            {
-                "test": ("multiarith/MultiArith.json", MULTIARITH_TEST_IDS),
-                "all": ("multiarith/MultiArith.json",),
-            },
-        ),
-    ]
-}
+#: The published files (from ``../shared/data/SOURCE.md``); each dataset lists its own.
+GSM8K_TRAIN = FileSpec(
+    "gsm8k/train.jsonl",
+    "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
+    4166206,
+    _GSM8K + "train.jsonl",
+)
+GSM8K_TEST = FileSpec(
+    "gsm8k/test.jsonl",
+    "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
+    749738,
+    _GSM8K + "test.jsonl",
+)
+GSM8K_TRAIN_SOCRATIC = FileSpec(
+    "gsm8k/train_socratic.jsonl",
+    "153d86551187cfd64ef7afb59bfd0ef75cea3ae9388e7ad31e43920b6dd77872",
+    5401739,
+    _GSM8K + "train_socratic.jsonl",
+)
+GSM8K_TEST_SOCRATIC = FileSpec(
+    "gsm8k/test_socratic.jsonl",
+    "c96673362fa7a699f4836a9b6474a067448f95fe58064727501ee63ba4c3fdb6",
+    972978,
+    _GSM8K + "test_socratic.jsonl",
+)
+SVAMP_JSON = FileSpec(
+    "svamp/SVAMP.json",
+    "5be77703a6d891ae476d7c082787ad361392aa02453b132516cdd5f4e7934e3e",
+    339970,
+    _SVAMP + "SVAMP.json",
+)
+ASDIV_XML = FileSpec(
+    "asdiv/ASDiv.xml",
+    "ef8904068482919ac48c8eeaaf6df344b8a308ba66d048c2d4d87eab82dc4929",
+    947401,
+    _ASDIV + "ASDiv.xml",
+)
+ASDIV_A_FOLD0 = FileSpec(
+    "asdiv/nfolds/asdiv-a/fold0.txt",
+    "1e4e8c670e461e9d59beee13e64e28d7f92e3be8ba6766d3bbeb40818e03e8d6",
+    2618,
+    _ASDIV + "nfolds/asdiv-a/fold0.txt",
+)
+ASDIV_A_FOLD1 = FileSpec(
+    "asdiv/nfolds/asdiv-a/fold1.txt",
+    "81bb372c89696d8d0a253d8ac73500208a801c35670112d682c2f2306ef35fd2",
+    2618,
+    _ASDIV + "nfolds/asdiv-a/fold1.txt",
+)
+ASDIV_A_FOLD2 = FileSpec(
+    "asdiv/nfolds/asdiv-a/fold2.txt",
+    "56ffc96a9eead77224f782d7c4c84205c21079b3588b08e4a68d2deabf50febc",
+    2618,
+    _ASDIV + "nfolds/asdiv-a/fold2.txt",
+)
+ASDIV_A_FOLD3 = FileSpec(
+    "asdiv/nfolds/asdiv-a/fold3.txt",
+    "68733651260332fa6ae89155aa5e15d20a4b11833023712d0a9b2a2d06551e54",
+    2618,
+    _ASDIV + "nfolds/asdiv-a/fold3.txt",
+)
+ASDIV_A_FOLD4 = FileSpec(
+    "asdiv/nfolds/asdiv-a/fold4.txt",
+    "103d2091eab4ee825e55353af817af006ddd2fee4948b0ef7fa1df0f6a33723b",
+    2926,
+    _ASDIV + "nfolds/asdiv-a/fold4.txt",
+)
+MULTIARITH_JSON = FileSpec(
+    "multiarith/MultiArith.json",
+    "dc9db1b6cc68b1ecc2dec830d15aaf8c9a0932aa31d5ffce88ef3628179d36f4",
+    254012,
+    _MULTIARITH + "MultiArith.json",
+)
+MULTIARITH_TEST_SPLIT = FileSpec(
+    MULTIARITH_TEST_IDS,
+    "d2b71d798de2fd4fea63481021137826ff8f3c6268b79303a3097d9dc054f7aa",
+    5692,
+    "",
+    note=(
+        "it is derived, not published: the MultiArith.json iIndex of each of the 180 rows "
+        "of the Hugging Face ChilleD/MultiArith test split, as a JSON object whose 'ids' "
+        "list holds them in row order (the split equals random.seed(42); "
+        "l = list(range(600)); random.shuffle(l); test = l[420:]); see docs/data.md"
+    ),
+)
+_ASDIV_A_FOLDS = (ASDIV_A_FOLD0, ASDIV_A_FOLD1, ASDIV_A_FOLD2, ASDIV_A_FOLD3, ASDIV_A_FOLD4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,9 +338,10 @@ def ensure_file(
 
     Raises :class:`DataError` naming the path, the expected sha256 and how to get the file.
     """
-    spec = FILES.get(relpath)
+    files = known_files()
+    spec = files.get(relpath)
     if spec is None:
-        raise DataError(f"unknown data file {relpath!r}; known: {', '.join(FILES)}")
+        raise DataError(f"unknown data file {relpath!r}; known: {', '.join(files)}")
     root = resolve_data_dir(data_dir)
     path = root / spec.path
     if not path.is_file():
@@ -432,7 +388,7 @@ def file_status(data_dir: str | os.PathLike[str] | None = None) -> list[FileStat
     """Checksum status of every known file in the data directory (never raises, never fetches)."""
     root = resolve_data_dir(data_dir)
     out = []
-    for spec in FILES.values():
+    for spec in known_files().values():
         p = root / spec.path
         if not p.is_file():
             out.append(FileStatus(spec.path, p, "missing", None, spec.sha256))
@@ -446,61 +402,7 @@ def file_status(data_dir: str | os.PathLike[str] | None = None) -> list[FileStat
 # --------------------------------------------------------------------------------------------
 # pure parsing helpers
 
-
-def format_fraction(x: Fraction) -> str:
-    """Exact string of a gold answer: integers without decimals, else ``a/b``.
-
-    >>> format_fraction(Fraction(72))
-    '72'
-    >>> format_fraction(Fraction(-3))
-    '-3'
-    >>> format_fraction(Fraction(7, 2))
-    '7/2'
-    """
-    if x.denominator == 1:
-        return str(x.numerator)
-    return f"{x.numerator}/{x.denominator}"
-
-
-def normalize_space(text: str) -> str:
-    """Collapse runs of whitespace (incl. CR/LF/tabs) to one space and strip the ends.
-
-    >>> normalize_space("  Each pack\\r\\n costs  76 dollars ")
-    'Each pack costs 76 dollars'
-    """
-    return " ".join(text.split())
-
-
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
 _UNIT = re.compile(r"\s*\([^()]*\)\s*$")
-
-
-def parse_number(text: str) -> Fraction | None:
-    """Parse one exact number: ``12``, ``-3``, ``1,080``, ``2.5``, ``5/2``, ``-(1/3)``; else None.
-
-    >>> parse_number("1,080")
-    Fraction(1080, 1)
-    >>> parse_number("0.46")
-    Fraction(23, 50)
-    >>> parse_number("-(1/3)")
-    Fraction(-1, 3)
-    >>> parse_number("2:3") is None, parse_number("5; 3") is None, parse_number("Yes") is None
-    (True, True, True)
-    """
-    s = text.strip()
-    m = re.fullmatch(r"([-+]?)\((.*)\)", s)  # -(1/3)
-    if m:
-        inner = parse_number(m.group(2))
-        return None if inner is None else (-inner if m.group(1) == "-" else inner)
-    if "/" in s:
-        num, _, den = s.partition("/")
-        a, b = parse_number(num), parse_number(den)
-        if a is None or b is None or b == 0 or "/" in den:
-            return None
-        return a / b
-    if not _NUMBER.fullmatch(s):
-        return None
-    return Fraction(s.replace(",", ""))
 
 
 def parse_gsm8k_gold(solution: str) -> Fraction | None:
@@ -515,7 +417,7 @@ def parse_gsm8k_gold(solution: str) -> Fraction | None:
     """
     if "####" not in solution:
         return None
-    return parse_number(solution.rsplit("####", 1)[1])
+    return parse_plain_number(solution.rsplit("####", 1)[1])
 
 
 def parse_asdiv_answer(answer: str) -> Fraction | None:
@@ -533,9 +435,9 @@ def parse_asdiv_answer(answer: str) -> Fraction | None:
     s = answer.strip()
     if ";" in s:
         return None  # several answers
-    value = parse_number(s)
+    value = parse_plain_number(s)
     if value is None:
-        value = parse_number(_UNIT.sub("", s))
+        value = parse_plain_number(_UNIT.sub("", s))
     return value
 
 
@@ -560,7 +462,8 @@ def float_to_fraction(x: float | int | str) -> Fraction | None:
 # --------------------------------------------------------------------------------------------
 # per-dataset parsers: path(s) -> (problems, raw count, skipped [(id, reason)])
 
-_Parsed = tuple[list[Problem], int, list[tuple[str, str]]]
+#: what a parser returns: the problems, the raw record count, the skipped ``(id, reason)``
+Parsed = tuple[list[Problem], int, list[tuple[str, str]]]
 
 
 def _check(
@@ -606,7 +509,7 @@ def _read_json_list(path: Path) -> list[Any]:
     return data
 
 
-def _parse_gsm8k(paths: Sequence[Path], split: str) -> _Parsed:
+def _parse_gsm8k(paths: Sequence[Path], split: str) -> Parsed:
     rows = _read_jsonl_rows(paths[0])
     problems: list[Problem] = []
     skipped: list[tuple[str, str]] = []
@@ -625,13 +528,13 @@ def _parse_gsm8k(paths: Sequence[Path], split: str) -> _Parsed:
     return problems, len(rows), skipped
 
 
-def _parse_svamp(paths: Sequence[Path], split: str) -> _Parsed:
+def _parse_svamp(paths: Sequence[Path], split: str) -> Parsed:
     rows = _read_json_list(paths[0])
     problems: list[Problem] = []
     skipped: list[tuple[str, str]] = []
     for i, row in enumerate(rows):
         pid = f"svamp-{row.get('ID', i)}"
-        question = normalize_space(f"{row.get('Body') or ''} {row.get('Question') or ''}")
+        question = collapse_whitespace(f"{row.get('Body') or ''} {row.get('Question') or ''}")
         raw = row.get("Answer")
         gold = float_to_fraction(raw) if isinstance(raw, (int, float, str)) else None
         p = _check(pid, question, gold, raw, skipped)
@@ -648,12 +551,14 @@ def _asdiv_elements(path: Path) -> list[ET.Element]:
     return root.findall(".//Problem")
 
 
-def _parse_asdiv_elements(elements: list[ET.Element]) -> _Parsed:
+def _parse_asdiv_elements(elements: list[ET.Element]) -> Parsed:
     problems: list[Problem] = []
     skipped: list[tuple[str, str]] = []
     for i, el in enumerate(elements):
         pid = f"asdiv-{el.get('ID') or i}"
-        question = normalize_space(f"{el.findtext('Body') or ''} {el.findtext('Question') or ''}")
+        question = collapse_whitespace(
+            f"{el.findtext('Body') or ''} {el.findtext('Question') or ''}"
+        )
         raw = el.findtext("Answer") or ""
         p = _check(pid, question, parse_asdiv_answer(raw), raw, skipped)
         if p is not None:
@@ -661,11 +566,11 @@ def _parse_asdiv_elements(elements: list[ET.Element]) -> _Parsed:
     return problems, len(elements), skipped
 
 
-def _parse_asdiv(paths: Sequence[Path], split: str) -> _Parsed:
+def _parse_asdiv(paths: Sequence[Path], split: str) -> Parsed:
     return _parse_asdiv_elements(_asdiv_elements(paths[0]))
 
 
-def _parse_asdiv_a(paths: Sequence[Path], split: str) -> _Parsed:
+def _parse_asdiv_a(paths: Sequence[Path], split: str) -> Parsed:
     ids: list[str] = []
     for fold in paths[1:]:
         ids += fold.read_text(encoding="utf-8").split()
@@ -687,7 +592,7 @@ def _read_test_ids(path: Path) -> list[int]:
     return ids
 
 
-def _parse_multiarith(paths: Sequence[Path], split: str) -> _Parsed:
+def _parse_multiarith(paths: Sequence[Path], split: str) -> Parsed:
     rows = _read_json_list(paths[0])
     problems: list[Problem] = []
     skipped: list[tuple[str, str]] = []
@@ -697,7 +602,7 @@ def _parse_multiarith(paths: Sequence[Path], split: str) -> _Parsed:
         sols = row.get("lSolutions") or []
         raw = sols[0] if sols else None
         gold = float_to_fraction(raw) if isinstance(raw, (int, float, str)) else None
-        p = _check(pid, normalize_space(str(row.get("sQuestion") or "")), gold, raw, skipped)
+        p = _check(pid, collapse_whitespace(str(row.get("sQuestion") or "")), gold, raw, skipped)
         if p is not None:
             problems.append(p)
             by_index[pid] = p
@@ -717,14 +622,96 @@ def _parse_multiarith(paths: Sequence[Path], split: str) -> _Parsed:
     return test, len(ids), skipped
 
 
-_PARSERS: dict[str, Callable[[Sequence[Path], str], _Parsed]] = {
-    "gsm8k": _parse_gsm8k,
-    "gsm8k-socratic": _parse_gsm8k,
-    "svamp": _parse_svamp,
-    "asdiv": _parse_asdiv,
-    "asdiv-a": _parse_asdiv_a,
-    "multiarith": _parse_multiarith,
-}
+# --------------------------------------------------------------------------------------------
+# the registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset :func:`load_problems` accepts: per split, the published files it reads (with
+    their checksums and sources) and the parser that turns them into problems.
+
+    ``parser(paths, split) -> (problems, raw record count, skipped [(id, reason)])`` gets the
+    checked local paths of ``files[split]``, in order.
+    """
+
+    name: str
+    description: str
+    files: dict[str, tuple[FileSpec, ...]]  # split -> its files
+    parser: Callable[[Sequence[Path], str], Parsed]
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.files)
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset", DataError)
+
+
+def register_dataset(info: DatasetInfo, replace: bool = False) -> DatasetInfo:
+    """Add a dataset (``replace=True`` overrides one of the same name); its files join
+    :func:`known_files` (checked by sha256, fetched with ``siked data fetch``)."""
+    for spec in (f for files in info.files.values() for f in files):
+        other = known_files().get(spec.path)
+        if other is not None and other != spec:
+            raise ValueError(f"dataset {info.name!r}: {spec.path} is known with other checksums")
+    return DATASETS.register(info.name, info, replace=replace)
+
+
+def known_files() -> dict[str, FileSpec]:
+    """Every file of every registered dataset, by its path under the data directory."""
+    return {f.path: f for info in DATASETS.values() for files in info.files.values() for f in files}
+
+
+register_dataset(
+    DatasetInfo(
+        "gsm8k",
+        "GSM8K grade-school math (Cobbe et al. 2021), official train/test split",
+        {"train": (GSM8K_TRAIN,), "test": (GSM8K_TEST,)},
+        _parse_gsm8k,
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "gsm8k-socratic",
+        "GSM8K, Socratic solution files (same questions and ids as gsm8k)",
+        {"train": (GSM8K_TRAIN_SOCRATIC,), "test": (GSM8K_TEST_SOCRATIC,)},
+        _parse_gsm8k,
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "svamp",
+        "SVAMP challenge set (Patel et al. 2021), all 1000 problems",
+        {"test": (SVAMP_JSON,)},
+        _parse_svamp,
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "asdiv",
+        "ASDiv v1.0 (Miao et al. 2020), all problems with a single numeric answer",
+        {"test": (ASDIV_XML,)},
+        _parse_asdiv,
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "asdiv-a",
+        "ASDiv-A: the arithmetic subset of ASDiv (1218 ids of the upstream nfolds/asdiv-a)",
+        {"test": (ASDIV_XML, *_ASDIV_A_FOLDS)},
+        _parse_asdiv_a,
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "multiarith",
+        "MultiArith (Roy & Roth 2015): test = the 180-problem ChilleD/MultiArith test split "
+        "(the SIKeD authors' evaluation set), all = the 600 problems",
+        {"test": (MULTIARITH_JSON, MULTIARITH_TEST_SPLIT), "all": (MULTIARITH_JSON,)},
+        _parse_multiarith,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -734,8 +721,6 @@ _PARSERS: dict[str, Callable[[Sequence[Path], str], _Parsed]] = {
 def dataset_info(name: str, split: str | None = None) -> DatasetInfo:
     """The registered dataset ``name``; checks ``split`` too. Raises DataError listing valid ones."""
     info = DATASETS.get(name)
-    if info is None:
-        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
     if split is not None and split not in info.files:
         raise DataError(
             f"dataset {name!r} has no split {split!r}; valid splits: {', '.join(info.splits)}"
@@ -773,13 +758,13 @@ def _load(
 ) -> tuple[list[Problem], LoadReport]:
     info = dataset_info(name, split)
     paths = [
-        ensure_file(rel, data_dir, verify=verify_checksums, download=download)
-        for rel in info.files[split]
+        ensure_file(spec.path, data_dir, verify=verify_checksums, download=download)
+        for spec in info.files[split]
     ]
     key: _CacheKey = (name, split, tuple(_stat_key(p) for p in paths))
     cached = _PARSE_CACHE.get(key)
     if cached is None:
-        problems, raw, skipped = _PARSERS[name](paths, split)
+        problems, raw, skipped = info.parser(paths, split)
         report = LoadReport(name, split, [str(p) for p in paths], raw, len(problems), skipped)
         _warn_skipped(report)
         cached = _PARSE_CACHE[key] = (problems, report)
@@ -833,12 +818,14 @@ def load_gsm8k_solutions(
     files must hold the same questions in the same order (else DataError). Only ids that
     ``load_problems("gsm8k", split)`` returns are included.
     """
-    dataset_info("gsm8k", split)
-    main_path = ensure_file(
-        f"gsm8k/{split}.jsonl", data_dir, verify=verify_checksums, download=download
-    )
-    soc_path = ensure_file(
-        f"gsm8k/{split}_socratic.jsonl", data_dir, verify=verify_checksums, download=download
+    main_path, soc_path = (
+        ensure_file(
+            dataset_info(name, split).files[split][0].path,
+            data_dir,
+            verify=verify_checksums,
+            download=download,
+        )
+        for name in ("gsm8k", "gsm8k-socratic")
     )
     main_rows, soc_rows = _read_jsonl_rows(main_path), _read_jsonl_rows(soc_path)
     if len(main_rows) != len(soc_rows):
@@ -864,4 +851,4 @@ def load_gsm8k_solutions(
 
 def all_splits() -> list[tuple[str, str]]:
     """Every registered (dataset, split) pair, in registry order."""
-    return [(name, split) for name, info in DATASETS.items() for split in info.splits]
+    return [(info.name, split) for info in DATASETS.values() for split in info.splits]

@@ -36,9 +36,10 @@ and a smaller limit gives a subset of a larger one. Explicit problem lists (the 
 
 **Resume.** Predictions are appended chunk by chunk; a rerun skips predictions already logged
 (finished datasets are skipped entirely) and recomputes ``eval.json`` from the log.
-``predictions.meta.json`` holds the settings that determine the predictions (model, mode,
-strategies, max_tokens, seed, engine); a rerun with other settings starts the directory afresh
-(with a warning). A ``predictions.jsonl`` without that file is an error, never overwritten.
+``predictions.meta.json`` is the fingerprint of :mod:`siked.resume` (model, mode, strategies,
+max_tokens, seed, engine): a rerun with other settings moves the log aside to
+``predictions.jsonl.stale``, removes ``eval.json`` and starts afresh; a ``predictions.jsonl``
+without that file is an error, never overwritten.
 """
 
 from __future__ import annotations
@@ -51,18 +52,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siked.config import DatasetSpec, EvalConfig
-from siked.errors import DataError, SikedError
-from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
+from siked.console import progress_bar
+from siked.data import check_unique_ids
+from siked.errors import SikedError
+from siked.io import JsonlAppender, atomic_write_json
 from siked.lock import locks_outputs
-from siked.sample import (
-    NO_STRATEGY,
+from siked.resume import chunked, resume_rows
+from siked.strategies import NO_STRATEGY
+from siked.student import (
     Outcome,
     Request,
     Student,
     auto_chunk_size,
-    chunked,
-    open_engine,
+    check_strategies,
+    open_student_engine,
 )
+from siked.text import format_number
 
 if TYPE_CHECKING:
     from siked.data import Problem
@@ -70,6 +75,11 @@ if TYPE_CHECKING:
     from siked.sandbox import Sandbox
 
 log = logging.getLogger("siked.evaluate")
+
+#: the files of an evaluation directory (``iter_NN/eval/``)
+EVAL_JSON = "eval.json"
+PREDICTIONS = "predictions.jsonl"
+PREDICTIONS_META = "predictions.meta.json"
 
 DatasetArg = DatasetSpec | str | tuple[str, Sequence["Problem"]]
 Key = tuple[str, str, str | None]  # (dataset, qid, forced strategy)
@@ -114,9 +124,10 @@ def resolve_datasets(
     if dupes:
         raise SikedError(f"dataset given twice: {', '.join(dupes)}")
     for name, problems in out:
-        ids = [p.id for p in problems]
-        if len(set(ids)) != len(ids):
-            raise DataError(f"dataset {name}: duplicate question ids")
+        try:
+            check_unique_ids(problems)
+        except SikedError as e:
+            raise type(e)(f"dataset {name}: {e}") from None
     return out
 
 
@@ -126,13 +137,11 @@ def resolve_datasets(
 
 def prediction_row(dataset: str, request: Request, outcome: Outcome) -> dict[str, Any]:
     """One line of ``predictions.jsonl``."""
-    from siked.data import format_fraction
-
     return {
         "dataset": dataset,
         "qid": request.problem.id,
         "question": request.problem.question,
-        "gold": format_fraction(request.problem.answer),
+        "gold": format_number(request.problem.answer),
         "output": outcome.output,
         "strategy": outcome.strategy,
         "answer": outcome.answer,
@@ -179,20 +188,16 @@ def fingerprint(
 
 
 def load_predictions(out_dir: Path, fp: dict[str, Any]) -> dict[Key, dict[str, Any]]:
-    """Predictions already logged in ``out_dir`` under the same settings, by key."""
-    pred = out_dir / "predictions.jsonl"
-    meta = out_dir / "predictions.meta.json"
-    if pred.exists() and not meta.exists() and pred.stat().st_size:
-        raise SikedError(
-            f"{pred} exists but was not written by siked eval (no {meta.name}): "
-            "remove it or choose another output directory"
-        )
-    if pred.exists() and meta.exists() and read_json(meta) != fp:
-        log.warning("%s holds predictions made with other settings: starting afresh", out_dir)
-        pred.unlink()
-        (out_dir / "eval.json").unlink(missing_ok=True)
-    atomic_write_json(meta, fp)
-    return {row_key(r): r for r in read_jsonl(pred)}
+    """Predictions already logged in ``out_dir`` under the same settings, by key
+    (:func:`siked.resume.resume_rows`)."""
+    rows = resume_rows(
+        out_dir / PREDICTIONS,
+        fp,
+        fingerprint_path=out_dir / PREDICTIONS_META,
+        stage="siked eval",
+        derived=[out_dir / EVAL_JSON],
+    )
+    return {row_key(r): r for r in rows}
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,8 +321,6 @@ def evaluate(
     ``(name, problems)`` pairs. ``engine`` reuses an engine (not closed here). Holds
     ``out_dir``'s lock (:mod:`siked.lock`) while it runs.
     """
-    from siked.sample import check_strategies
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = check_strategies(strategies)
@@ -327,15 +330,13 @@ def evaluate(
     todo_total = sum(1 for name, reqs in plans for r in reqs if _key(name, r) not in done)
 
     if todo_total:
-        from siked.sample import progress_bar
-
         own_engine = engine is None
-        eng = engine if engine is not None else open_engine(cfg, model)
+        eng = engine if engine is not None else open_student_engine(cfg, model)
         try:
             student = Student.for_engine(eng, cfg, model, names, sandbox=sandbox)
-            size = chunk_size or auto_chunk_size(cfg, 1)
+            size = chunk_size or auto_chunk_size(eng, 1)
             bar = progress_bar(todo_total, "eval", progress)
-            with JsonlAppender(out_dir / "predictions.jsonl") as app, bar:
+            with JsonlAppender(out_dir / PREDICTIONS) as app, bar:
                 for name, reqs in plans:
                     todo = [r for r in reqs if _key(name, r) not in done]
                     if not todo:
@@ -374,7 +375,7 @@ def evaluate(
             for name, reqs in plans
         },
     }
-    atomic_write_json(out_dir / "eval.json", result)
+    atomic_write_json(out_dir / EVAL_JSON, result)
     return result
 
 

@@ -22,14 +22,13 @@ import logging
 import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from siked.config import SikedConfig, to_yaml
-from siked.console import run_console, say
+from siked.console import format_duration, run_console, say
 from siked.errors import SikedError
 from siked.io import (
     atomic_write_json,
@@ -37,11 +36,11 @@ from siked.io import (
     read_json,
     read_jsonl,
     sha256_json,
-    write_jsonl,
 )
 from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
+from siked.rundir import RunPaths, best_iteration, iteration_summary
 
 log = logging.getLogger("siked.loop")
 
@@ -49,36 +48,8 @@ log = logging.getLogger("siked.loop")
 _HOW_TO_START = frozenset({"vllm_executable", "startup_timeout"})
 
 
-#: The run's log file (everything the terminal does not show), in the run directory.
-LOG_FILE = "siked.log"
-
-
 class RunConfigMismatch(SikedError):
     """The run directory holds a run made with a different configuration."""
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
-    @property
-    def teacher(self) -> Path:
-        return self.root / "teacher"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    def iteration(self, i: int) -> Path:
-        return self.root / f"iter_{i:02d}"
 
 
 # --------------------------------------------------------------------------- config checks
@@ -185,12 +156,6 @@ def _say(msg: str) -> None:
     say(msg)
 
 
-def _fmt_s(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
 def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
     from siked.teach import teach
 
@@ -204,7 +169,7 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
         "questions": _qids_hash(train),
         "seed": cfg.seed,
     }
-    kept = paths.teacher / "kept.jsonl"
+    kept = paths.teacher_kept
     took = ""
     if not man.is_done("teacher", sha256_json(inputs)):
         t0 = time.perf_counter()
@@ -217,13 +182,13 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
                 seed=cfg.seed,
                 data_dir=cfg.data.dir,
             )
-            st["outputs"] = {"kept": kept, "samples": paths.teacher / "samples.jsonl"}
+            st["outputs"] = {"kept": kept, "samples": paths.teacher_samples}
             st["info"] = {"kept": stats.get("kept"), "yield": stats.get("yield")}
-        took = f" in {_fmt_s(time.perf_counter() - t0)}"
+        took = f" in {format_duration(time.perf_counter() - t0)}"
     rows = read_jsonl(kept)
     _say(
         f"teacher: {cfg.teacher.engine} kept {len(rows)} rationales for {len(train)} questions "
-        f"({_teacher_yield(paths.teacher / 'stats.json')}){took}"
+        f"({_teacher_yield(paths.teacher_stats)}){took}"
     )
     return rows
 
@@ -270,43 +235,34 @@ def no_teacher_data(
     )
 
 
-def stage_mix(
-    cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, teacher_rows: list[dict]
-) -> Path:
-    from siked.mix import mix
+def stage_mix(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int) -> Path:
+    from siked.mix import mix_files
 
-    d = paths.iteration(it)
-    out = d / "train.jsonl"
-    student_path = paths.iteration(it - 1) / "samples.jsonl" if it > 0 else None
+    out, stats_path = paths.train_data(it), paths.mix_stats(it)
+    student_path = paths.samples(it - 1) if it > 0 else None
     inputs = {
         "mix": cfg.mix.model_dump(mode="json"),
-        "teacher": hash_path(paths.teacher / "kept.jsonl"),
+        "teacher": hash_path(paths.teacher_kept),
         "student": hash_path(student_path) if student_path else None,
         "iterations": cfg.loop.iterations,
         "strategies": cfg.strategies,
         "seed": cfg.seed,
     }
-    key = f"iter_{it:02d}/mix"
+    key = paths.stage_key(it, "mix")
     if man.is_done(key, sha256_json(inputs)) and out.exists():
         return out
-    student_rows = read_jsonl(student_path) if student_path else []
     with man.running(key, inputs, seed=cfg.seed) as st:
-        result = mix(
-            teacher_rows,
-            student_rows,
+        result = mix_files(
+            paths.teacher_kept,
+            student_path,
+            paths.iteration(it),
             cfg.mix,
             iteration=it,
             iterations=cfg.loop.iterations,
             strategies=cfg.strategies,
             seed=cfg.seed,
         )
-        if not result.rows:
-            raise SikedError(
-                f"iteration {it}: the mix is empty (variant {cfg.mix.variant}); nothing to train on"
-            )
-        write_jsonl(out, result.rows)
-        atomic_write_json(d / "stats.json", result.stats)
-        st["outputs"] = {"train": out, "stats": d / "stats.json"}
+        st["outputs"] = {"train": out, "stats": stats_path}
         st["info"] = {"rows": len(result.rows), "alpha": result.stats.get("alpha")}
     s = result.stats
     alpha, kl = s.get("alpha"), s.get("kl")
@@ -336,11 +292,10 @@ def train_in_child(setting: str | bool) -> bool:
 def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data: Path) -> Path:
     from siked.train import train
 
-    d = paths.iteration(it)
     if it == 0 or cfg.loop.init_from == "base":
         base = cfg.student.model
     else:
-        base = str(paths.iteration(it - 1) / "model" / "merged")
+        base = str(paths.merged(it - 1))
     train_cfg = cfg.train.model_copy(update={"save_merged": True, "seed": cfg.train.seed})
     inputs = {
         "train": train_cfg.model_dump(mode="json"),
@@ -348,15 +303,15 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
         "base": base,
         "base_hash": hash_path(Path(base)) if Path(base).exists() else None,
     }
-    key = f"iter_{it:02d}/train"
-    merged = d / "model" / "merged"
+    key = paths.stage_key(it, "train")
+    merged = paths.merged(it)
     if man.is_done(key, sha256_json(inputs)) and merged.exists():
         return merged
-    _clear_if_changed(man, key, inputs, d / "model")
+    _clear_if_changed(man, key, inputs, paths.model(it))
     t0 = time.perf_counter()
     with man.running(key, inputs, seed=train_cfg.seed) as st:
         forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
-        args = (data, base, d / "model", train_cfg)
+        args = (data, base, paths.model(it), train_cfg)
         if train_in_child(cfg.loop.train_subprocess):
             from siked.child import call_in_child
 
@@ -371,7 +326,7 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
         f"iter {it:02d} train: {m.get('train_examples')} examples, {m.get('global_steps')} steps"
         + (f", loss {loss:.3f}" if isinstance(loss, float) else "")
         + f", {float(m.get('tokens_per_second') or 0):.0f} tok/s, "
-        f"{_fmt_s(time.perf_counter() - t0)} (from {'base' if base == cfg.student.model else base})"
+        f"{format_duration(time.perf_counter() - t0)} (from {'base' if base == cfg.student.model else base})"
     )
     return Path(result.merged_dir) if result.merged_dir else merged
 
@@ -392,7 +347,7 @@ def stage_eval(
     final student's test sets added to an evaluation that had only validation)."""
     from siked.evaluate import evaluate
 
-    d = paths.iteration(it) / "eval"
+    d = paths.eval_dir(it)
     datasets: list[Any] = []
     if validation:
         datasets.append(("validation", validation))
@@ -409,8 +364,8 @@ def stage_eval(
         "strategies": cfg.strategies,
         "seed": cfg.seed,
     }
-    key = f"iter_{it:02d}/{key}"
-    out = d / "eval.json"
+    key = paths.stage_key(it, key)
+    out = paths.eval_json(it)
     if not (man.is_done(key, sha256_json(inputs)) and out.exists()):
         if not key.endswith("/test"):  # the test stage adds to the evaluation, never clears it
             _clear_if_changed(man, key, inputs, d)
@@ -434,7 +389,9 @@ def stage_eval(
             if (r := results.get(name)) and r.get("accuracy") is not None
         ]
         what = key.rsplit("/", 1)[1]
-        _say(f"iter {it:02d} {what}: {', '.join(accs)} in {_fmt_s(time.perf_counter() - t0)}")
+        _say(
+            f"iter {it:02d} {what}: {', '.join(accs)} in {format_duration(time.perf_counter() - t0)}"
+        )
     result: dict[str, Any] = read_json(out)
     return result
 
@@ -442,10 +399,9 @@ def stage_eval(
 def stage_sample(
     cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, model: Path, train: list[Any]
 ) -> Path:
-    from siked.sample import sample
+    from siked.sample import meta_path, sample
 
-    d = paths.iteration(it)
-    out = d / "samples.jsonl"
+    out, stats_path = paths.samples(it), paths.sample_stats(it)
     inputs = {
         "sample": cfg.sample.model_dump(
             mode="json", exclude={"workers", "batch_size", *_HOW_TO_START}
@@ -455,10 +411,10 @@ def stage_sample(
         "strategies": cfg.strategies,
         "seed": cfg.seed,
     }
-    key = f"iter_{it:02d}/sample"
+    key = paths.stage_key(it, "sample")
     if man.is_done(key, sha256_json(inputs)) and out.exists():
         return out
-    _clear_if_changed(man, key, inputs, out, d / "samples.meta.json", d / "sample_stats.json")
+    _clear_if_changed(man, key, inputs, out, meta_path(out), stats_path)
     t0 = time.perf_counter()
     with man.running(key, inputs, seed=cfg.seed) as st:
         stats = sample(
@@ -470,8 +426,8 @@ def stage_sample(
             seed=cfg.seed,
             strategies=cfg.strategies,
         )
-        if not (d / "sample_stats.json").exists():
-            atomic_write_json(d / "sample_stats.json", stats)
+        if not stats_path.exists():
+            atomic_write_json(stats_path, stats)
         st["outputs"] = {"samples": out}
         st["info"] = {k: v for k, v in stats.items() if isinstance(v, int | float)}
     correct = {s: v.get("correct", 0) for s, v in (stats.get("per_strategy") or {}).items()}
@@ -484,7 +440,7 @@ def stage_sample(
             else ""
         )
         + f", {float(stats.get('tokens_per_second') or 0):.0f} tok/s, "
-        f"{_fmt_s(time.perf_counter() - t0)}"
+        f"{format_duration(time.perf_counter() - t0)}"
     )
     return out
 
@@ -497,28 +453,19 @@ def _fmt_dist(p: dict[str, float]) -> str:
 
 
 def summary_row(paths: RunPaths, it: int, man: Manifest) -> dict[str, Any]:
-    d = paths.iteration(it)
-    stats = read_json(d / "stats.json") if (d / "stats.json").exists() else {}
-    ev = read_json(d / "eval" / "eval.json") if (d / "eval" / "eval.json").exists() else {}
-    dsets = ev.get("datasets", {})
+    """The ``summary.json`` row of iteration ``it`` (:func:`siked.rundir.iteration_summary`)."""
+    stats, ev = paths.mix_stats(it), paths.eval_json(it)
     seconds = sum(
         float(v.get("seconds") or 0)
         for k, v in man.data["stages"].items()
-        if k.startswith(f"iter_{it:02d}/")
+        if RunPaths.is_stage_of(k, it)
     )
-    return {
-        "iteration": it,
-        "alpha": stats.get("alpha"),
-        "kl": stats.get("kl"),
-        "kl_support": stats.get("kl_support"),
-        "kl_all": stats.get("kl_all"),
-        "p_train": stats.get("p_train"),
-        "rows": stats.get("rows"),
-        "validation_accuracy": (dsets.get("validation") or {}).get("accuracy"),
-        "eval": {k: v.get("accuracy") for k, v in dsets.items() if k != "validation"},
-        "strategy_distribution": {k: v.get("strategy_distribution") for k, v in dsets.items()},
-        "seconds": round(seconds, 1),
-    }
+    return iteration_summary(
+        it,
+        read_json(stats) if stats.exists() else None,
+        read_json(ev) if ev.exists() else None,
+        seconds,
+    )
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -561,24 +508,6 @@ def format_summary(summary: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- the loop
 
 
-def best_iteration(rows: list[dict[str, Any]]) -> int | None:
-    """Index of the best validation accuracy; ties go to the earlier iteration.
-
-    >>> best_iteration([{"iteration": 0, "validation_accuracy": 0.2},
-    ...                 {"iteration": 1, "validation_accuracy": 0.3},
-    ...                 {"iteration": 2, "validation_accuracy": 0.3}])
-    1
-    """
-    best: tuple[float, int] | None = None
-    for r in rows:
-        acc = r.get("validation_accuracy")
-        if acc is None:
-            continue
-        if best is None or acc > best[0]:
-            best = (acc, r["iteration"])
-    return None if best is None else best[1]
-
-
 def should_stop(rows: list[dict[str, Any]], patience: int) -> bool:
     """True when validation accuracy has not improved for ``patience`` iterations.
 
@@ -611,7 +540,7 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
         busy_below(cfg.run_dir, depth=2, skip=("report",))
         t0 = time.monotonic()
         paths = prepare_run_dir(cfg, force)
-        with run_console(paths.root / LOG_FILE, verbose=verbose):
+        with run_console(paths.log, verbose=verbose):
             return _run(cfg, paths, t0)
 
 
@@ -629,10 +558,10 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
     summary: dict[str, Any] = {"name": cfg.name, "method": cfg.method, "iterations": []}
     stopped: str | None = None
     if not teacher_rows:  # nothing to train on: no iteration at all
-        samples = read_jsonl(paths.teacher / "samples.jsonl")
+        samples = read_jsonl(paths.teacher_samples)
         stopped = no_teacher_data(samples, len(train_qs), cfg.strategies, cfg)
     for it in range(iterations + 1) if teacher_rows else ():
-        data = stage_mix(cfg, paths, man, it, teacher_rows)
+        data = stage_mix(cfg, paths, man, it)
         model = stage_train(cfg, paths, man, it, data)
         stage_eval(cfg, paths, man, it, model, val_qs, test=cfg.loop.test_every_iteration)
         summary["iterations"].append(summary_row(paths, it, man))
@@ -650,13 +579,13 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
     best = summary.get("best_iteration")
     if summary["iterations"] and not cfg.loop.test_every_iteration and cfg.data.eval:
         final = best if best is not None else summary["iterations"][-1]["iteration"]
-        merged = paths.iteration(final) / "model" / "merged"
+        merged = paths.merged(final)
         stage_eval(cfg, paths, man, final, merged, val_qs, key="test")
         summary["iterations"][final] = summary_row(paths, final, man)
     summary["stopped"] = stopped
     summary["seconds"] = round(time.monotonic() - t0, 1)
     if best is not None:
-        summary["final_model"] = str(paths.iteration(best) / "model" / "merged")
+        summary["final_model"] = str(paths.merged(best))
     elif not summary["iterations"]:
         summary["final_model"] = None  # no student was trained
     atomic_write_json(paths.summary, summary)
@@ -668,7 +597,7 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
         print(format_summary(summary), flush=True)
     else:
         _say(f"stopped: {stopped}")
-    _say(f"done in {_fmt_s(summary['seconds'])}; report: {paths.root / 'report' / 'report.md'}")
+    _say(f"done in {format_duration(summary['seconds'])}; report: {paths.report / 'report.md'}")
     return summary
 
 
@@ -695,7 +624,7 @@ def _run_base(
     man.set("stopped", summary["stopped"])
     _write_report(paths)
     print(format_summary(summary), flush=True)
-    _say(f"done in {_fmt_s(summary['seconds'])}; report: {paths.root / 'report' / 'report.md'}")
+    _say(f"done in {format_duration(summary['seconds'])}; report: {paths.report / 'report.md'}")
     return summary
 
 

@@ -1,7 +1,7 @@
 """Stage: mix the student's own correct solutions (D_self) with teacher data (D_LLM).
 
 Everything here is a pure function of the rows (plain dicts with the :class:`~siked.records.Record`
-schema) except :func:`mix_files`, a thin wrapper that reads and writes files.
+schema) except :func:`mix_files`, the stage on files that ``siked mix`` and the loop both call.
 
 **Inputs.**
 
@@ -74,6 +74,8 @@ from siked.config import AlphaSchedule, MixConfig
 from siked.errors import SikedError
 from siked.io import atomic_write_json, read_jsonl, write_jsonl
 from siked.lock import locks_outputs
+from siked.strategies import NO_STRATEGY  # the key of p_student_all for untagged samples
+from siked.text import collapse_whitespace
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,6 @@ BIAS_ORDERS: dict[str, tuple[str, ...]] = {
     "l2m": ("l2m", "pot", "cot"),
 }
 
-#: Key used in ``p_student_all`` for samples without a known strategy.
-NO_STRATEGY = "none"
 
 _ROUND = 6
 
@@ -105,22 +105,13 @@ class MixResult:
 # --------------------------------------------------------------------------- row helpers
 
 
-def normalise_text(text: str) -> str:
-    """Whitespace-collapsed text used to detect duplicate rationales.
-
-    >>> normalise_text("  x = 1\\n\\n answer  = x ")
-    'x = 1 answer = x'
-    """
-    return " ".join(str(text).split())
-
-
 def text_hash(text: str) -> str:
     """Short, stable hash of the normalised text (a deterministic tie-breaker).
 
     >>> text_hash("a  b") == text_hash(" a b\\n")
     True
     """
-    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(collapse_whitespace(str(text)).encode("utf-8")).hexdigest()[:16]
 
 
 def is_teacher_row(row: Mapping[str, Any], strategies: Sequence[str]) -> bool:
@@ -202,7 +193,11 @@ def dedupe(rows: Iterable[Row]) -> list[Row]:
     """
     best: dict[tuple[str, str, str], tuple[tuple[int, int, int, str], Row]] = {}
     for r in rows:
-        key = (str(r.get("qid")), str(r.get("strategy")), normalise_text(r.get("text", "")))
+        key = (
+            str(r.get("qid")),
+            str(r.get("strategy")),
+            collapse_whitespace(str(r.get("text", ""))),
+        )
         rank = row_rank(r, [])
         if key not in best or rank < best[key][0]:
             best[key] = (rank, r)
@@ -587,7 +582,11 @@ def mix_files(
     strategies: Sequence[str],
     seed: int = 0,
 ) -> MixResult:
-    """Read D_LLM and the student samples, mix, write ``out_dir/train.jsonl`` and ``stats.json``."""
+    """The mix stage on files (``siked mix`` and the loop): read D_LLM and the student's samples,
+    :func:`mix`, write ``out_dir/train.jsonl`` and ``out_dir/stats.json``. An empty mix is a
+    :class:`MixError` (nothing to train on) and writes nothing."""
+    from siked.rundir import MIX_STATS, TRAIN_DATA
+
     teacher_path = Path(teacher_path)
     if not teacher_path.is_file():
         raise MixError(f"teacher file not found: {teacher_path}")
@@ -597,8 +596,14 @@ def mix_files(
         if not sp.is_file():
             raise MixError(f"student samples file not found: {sp}")
         student = read_jsonl(sp)
-    result = mix(read_jsonl(teacher_path), student, cfg, iteration, iterations, strategies, seed)
+    teacher = read_jsonl(teacher_path)
+    result = mix(teacher, student, cfg, iteration, iterations, strategies, seed)
+    if not result.rows:
+        raise MixError(
+            f"iteration {iteration}: the mix is empty (variant {cfg.variant}, {len(teacher)} "
+            f"teacher rows, {len(student)} student rows): nothing to train on"
+        )
     out = Path(out_dir)
-    write_jsonl(out / "train.jsonl", result.rows)
-    atomic_write_json(out / "stats.json", result.stats)
+    write_jsonl(out / TRAIN_DATA, result.rows)
+    atomic_write_json(out / MIX_STATS, result.stats)
     return result

@@ -170,7 +170,7 @@ def measure_lengths(cfg: SikedConfig, train: list[Any]) -> Lengths:
     """Tokens of the gold rationales of the first :data:`TOKEN_SAMPLE` training questions."""
     from siked.chat import training_example
     from siked.data import load_gsm8k_solutions
-    from siked.engines.gold import gold_cot, gold_l2m, gold_pot
+    from siked.gsm8k_rationales import gold_rationale
 
     problems = train[:TOKEN_SAMPLE]
     texts: dict[str, list[tuple[str, str]]] = {s: [] for s in cfg.strategies}
@@ -180,14 +180,10 @@ def measure_lengths(cfg: SikedConfig, train: list[Any]) -> Lengths:
             sol = sols.get(p.id)
             if sol is None:
                 continue
-            built = {
-                "cot": gold_cot(sol.main),
-                "l2m": gold_l2m(sol.socratic),
-                "pot": gold_pot(sol.main, sol.socratic, p.question),
-            }
             for s in cfg.strategies:
-                if built.get(s):
-                    texts[s].append((p.question, str(built[s])))
+                text = gold_rationale(sol, s, p.question)
+                if text:
+                    texts[s].append((p.question, text))
     tok = _student_tokenizer(cfg.student.model)
     forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
     example: dict[str, float] = {}

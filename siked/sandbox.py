@@ -45,7 +45,6 @@ import queue
 import re
 import select
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from siked._sandbox_worker import ALLOWED_MODULES, check_program
+from siked._sandbox_worker import ALLOWED_MODULES, check_program, decode_frame, encode_frame
 from siked.errors import SikedError
 
 __all__ = [
@@ -81,7 +80,6 @@ CACHE_VERSION = 1
 
 _WORKER_SCRIPT = Path(__file__).with_name("_sandbox_worker.py")
 _BOOT = "import runpy, sys; del sys.path[0]; runpy.run_path(sys.argv[1], run_name='__main__')"
-_HEADER = struct.Struct(">I")
 _PASS_ENV = ("LD_LIBRARY_PATH", "PYTHONHOME")
 _STDOUT_MAX = 2048
 
@@ -246,8 +244,7 @@ class _Worker:
 
     def call(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        data = json.dumps(message).encode("utf-8")
-        self._send(_HEADER.pack(len(data)) + data, deadline)
+        self._send(encode_frame(message), deadline)
         return self._receive(deadline)
 
     def _send(self, data: bytes, deadline: float) -> None:
@@ -263,13 +260,9 @@ class _Worker:
 
     def _receive(self, deadline: float) -> dict[str, Any]:
         while True:
-            if len(self.buffer) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(self.buffer)
-                end = _HEADER.size + size
-                if len(self.buffer) >= end:
-                    data, self.buffer = self.buffer[_HEADER.size : end], self.buffer[end:]
-                    message: dict[str, Any] = json.loads(data)
-                    return message
+            message, self.buffer = decode_frame(self.buffer)
+            if message is not None:
+                return message
             self._wait(select.POLLIN, deadline)
             try:
                 chunk = os.read(self.rfd, 1 << 16)

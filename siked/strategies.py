@@ -1,10 +1,15 @@
 """Reasoning strategies (CoT, L2M, PoT) as declarative, registered units.
 
-A :class:`Strategy` is data: a name (its tag is ``[name]``), a one-line description (used in
-the student's instruction), the teacher's instruction, few-shot exemplars, stop strings and a
-tuple of validity checks. Everything a stage needs comes from it:
+A :class:`Strategy` is data: a name (its tag is ``[name]``), a one-line description and a short
+label (how the student's instructions name it), the teacher's instruction, few-shot exemplars,
+stop strings, a tuple of validity checks and its answer format (a marker line, or a program).
+The registry (:func:`register`) is the one source: everything a stage needs comes from it:
 
 * :meth:`Strategy.teacher_prompt` -- the few-shot prompt for a teacher (text or chat turns);
+  :func:`parse_teacher_prompt` is its inverse (the gold teacher reads prompts with it);
+* :attr:`Strategy.student_label` -- the strategy in the student's free and forced instructions
+  (:mod:`siked.chat` builds them from the registry);
+* :attr:`Strategy.answer_format` -- what :mod:`siked.verify` needs to read its answer;
 * :meth:`Strategy.clean` -- raw model output -> the stored rationale;
 * :meth:`Strategy.validate` -- ``None`` if the rationale has the strategy's format, else why not;
 * :meth:`Strategy.extract` -- the answer and whether it is correct (through :func:`verify.check`;
@@ -35,8 +40,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from siked import chat, verify
+from siked import verify
 from siked.errors import SikedError
+from siked.registry import Registry
+from siked.text import check_tag_name, format_tag, parse_tag, tag_prefix
 
 #: A validity check: ``None`` when the rationale passes, else the reason it fails.
 Validator = Callable[[str], "str | None"]
@@ -46,6 +53,10 @@ Extractor = Callable[[str, Fraction, "verify.SandboxLike | None"], "verify.Verdi
 #: Stop strings shared by every strategy: the model must not start the next example (the same
 #: line starts where :func:`verify.truncate` cuts).
 COMMON_STOP: tuple[str, ...] = tuple(verify.stop_sequences())
+
+
+#: The strategy of a response without the tag of a (run) strategy; never a registered name.
+NO_STRATEGY = "none"
 
 
 class UnknownStrategyError(SikedError, KeyError):
@@ -66,10 +77,16 @@ class Exemplar:
 
 @dataclass(frozen=True)
 class Strategy:
-    """A reasoning strategy. Frozen: register a new instance rather than mutating one."""
+    """A reasoning strategy. Frozen: register a new instance rather than mutating one.
+
+    The registry is the one source of what a strategy is: the student's instructions
+    (:mod:`siked.chat`) name it by ``label``, the verifier reads its answer by ``marker`` or
+    runs it (``program``) through :attr:`answer_format`, the teacher prompts it with
+    ``instruction`` and ``exemplars``.
+    """
 
     name: str
-    description: str  # one line, used in the student's instruction
+    description: str  # one line: what the strategy does (the teacher's free-choice prompt)
     instruction: str  # the teacher's instruction, placed before the exemplars
     exemplars: tuple[Exemplar, ...]
     validators: tuple[Validator, ...] = ()
@@ -79,11 +96,25 @@ class Strategy:
     language: str = "python"  # code-fence language of program strategies
     #: custom extraction, replacing ``verify.check`` (e.g. solving equations)
     extractor: Extractor | None = field(default=None, compare=False)
+    #: how the student's instructions name the strategy after its tag (default: description)
+    label: str | None = None
+    #: the final-answer marker of a text strategy (programs store ``answer`` instead)
+    marker: str = verify.FINAL_ANSWER_MARKER
 
     @property
     def tag(self) -> str:
         """``[name]``, the prefix of a tagged response."""
-        return f"[{self.name}]"
+        return format_tag(self.name)
+
+    @property
+    def student_label(self) -> str:
+        """``[cot] chain of thought``: the strategy as the student's instructions name it."""
+        return f"{self.tag} {self.label or self.description}"
+
+    @property
+    def answer_format(self) -> verify.AnswerFormat:
+        """How a rationale of this strategy states its answer (what :mod:`siked.verify` reads)."""
+        return verify.AnswerFormat(self.name, self.marker, self.program)
 
     # -- prompts -------------------------------------------------------------------------------
 
@@ -93,33 +124,62 @@ class Strategy:
             return f"```{self.language}\n{rationale.strip()}\n```"
         return rationale.strip()
 
+    def _prompt_frame(self, chat: bool) -> tuple[list[dict[str, str]], str, str]:
+        """What surrounds the question in a teacher prompt: the earlier chat turns (none in
+        text), the text before the question and the text after it."""
+        if chat:
+            turns: list[dict[str, str]] = []
+            for i, ex in enumerate(self.exemplars):
+                head = f"{self.instruction}\n\n" if i == 0 else ""
+                turns.append({"role": "user", "content": f"{head}Question: {ex.question}"})
+                turns.append({"role": "assistant", "content": self.render(ex.rationale)})
+            head = "" if self.exemplars else f"{self.instruction}\n\n"
+            return turns, f"{head}Question: ", ""
+        sep = "\n" if self.program else " "
+        blocks = [self.instruction] + [
+            f"Question: {ex.question}\nAnswer:{sep}{self.render(ex.rationale)}"
+            for ex in self.exemplars
+        ]
+        opener = f"\n```{self.language}\n" if self.program else ""
+        return [], "\n\n".join(blocks) + "\n\nQuestion: ", f"\nAnswer:{opener}"
+
     def teacher_prompt(self, question: str, chat: bool = False) -> str | list[dict[str, str]]:
         """The few-shot teacher prompt for ``question``.
 
         ``chat=False``: one text, the instruction then ``Question: ...\\nAnswer: ...`` blocks,
         ending with ``Answer:`` (for programs: an opened code fence) for the model to continue.
         ``chat=True``: user/assistant turns; the instruction opens the first user turn (some
-        chat templates reject a system role).
+        chat templates reject a system role). :meth:`question_of` is the inverse.
         """
-        question = question.strip()
-        if chat:
-            messages: list[dict[str, str]] = []
-            for i, ex in enumerate(self.exemplars):
-                head = f"{self.instruction}\n\n" if i == 0 else ""
-                messages.append({"role": "user", "content": f"{head}Question: {ex.question}"})
-                messages.append({"role": "assistant", "content": self.render(ex.rationale)})
-            head = "" if self.exemplars else f"{self.instruction}\n\n"
-            messages.append({"role": "user", "content": f"{head}Question: {question}"})
-            return messages
-        blocks = [self.instruction]
-        sep = "\n" if self.program else " "
-        blocks += [
-            f"Question: {ex.question}\nAnswer:{sep}{self.render(ex.rationale)}"
-            for ex in self.exemplars
-        ]
-        opener = f"\n```{self.language}\n" if self.program else ""
-        blocks.append(f"Question: {question}\nAnswer:{opener}")
-        return "\n\n".join(blocks)
+        turns, before, after = self._prompt_frame(chat)
+        text = f"{before}{question.strip()}{after}"
+        return [*turns, {"role": "user", "content": text}] if chat else text
+
+    def question_of(self, prompt: str | list[dict[str, str]]) -> str | None:
+        """The question of a teacher prompt of this strategy, or None when ``prompt`` is not
+        one (the inverse of :meth:`teacher_prompt`, text or chat).
+
+        >>> cot = get_strategy("cot")
+        >>> cot.question_of(cot.teacher_prompt("How many?")), cot.question_of("How many?")
+        ('How many?', None)
+        >>> get_strategy("pot").question_of(cot.teacher_prompt("How many?", chat=True)) is None
+        True
+        """
+        chat = not isinstance(prompt, str)
+        turns, before, after = self._prompt_frame(chat)
+        if isinstance(prompt, str):
+            text = prompt
+        elif len(prompt) == len(turns) + 1 and list(prompt[:-1]) == turns:
+            if prompt[-1].get("role") != "user":
+                return None
+            text = prompt[-1].get("content", "")
+        else:
+            return None
+        if len(text) < len(before) + len(after) or not text.startswith(before):
+            return None
+        if not text.endswith(after):
+            return None
+        return text[len(before) : len(text) - len(after)]
 
     def stop_strings(self, chat: bool = False) -> list[str]:
         """Stop strings for generation. A text prompt for a program opened the code fence, so
@@ -164,7 +224,7 @@ class Strategy:
         """The answer of ``text`` and whether it equals ``gold`` (programs run in ``sandbox``)."""
         if self.extractor is not None:
             return self.extractor(text, gold, sandbox)
-        return verify.check(text, gold, self.name, sandbox=sandbox)
+        return verify.check(text, gold, self.answer_format, sandbox=sandbox)
 
     def extract_many(
         self, items: Sequence[tuple[str, Fraction]], sandbox: verify.SandboxLike | None = None
@@ -173,7 +233,8 @@ class Strategy:
         (:func:`verify.check_many` hands them to ``sandbox.run_many`` together)."""
         if self.extractor is not None:
             return [self.extractor(text, gold, sandbox) for text, gold in items]
-        return verify.check_many([(text, gold, self.name) for text, gold in items], sandbox)
+        fmt = self.answer_format
+        return verify.check_many([(text, gold, fmt) for text, gold in items], sandbox)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +248,7 @@ def has_marker(text: str) -> str | None:
     True
     """
     if verify.FINAL_ANSWER_MARKER.lower() not in text.lower():
-        return f"missing the final answer line '{verify.FINAL_ANSWER_MARKER} N.'"
+        return f"missing the final answer line '{verify.marker_line('N')}'"
     return None
 
 
@@ -275,62 +336,58 @@ def assigns_answer(text: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # the registry
 
-_REGISTRY: dict[str, Strategy] = {}
-#: built-in strategies: verify and chat know them already
-_BUILTIN = frozenset(("cot", "l2m", "pot"))
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_REGISTRY: Registry[Strategy] = Registry("strategy", UnknownStrategyError)
 
 
 def register(strategy: Strategy, replace: bool = False) -> Strategy:
-    """Add ``strategy`` to the registry (``replace=True`` overrides one of the same name) and
-    declare its answer format to :mod:`siked.verify` (marker line, or program)."""
-    if not _NAME.fullmatch(strategy.name):
-        raise ValueError(f"strategy name {strategy.name!r} must match {_NAME.pattern}")
-    if strategy.name in _REGISTRY and not replace:
-        raise ValueError(f"strategy {strategy.name!r} is already registered")
-    verify.register_answer_format(
-        strategy.name,
-        marker=None if strategy.program else verify.FINAL_ANSWER_MARKER,
-        program=strategy.program,
-    )
-    if strategy.name not in _BUILTIN:  # the student's forced instruction names it
-        chat.STRATEGY_DESCRIPTIONS[strategy.name] = f"[{strategy.name}] {strategy.description}"
-    _REGISTRY[strategy.name] = strategy
-    return strategy
+    """Add ``strategy`` to the registry (``replace=True`` overrides one of the same name).
+
+    Everything else reads the registry: the student's instructions (:mod:`siked.chat`), the
+    verifier (through :attr:`Strategy.answer_format`), teach, mix, sample and evaluate.
+    """
+    if check_tag_name(strategy.name) == NO_STRATEGY:
+        raise ValueError(f"{NO_STRATEGY!r} is reserved for responses without a strategy tag")
+    return _REGISTRY.register(strategy.name, strategy, replace=replace)
 
 
 def unregister(name: str) -> None:
     """Remove a strategy (tests and plug-ins that add a temporary one)."""
-    if _REGISTRY.pop(name, None) is not None and name not in _BUILTIN:
-        verify.STRATEGY_MARKERS.pop(name, None)
-        verify.PROGRAM_STRATEGIES.discard(name)
-        chat.STRATEGY_DESCRIPTIONS.pop(name, None)
+    _REGISTRY.unregister(name)
 
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy ``name``; :class:`UnknownStrategyError` names the choices."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownStrategyError(
-            f"unknown strategy {name!r}; choose from: {', '.join(strategy_names())}"
-        ) from None
+    return _REGISTRY.get(name)
 
 
 def strategy_names() -> list[str]:
     """Registered strategy names, in registration order."""
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_strategies(names: Sequence[str] | str | None = None) -> list[Strategy]:
     """Strategies by name (a list or ``"cot,pot"``); all registered ones for ``None``."""
     if names is None:
-        return list(_REGISTRY.values())
+        return _REGISTRY.values()
     if isinstance(names, str):
         names = [s.strip() for s in names.split(",") if s.strip()]
     if not names:
         raise UnknownStrategyError("no strategy given")
     return [get_strategy(n) for n in dict.fromkeys(names)]
+
+
+def parse_teacher_prompt(prompt: str | list[dict[str, str]]) -> tuple[Strategy, str] | None:
+    """``(strategy, question)`` of a teacher prompt of a registered strategy, else None.
+
+    >>> s, q = parse_teacher_prompt(get_strategy("l2m").teacher_prompt("Why?", chat=True))
+    >>> s.name, q
+    ('l2m', 'Why?')
+    """
+    for strategy in _REGISTRY.values():
+        question = strategy.question_of(prompt)
+        if question is not None:
+            return strategy, question
+    return None
 
 
 def format_tagged(name: str, text: str) -> str:
@@ -339,7 +396,7 @@ def format_tagged(name: str, text: str) -> str:
     >>> format_tagged("cot", "2 + 2 = 4.\\nThe answer is 4.")
     '[cot]: 2 + 2 = 4.\\nThe answer is 4.'
     """
-    return f"[{name}]: {text}"
+    return f"{tag_prefix(name)}{text}"
 
 
 def free_choice_prompt(
@@ -353,7 +410,7 @@ def free_choice_prompt(
     of the prompt mirrors :meth:`Strategy.teacher_prompt` (``chat`` or plain text).
     """
     question = question.strip()
-    listed = "\n".join(f"[{s.name}] {s.description}. {s.instruction}" for s in strategies)
+    listed = "\n".join(f"{s.tag} {s.description}. {s.instruction}" for s in strategies)
     instruction = (
         "Solve each math word problem with the strategy that suits it best. The strategies "
         f"are:\n{listed}\nStart every answer with the tag of the strategy you chose, for "
@@ -364,7 +421,7 @@ def free_choice_prompt(
     for i in range(n):
         s = strategies[i % len(strategies)]
         ex = s.exemplars[i]
-        shots.append((ex.question, f"[{s.name}]: {s.render(ex.rationale)}"))
+        shots.append((ex.question, format_tagged(s.name, s.render(ex.rationale))))
     if chat:
         messages: list[dict[str, str]] = []
         for i, (q, a) in enumerate(shots):
@@ -379,9 +436,6 @@ def free_choice_prompt(
     return "\n\n".join(blocks)
 
 
-_TAG = re.compile(r"\s*\[([A-Za-z0-9_]+)\]\s*:[ \t]*\n?")
-
-
 def parse_tagged(response: str) -> tuple[str | None, str]:
     """Split a response into ``(strategy, text)``; the strategy is ``None`` when the response
     does not start with the tag of a registered strategy (the text is then the whole response).
@@ -393,9 +447,9 @@ def parse_tagged(response: str) -> tuple[str | None, str]:
     >>> parse_tagged("[foo]: 4")
     (None, '[foo]: 4')
     """
-    m = _TAG.match(response)
-    if m and m.group(1).lower() in _REGISTRY:
-        return m.group(1).lower(), response[m.end() :]
+    name, rest = parse_tag(response)
+    if name is not None and name in _REGISTRY:
+        return name, rest
     return None, response
 
 
@@ -625,6 +679,7 @@ COT = register(
         ),
         exemplars=_exemplars("cot"),
         validators=(has_marker,),
+        label="chain of thought",
     )
 )
 
@@ -640,6 +695,7 @@ L2M = register(
         ),
         exemplars=_exemplars("l2m"),
         validators=(has_subquestions, has_marker),
+        label="least-to-most sub-questions",
     )
 )
 
@@ -656,5 +712,6 @@ POT = register(
         validators=(parses_as_python, assigns_answer),
         stop=COMMON_STOP,  # blank lines are normal inside programs
         program=True,
+        label="a Python program that stores the result in `answer`",
     )
 )

@@ -21,8 +21,14 @@ Output directory::
 
 Resumable: samples are appended one chunk of questions at a time, so a run killed at any
 moment (SIGKILL included) is finished by rerunning it; samples already in ``samples.jsonl`` are
-never requested again. ``kept.jsonl`` and ``stats.json`` are rebuilt from ``samples.jsonl``
-at the end, atomically.
+never requested again. ``teach.json`` is the fingerprint of :mod:`siked.resume`: a rerun with
+other settings moves ``samples.jsonl`` and ``choice.jsonl`` aside to ``*.stale`` and starts
+afresh. ``kept.jsonl`` and ``stats.json`` are rebuilt from ``samples.jsonl`` at the end,
+atomically.
+
+The engine is built by :func:`siked.engines.make_engine` with this stage's context: requests
+of engines that cache them go to ``teacher.cache_dir`` (default ``OUT/cache``), a server's log
+to ``OUT``, and the gold teacher reads the data directory.
 """
 
 from __future__ import annotations
@@ -37,11 +43,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siked.config import TeacherConfig
-from siked.errors import DataError
+from siked.console import progress_bar
+from siked.data import check_unique_ids
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl, write_jsonl
 from siked.lock import locks_outputs
 from siked.records import Record
-from siked.strategies import COMMON_STOP, Strategy, get_strategies
+from siked.resume import chunked, resume_rows
+from siked.strategies import COMMON_STOP, NO_STRATEGY, Strategy, get_strategies, parse_tagged
+from siked.text import collapse_whitespace, format_number
 
 if TYPE_CHECKING:
     from siked.data import Problem
@@ -56,8 +65,6 @@ STATS = "stats.json"
 META = "teach.json"
 #: the free-choice pass (``teacher.free_choice_n``): the teacher picks the strategy itself
 CHOICE = "choice.jsonl"
-#: strategy of a free-choice response without a known tag
-NO_STRATEGY = "none"
 
 #: extra columns of samples.jsonl (beyond the Record schema)
 EXTRA_FIELDS = ("finish_reason", "prompt_tokens", "completion_tokens", "cached", "error")
@@ -112,15 +119,6 @@ def unit_seed(seed: int, qid: str, strategy: str) -> int:
     return derive_seed(seed, qid, strategy)
 
 
-def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    """``items`` in consecutive slices of ``size``.
-
-    >>> chunked([1, 2, 3, 4, 5], 2)
-    [[1, 2], [3, 4], [5]]
-    """
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 # --------------------------------------------------------------------------------------------
 # judging (pure given the verdicts)
 
@@ -136,13 +134,11 @@ def to_row(
 ) -> dict[str, Any]:
     """One samples.jsonl row. ``correct`` is the D_LLM filter: valid, and the answer (not a
     fallback extraction) equals the gold answer; an invalid rationale has status ``invalid``."""
-    from siked.data import format_fraction
-
     valid = reason is None
     row = Record(
         qid=problem.id,
         question=problem.question,
-        gold=format_fraction(problem.answer),
+        gold=format_number(problem.answer),
         strategy=strategy,
         text=text,
         answer=verdict.answer,
@@ -181,15 +177,6 @@ def judge(
     ]
 
 
-def normalized(text: str) -> str:
-    """Text compared for duplicates: whitespace runs collapsed.
-
-    >>> normalized(" a  =  1\\n answer = a ")
-    'a = 1 answer = a'
-    """
-    return " ".join(text.split())
-
-
 def select_kept(
     rows: Iterable[dict[str, Any]],
     keep_per_strategy: int,
@@ -215,7 +202,7 @@ def select_kept(
     seen: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in good:
         texts = seen[(r["qid"], r["strategy"])]
-        norm = normalized(r["text"])
+        norm = collapse_whitespace(r["text"])
         if norm in texts or len(texts) >= keep_per_strategy:
             continue
         texts.add(norm)
@@ -323,50 +310,52 @@ def fingerprint(cfg: TeacherConfig, seed: int, chat: bool) -> dict[str, Any]:
     }
 
 
-def resume_rows(out_dir: Path, fp: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows already in ``samples.jsonl`` (first copy of each key). A file made with other
-    settings is moved aside to ``samples.jsonl.stale`` and the run starts afresh."""
-    samples, meta = out_dir / SAMPLES, out_dir / META
-    if not meta.exists() or read_json(meta) != fp:
-        for made in (samples, out_dir / CHOICE):
-            if made.exists():
-                stale = made.with_name(made.name + ".stale")
-                log.warning("%s was made with other teacher settings: moved to %s", made, stale)
-                os.replace(made, stale)
-    atomic_write_json(meta, fp)
-    rows, seen = [], set()
-    for r in read_jsonl(samples):
+def first_per_key(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first row of each :func:`sample_key`, in file order."""
+    out, seen = [], set()
+    for r in rows:
         key = sample_key(r)
         if key not in seen:
             seen.add(key)
-            rows.append(r)
-    return rows
+            out.append(r)
+    return out
+
+
+def resume_samples(out_dir: Path, fp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows already in ``samples.jsonl`` (first copy of each key), by the rule of
+    :func:`siked.resume.resume_rows` (``choice.jsonl`` shares the fingerprint)."""
+    rows = resume_rows(
+        out_dir / SAMPLES,
+        fp,
+        fingerprint_path=out_dir / META,
+        stage="siked teach",
+        companions=[out_dir / CHOICE],
+        derived=[out_dir / KEPT, out_dir / STATS],
+    )
+    return first_per_key(rows)
+
+
+def model_name(engine: Engine | None) -> str | None:
+    """The name of the model an engine generates with (``engine.model`` when it is a name: a
+    served model, the gold teacher's ``gsm8k-human``; hf holds the module there), else None."""
+    name = getattr(engine, "model", None)
+    return name if isinstance(name, str) and name else None
+
+
+def _recorded_model(stats_path: Path) -> str | None:
+    try:
+        name = read_json(stats_path).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _open_engine(cfg: TeacherConfig, out_dir: Path, data_dir: str | None) -> Engine:
-    from siked.engines import make_engine
+    from siked.engines import EngineContext, make_engine
 
-    kw: dict[str, Any] = {}
-    if cfg.engine == "gold":
-        kw["data_dir"] = data_dir
-    if cfg.engine in ("openai", "vllm"):
-        kw["cache_dir"] = cfg.cache_dir or out_dir / "cache"
-    if cfg.engine == "vllm":
-        kw["run_dir"] = out_dir
-    return make_engine(cfg, **kw)
-
-
-def _progress_bar(total: int, initial: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="sample",
-        disable=not enabled,
-        dynamic_ncols=True,
-        smoothing=0.1,
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else out_dir / "cache"
+    return make_engine(
+        cfg, context=EngineContext(cache_dir=cache, run_dir=out_dir, data_dir=data_dir)
     )
 
 
@@ -401,13 +390,10 @@ def teach(
     strats = get_strategies(list(strategies) if strategies is not None else None)
     names = [s.name for s in strats]
     by_name = {s.name: s for s in strats}
-    ids = [p.id for p in problems]
-    dupes = [q for q, c in Counter(ids).items() if c > 1]
-    if dupes:
-        raise DataError(f"duplicate question ids: {', '.join(dupes[:5])}")
+    check_unique_ids(problems)
     chat = cfg.api == "chat"
     fp = fingerprint(cfg, seed, chat)
-    existing = resume_rows(out, fp)
+    existing = resume_samples(out, fp)
     done = {sample_key(r) for r in existing}
     units = plan_units(problems, names, cfg.n, done)
     todo = sum(len(u.missing) for u in units)
@@ -419,24 +405,25 @@ def teach(
     generated = 0
     gen_seconds = 0.0
     engine_stats: dict[str, Any] | None = None
-    model: Any = cfg.model or (getattr(engine, "model", None) if engine is not None else None)
-    if model is not None and not isinstance(model, str):
-        model = None
-    if model is None and cfg.engine == "gold" and engine is None:
-        from siked.engines.gold import GOLD_MODEL
-
-        model = GOLD_MODEL
+    # the engine's name for its model; with nothing left to generate, the one recorded before
+    model = cfg.model or model_name(engine) or _recorded_model(out / STATS)
     if units or choice_todo:
         own_engine = engine is None
         eng = engine if engine is not None else _open_engine(cfg, out, data_dir)
-        eng_model = getattr(eng, "model", None)  # a name for servers; a module for hf
-        model = eng_model if isinstance(eng_model, str) and eng_model else model
+        model = model_name(eng) or model
         try:
             by_question: dict[str, list[Unit]] = defaultdict(list)
             for u in units:
                 by_question[u.problem.id].append(u)
             todo_qids = list(by_question)
-            bar = _progress_bar(total, total - todo, f"teach ({cfg.engine})", progress)
+            bar = progress_bar(
+                total,
+                f"teach ({cfg.engine})",
+                progress,
+                unit="sample",
+                initial=total - todo,
+                smoothing=0.1,
+            )
             with JsonlAppender(out / SAMPLES) as app, bar:
                 for qchunk in chunked(todo_qids, cfg.chunk_size):
                     chunk = [u for q in qchunk for u in by_question[q]]
@@ -549,7 +536,6 @@ def judge_choice(
     not correct."""
     from dataclasses import replace
 
-    from siked.strategies import parse_tagged
     from siked.verify import Verdict
 
     groups: dict[str, list[tuple[Problem, int, Completion]]] = defaultdict(list)

@@ -8,13 +8,17 @@ its own doctests and case-driven tests (``tests/test_verify.py``, ``tests/golden
    (a line starting with ``Question:``, ``Q:``, ``Problem:`` or a strategy tag like ``[cot]:``);
 2. **extraction** -- :func:`extract` runs the cascade ``marker`` -> ``boxed`` -> ``last_number``
    (a fallback, flagged) -> ``none`` and says which rule fired (provenance);
-3. **parsing** -- :func:`parse_number` turns an answer string into an exact :class:`Fraction`
-   (currency, thousands separators, unicode minus, ``a/b``, ``\\frac``, units, ...);
+3. **parsing** -- :func:`siked.text.parse_number` turns an answer string into an exact
+   :class:`Fraction` (currency, thousands separators, unicode minus, ``a/b``, ``\\frac``, units);
 4. **grading** -- :func:`answers_match` compares exactly as fractions (PoT floats: 1e-6 relative).
 
 :func:`check` composes them into a :class:`Verdict`; PoT programs are executed by the sandbox
 (:mod:`siked.sandbox`, imported lazily). :func:`second_opinion` and :func:`disagreements` ask
 Math-Verify (optional dependency) in a separate process, to audit this verifier.
+
+The module knows no strategy by name: each strategy declares an :class:`AnswerFormat` (its
+marker line, or a program; :attr:`siked.strategies.Strategy.answer_format`) and the functions
+here take that format. Numbers, tags and whitespace rules live in :mod:`siked.text`.
 
 Decisions:
 
@@ -27,8 +31,8 @@ Decisions:
 * ``1,2`` is not a number (a list, or a European decimal comma: ambiguous); in running text it
   reads as the two numbers 1 and 2. Thousands separators are only accepted in groups of three.
 * Mixed numbers ``1 1/2`` (one space, a proper fraction) are read as 3/2; ``1\\frac{1}{2}`` too.
-* :func:`format_number` writes integers as ``72``, terminating decimals as ``1200.5``, and
-  other rationals as ``7/3``.
+* :func:`siked.text.format_number` writes integers as ``72``, terminating decimals as
+  ``1200.5``, and other rationals as ``7/3``.
 """
 
 from __future__ import annotations
@@ -44,9 +48,18 @@ from fractions import Fraction
 from typing import IO, Any, Protocol
 
 from siked.errors import SikedError
+from siked.text import (
+    TAG_LINE,
+    find_numbers,
+    format_number,
+    normalize_math_notation,
+    number_tokens,
+    parse_number,
+    parse_tag,
+)
 
 # --------------------------------------------------------------------------------------------
-# Markers: owned here, referenced by the strategies (prompts, gold teacher, stop strings)
+# Answer formats: how a rationale states its answer (each strategy declares its own)
 # --------------------------------------------------------------------------------------------
 
 #: The canonical final-answer marker of CoT and L2M rationales: ``The answer is 72.``
@@ -55,12 +68,7 @@ FINAL_ANSWER_MARKER = "The answer is"
 GSM8K_MARKER = "####"
 #: The variable a PoT program stores its result in.
 PROGRAM_ANSWER_VARIABLE = "answer"
-
-#: strategy -> its final-answer marker (text strategies). Unknown strategies use the default.
-STRATEGY_MARKERS: dict[str, str] = {"cot": FINAL_ANSWER_MARKER, "l2m": FINAL_ANSWER_MARKER}
-#: strategies whose rationale is a program executed by the sandbox.
-PROGRAM_STRATEGIES: set[str] = {"pot"}
-#: relative tolerance of program strategies (their answers are floats).
+#: relative tolerance of program answers (they are floats).
 PROGRAM_REL_TOL = 1e-6
 #: absolute tolerance used together with a relative one (so that gold == 0 can match 1e-17).
 PROGRAM_ABS_TOL = 1e-9
@@ -69,90 +77,42 @@ PROGRAM_ABS_TOL = 1e-9
 NEXT_EXAMPLE_PREFIXES = ("Question:", "Q:", "Problem:")
 
 
-def marker_line(value: str, strategy: str = "cot") -> str:
+@dataclass(frozen=True)
+class AnswerFormat:
+    """How a rationale states its final answer: a text ``marker`` line, or (``program``) the
+    variable :data:`PROGRAM_ANSWER_VARIABLE` of a program run by the sandbox.
+
+    A strategy declares its format (:attr:`siked.strategies.Strategy.answer_format`); this module
+    knows no strategy by name. ``name`` only labels the :class:`Verdict`.
+    """
+
+    name: str = "text"
+    marker: str = FINAL_ANSWER_MARKER
+    program: bool = False
+
+    @property
+    def rel_tol(self) -> float:
+        """Relative tolerance of grading: 1e-6 for programs (floats), else exact.
+
+        >>> PROGRAM_ANSWER.rel_tol, TEXT_ANSWER.rel_tol
+        (1e-06, 0.0)
+        """
+        return PROGRAM_REL_TOL if self.program else 0.0
+
+
+#: A text rationale ending with the default marker line (the generic cascade).
+TEXT_ANSWER = AnswerFormat()
+#: A program whose ``answer`` variable holds the result.
+PROGRAM_ANSWER = AnswerFormat("program", program=True)
+
+
+def marker_line(value: str, marker: str = FINAL_ANSWER_MARKER) -> str:
     """The canonical final line of a text rationale.
 
     >>> marker_line("72")
     'The answer is 72.'
     """
-    return f"{marker_for(strategy)} {value}."
-
-
-def marker_for(strategy: str) -> str:
-    """The final-answer marker a text strategy declares (the default one if it declares none).
-
-    >>> marker_for("cot"), marker_for("unknown")
-    ('The answer is', 'The answer is')
-    """
-    return STRATEGY_MARKERS.get(strategy, FINAL_ANSWER_MARKER)
-
-
-def is_program_strategy(strategy: str) -> bool:
-    """True when the strategy's rationale is a program run by the sandbox.
-
-    >>> is_program_strategy("pot"), is_program_strategy("cot")
-    (True, False)
-    """
-    return strategy in PROGRAM_STRATEGIES
-
-
-def register_answer_format(
-    strategy: str, *, marker: str | None = None, program: bool = False
-) -> None:
-    """Declare how a strategy states its answer: a text ``marker`` or ``program=True``.
-
-    Called by :mod:`siked.strategies` when a strategy is registered.
-    """
-    if not re.fullmatch(r"[a-z0-9_]+", strategy):
-        raise ValueError(f"strategy name {strategy!r} must match [a-z0-9_]+")
-    if program:
-        PROGRAM_STRATEGIES.add(strategy)
-        STRATEGY_MARKERS.pop(strategy, None)
-    else:
-        PROGRAM_STRATEGIES.discard(strategy)
-        STRATEGY_MARKERS[strategy] = marker or FINAL_ANSWER_MARKER
-    _marker_regex.cache_clear()
-
-
-def known_strategies() -> list[str]:
-    """Strategies with a declared answer format, sorted.
-
-    >>> known_strategies()[:3]
-    ['cot', 'l2m', 'pot']
-    """
-    return sorted(set(STRATEGY_MARKERS) | PROGRAM_STRATEGIES)
-
-
-def strategy_tolerance(strategy: str) -> float:
-    """Relative tolerance used to grade a strategy: 1e-6 for programs (floats), else exact.
-
-    >>> strategy_tolerance("pot"), strategy_tolerance("cot")
-    (1e-06, 0.0)
-    """
-    return PROGRAM_REL_TOL if is_program_strategy(strategy) else 0.0
-
-
-# --------------------------------------------------------------------------------------------
-# Strategy tags
-# --------------------------------------------------------------------------------------------
-
-_TAG = re.compile(r"^\s*\[([a-z0-9_]+)\]:\s*")
-
-
-def parse_tag(text: str) -> tuple[str | None, str]:
-    """Split a leading strategy tag off a response: ``"[pot]: x = 1"`` -> ``("pot", "x = 1")``.
-
-    >>> parse_tag("[cot]: Natalia sold 48 clips.")
-    ('cot', 'Natalia sold 48 clips.')
-    >>> parse_tag("  [pot]:\\nanswer = 1")
-    ('pot', 'answer = 1')
-    >>> parse_tag("no tag here")
-    (None, 'no tag here')
-    """
-    m = _TAG.match(text)
-    if not m:
-        return None, text
-    return m.group(1), text[m.end() :]
+    return f"{marker} {value}."
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +121,7 @@ def parse_tag(text: str) -> tuple[str | None, str]:
 
 _HEADS = "|".join(re.escape(p.rstrip(":")) for p in sorted(NEXT_EXAMPLE_PREFIXES, key=len)[::-1])
 _NEXT_EXAMPLE = re.compile(
-    rf"^(?:\*\*)?(?:{_HEADS})(?:\*\*)?[ \t]*:|^[ \t]*\[[a-z0-9_]+\]:", re.MULTILINE
+    rf"^(?:\*\*)?(?:{_HEADS})(?:\*\*)?[ \t]*:|{TAG_LINE.pattern}", re.MULTILINE
 )
 
 
@@ -177,8 +137,9 @@ def stop_sequences() -> list[str]:
 def truncate(text: str) -> str:
     """Cut ``text`` where the model starts a new example after some content.
 
-    A line starting (at column 0) with ``Question:``, ``Q:`` or ``Problem:``, or a line holding a
-    strategy tag like ``[cot]:``, ends the rationale -- unless nothing but whitespace precedes it.
+    A line starting (at column 0) with ``Question:``, ``Q:`` or ``Problem:``, or a line that
+    starts with a strategy tag like ``[cot]:`` (:data:`siked.text.TAG_LINE`), ends the
+    rationale -- unless nothing but whitespace precedes it.
 
     >>> truncate("So 3 + 4 = 7. The answer is 7.\\n\\nQuestion: Tom has 5 apples. The answer is 5.")
     'So 3 + 4 = 7. The answer is 7.'
@@ -191,229 +152,6 @@ def truncate(text: str) -> str:
         if text[: m.start()].strip():
             return text[: m.start()].rstrip()
     return text
-
-
-# --------------------------------------------------------------------------------------------
-# Stage 2: parsing numbers (used by extraction, so it comes first)
-# --------------------------------------------------------------------------------------------
-
-# dash variants used as a minus sign (not the em dash, which is punctuation)
-_MINUS = str.maketrans(
-    {
-        "\u2212": "-",  # minus sign
-        "\u2013": "-",  # en dash
-        "\u2012": "-",  # figure dash
-        "\u2010": "-",  # hyphen
-        "\u2011": "-",  # non-breaking hyphen
-        "\ufe63": "-",  # small hyphen-minus
-        "\uff0d": "-",  # fullwidth hyphen-minus
-        "\u00a0": " ",  # no-break space
-    }
-)
-_CORE = r"(?:(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)"
-_TOKEN = re.compile(
-    rf"""
-    (?<![\w.)\]}}^])                # not glued to a word, a number or an exponent
-    (?P<sign>[-+])?
-    (?:[$€£¥₹]\ ?)?                 # currency
-    (?P<sign2>-)?                   # "$-5"
-    (?P<num>{_CORE})
-    (?:
-        /(?P<den>{_CORE})           # a/b
-      | (?P<exp>[eE][-+]?\d+)       # scientific notation
-    )?
-    (?![\d])
-    """,
-    re.VERBOSE,
-)
-_FRAC = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]*?)\s*\}\s*\{\s*([^{}]*?)\s*\}")
-_FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
-_TEXT_CMD = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
-
-
-def normalize_text(s: str) -> str:
-    r"""Light, answer-preserving normalisation shared by extraction and parsing.
-
-    Unicode minus and dash variants become ``-``; ``\frac{a}{b}`` becomes ``a/b`` (``1\frac12`` a
-    mixed number ``1 1/2``); ``\text{...}`` keeps its content; ``\$``, ``\%``, ``{,}`` and the
-    LaTeX thin space between digit groups are undone; thin spaces between digit groups vanish.
-
-    >>> normalize_text(r"\dfrac{3}{4} and −5 and \$1{,}200 and 1\,000\,000")
-    '3/4 and -5 and $1,200 and 1,000,000'
-    >>> normalize_text(r"-\frac{1}{2}, 2\frac{1}{2}, \frac12, \text{12 apples}")
-    '-1/2, 2 1/2, 1/2, 12 apples'
-    """
-    s = s.translate(_MINUS)
-    s = s.replace("\\$", "$").replace("\\%", "%").replace("{,}", ",")
-    s = re.sub(r"(?<=\d)(?:\\,|\\!|\u2009|\u202f)(?=\d{3})", ",", s)
-    s = _TEXT_CMD.sub(r"\1", s)
-    s = re.sub(r"(\d)\s*(?=\\[dt]?frac)", r"\1 ", s)
-    s = _FRAC_SHORT.sub(r"\1/\2", s)
-    s = _FRAC.sub(r"\1/\2", s)
-    s = s.replace("\\left", "").replace("\\right", "")
-    return s
-
-
-@dataclass(frozen=True)
-class _Token:
-    start: int
-    end: int
-    value: Fraction
-    integer: bool  # a plain unsigned-or-signed integer (candidate whole part of a mixed number)
-    proper: bool  # an unsigned proper fraction a/b with 0 < a < b
-
-
-#: longest digit string and largest exponent read as a number (hostile text cannot make the
-#: parser build astronomically large integers; Python also refuses int() over 4300 digits)
-MAX_NUMBER_CHARS = 200
-MAX_EXPONENT = 400
-
-
-def _token_value(m: re.Match[str]) -> Fraction | None:
-    if m.end() - m.start() > MAX_NUMBER_CHARS:
-        return None
-    if m["exp"] is not None and abs(int(m["exp"][1:])) > MAX_EXPONENT:
-        return None
-    num = Fraction(m["num"].replace(",", ""))
-    if m["den"] is not None:
-        den = Fraction(m["den"].replace(",", ""))
-        if den == 0:
-            return None
-        num = num / den
-    elif m["exp"] is not None:
-        num = num * Fraction(10) ** int(m["exp"][1:])
-    negative = (m["sign"] == "-") != (m["sign2"] == "-")
-    return -num if negative else num
-
-
-def _tokens(text: str) -> list[_Token]:
-    """All numbers in already-normalised ``text``, mixed numbers merged, in order."""
-    out: list[_Token] = []
-    for m in _TOKEN.finditer(text):
-        value = _token_value(m)
-        if value is None:
-            continue
-        plain = m["den"] is None and m["exp"] is None
-        integer = plain and "." not in m["num"] and m["sign2"] is None
-        proper = m["den"] is not None and m["sign"] is None and 0 < value < 1
-        tok = _Token(m.start(), m.end(), value, integer, proper)
-        if proper and out and out[-1].integer and text[out[-1].end : m.start()] == " ":
-            whole = out.pop()
-            mixed = whole.value - value if whole.value < 0 else whole.value + value
-            tok = _Token(whole.start, m.end(), mixed, False, False)
-        out.append(tok)
-    return out
-
-
-def find_numbers(text: str) -> list[Fraction]:
-    """Every number in running text, in order (the scanner behind ``last_number``).
-
-    >>> [str(x) for x in find_numbers("She paid $1,200.50 for 3/4 of 2 1/2 boxes, or 1,2 (5-3).")]
-    ['2401/2', '3/4', '5/2', '1', '2', '5', '3']
-    >>> [str(x) for x in find_numbers("Temperatures fell to −4 and then 1e3 people. x2 CO2 3rd")]
-    ['-4', '1000', '3']
-    """
-    return [t.value for t in _tokens(normalize_text(text))]
-
-
-_UNIT_TAIL = re.compile(
-    r"""\s*(?:[A-Za-z°µ²³][A-Za-z°µ²³/.'’\ -]*?(?:\^\d+)?)?   # units or words after the number
-    [\s.,;:!?)*]*$""",
-    re.VERBOSE,
-)
-_WRAPPERS = (
-    (re.compile(r"^\\boxed\s*\{(.*)\}$", re.S), r"\1"),
-    (re.compile(r"^\\\((.*)\\\)$", re.S), r"\1"),
-    (re.compile(r"^\\\[(.*)\\\]$", re.S), r"\1"),
-    (re.compile(r"^\$(.*)\$$", re.S), r"\1"),
-    (re.compile(r"^\*\*(.*)\*\*$", re.S), r"\1"),
-    (re.compile(r"^\((.*)\)$", re.S), r"\1"),
-)
-
-
-def _unwrap(s: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        s = s.strip().rstrip(".,;:!?").strip()
-        for pattern, repl in _WRAPPERS:
-            new = pattern.sub(repl, s)
-            if new != s:
-                s, changed = new, True
-    return s
-
-
-def parse_number(s: str) -> Fraction | None:
-    r"""Parse one answer string into an exact number, or None if it is not exactly one number.
-
-    Accepted: currency (``$ € £``), thousands separators in groups of three, unicode minus and
-    dash variants, a leading ``+``, decimals (``.5``), scientific notation, ``a/b``, mixed
-    numbers (``1 1/2``), ``\frac``/``\dfrac``, ``\boxed{}``, ``$..$``, ``**..**``, parentheses,
-    trailing punctuation, ``%`` (kept as written), and words or units after the number.
-
-    >>> parse_number("1,200.50"), parse_number("$1,200.50"), parse_number("−3")
-    (Fraction(2401, 2), Fraction(2401, 2), Fraction(-3, 1))
-    >>> parse_number("25%"), parse_number("0.50"), parse_number("18.0"), parse_number("1e3")
-    (Fraction(25, 1), Fraction(1, 2), Fraction(18, 1), Fraction(1000, 1))
-    >>> parse_number(r"\frac{3}{4}"), parse_number("1 1/2"), parse_number("-(1/3)")
-    (Fraction(3, 4), Fraction(3, 2), Fraction(-1, 3))
-    >>> parse_number("72 clips."), parse_number("5 m^2"), parse_number("50 cents"), parse_number(".5")
-    (Fraction(72, 1), Fraction(5, 1), Fraction(50, 1), Fraction(1, 2))
-    >>> [parse_number(x) for x in ("1,2", "3 and 4", "", "abc", "3/0", "1 200", "nan", "inf")]
-    [None, None, None, None, None, None, None, None]
-    """
-    if len(s) > 20 * MAX_NUMBER_CHARS:
-        return None  # e.g. the repr of a huge list from a program: not one number
-    s = _unwrap(normalize_text(s))
-    if not s:
-        return None
-    # the sign of "-(1/3)" outside the parentheses
-    m = re.fullmatch(r"([-+])\s*\((.*)\)(.*)", s, re.S)
-    if m:
-        inner = parse_number(m.group(2) + m.group(3))
-        return None if inner is None else (-inner if m.group(1) == "-" else inner)
-    s = s.lstrip("*").strip()
-    s = (
-        re.sub(r"\s*(?:%|percent\b)", "", s, count=1)
-        if re.search(r"\d\s*(?:%|percent\b)", s)
-        else s
-    )
-    tokens = _tokens(s)
-    if len(tokens) != 1 or tokens[0].start != 0:
-        return None
-    tail = s[tokens[0].end :]
-    if not _UNIT_TAIL.fullmatch(tail):
-        return None
-    return tokens[0].value
-
-
-def format_number(value: Fraction) -> str:
-    """Canonical string of an exact number: ``72``, ``-3``, ``1200.5``, ``7/3``.
-
-    Integers have no decimal point; a value with a terminating decimal expansion (the
-    denominator has no prime factor but 2 and 5) is written as a decimal without trailing
-    zeros; any other rational as ``a/b``. ``parse_number(format_number(x)) == x`` always.
-
-    >>> [format_number(Fraction(x)) for x in ("72", "-3", "1200.50", "-1/4", "7/3", "0", "1/3")]
-    ['72', '-3', '1200.5', '-0.25', '7/3', '0', '1/3']
-    """
-    if value.denominator == 1:
-        return str(value.numerator)
-    den = value.denominator
-    twos = fives = 0
-    while den % 2 == 0:
-        den //= 2
-        twos += 1
-    while den % 5 == 0:
-        den //= 5
-        fives += 1
-    if den != 1:
-        return f"{value.numerator}/{value.denominator}"
-    digits = max(twos, fives)
-    scaled = abs(value.numerator) * 10**digits // value.denominator
-    whole, frac = divmod(scaled, 10**digits)
-    text = f"{whole}.{frac:0{digits}d}".rstrip("0").rstrip(".")
-    return f"-{text}" if value < 0 else text
 
 
 class GoldError(SikedError, ValueError):
@@ -460,13 +198,12 @@ def _words(phrase: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _marker_regex(strategy: str) -> re.Pattern[str]:
+def _marker_regex(marker: str) -> re.Pattern[str]:
     default = (
         rf"\b(?:the{_JOIN})?(?:final{_JOIN})?answer{_JOIN}is\b"
         rf"|\bfinal{_JOIN}answer[*_]*\s*[:=]"
         rf"|^[ \t]*{re.escape(GSM8K_MARKER)}"
     )
-    marker = marker_for(strategy)
     parts = [default]
     if marker != FINAL_ANSWER_MARKER:
         parts.insert(0, rf"(?<!\w){_words(marker)}")
@@ -479,7 +216,7 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 def _answer_in(segment: str) -> Fraction | None:
     """The number a marker or ``\\boxed{}`` states: the first number, or the result after the
     last ``=`` (``The answer is 48/2 = 24``)."""
-    tokens = _tokens(segment)
+    tokens = number_tokens(segment)
     if not tokens:
         return None
     eq = segment.rfind("=")
@@ -490,7 +227,7 @@ def _answer_in(segment: str) -> Fraction | None:
     return tokens[0].value
 
 
-def extract_marker(text: str, strategy: str = "cot") -> Fraction | None:
+def extract_marker(text: str, marker: str = FINAL_ANSWER_MARKER) -> Fraction | None:
     """The number stated in the sentence after the **last** final-answer marker, or None.
 
     >>> extract_marker("The answer is 5. Wait. **The final answer is** $1,200.50.")
@@ -500,9 +237,9 @@ def extract_marker(text: str, strategy: str = "cot") -> Fraction | None:
     >>> extract_marker("The answer is 72. Then the answer is unclear. 48 + 24 = 73") is None
     True
     """
-    text = normalize_text(text)
+    text = normalize_math_notation(text)
     last = None
-    for last in _marker_regex(strategy).finditer(text):  # noqa: B007
+    for last in _marker_regex(marker).finditer(text):  # noqa: B007
         pass
     if last is None:
         return None
@@ -533,7 +270,7 @@ def extract_boxed(text: str) -> Fraction | None:
     for content in reversed(_boxed_contents(text)):
         value = parse_number(content)
         if value is None:
-            value = _answer_in(normalize_text(content))
+            value = _answer_in(normalize_math_notation(content))
         if value is not None:
             return value
     return None
@@ -552,12 +289,12 @@ def extract_last_number(text: str) -> Fraction | None:
 #: the cascade, in order: (rule, extractor, is_fallback)
 CASCADE: tuple[tuple[str, Callable[[str, str], Fraction | None], bool], ...] = (
     ("marker", extract_marker, False),
-    ("boxed", lambda text, strategy: extract_boxed(text), False),
-    ("last_number", lambda text, strategy: extract_last_number(text), True),
+    ("boxed", lambda text, marker: extract_boxed(text), False),
+    ("last_number", lambda text, marker: extract_last_number(text), True),
 )
 
 
-def extract(text: str, strategy: str = "cot") -> Extraction:
+def extract(text: str, fmt: AnswerFormat = TEXT_ANSWER) -> Extraction:
     r"""Extract the final answer of a text rationale: truncate, then marker -> boxed -> last number.
 
     >>> extract("48 / 2 = 24. 48 + 24 = 72. The answer is 72.")
@@ -569,11 +306,12 @@ def extract(text: str, strategy: str = "cot") -> Extraction:
     >>> extract("I don't know.")
     Extraction(answer=None, value=None, rule='none', fallback=False)
 
-    For a program strategy this reads the text only (no execution): use :func:`check`.
+    ``fmt`` gives the marker; for a program format this reads the text only (no execution):
+    use :func:`check`.
     """
     text = truncate(text)
     for rule, extractor, fallback in CASCADE:
-        value = extractor(text, strategy)
+        value = extractor(text, fmt.marker)
         if value is not None:
             return Extraction(format_number(value), value, rule, fallback)
     return Extraction(None, None, "none", False)
@@ -609,24 +347,16 @@ def extract_program(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def answers_match(
-    pred: Fraction | None,
-    gold: Fraction,
-    strategy: str | None = None,
-    *,
-    rel_tol: float | None = None,
-) -> bool:
-    """Compare exactly as fractions, or within ``rel_tol`` (relative; with a tiny absolute
-    tolerance :data:`PROGRAM_ABS_TOL` so that gold 0 can match a float residue).
-
-    ``rel_tol`` defaults to :func:`strategy_tolerance` of ``strategy`` (exact when neither is
-    given).
+def answers_match(pred: Fraction | None, gold: Fraction, rel_tol: float = 0.0) -> bool:
+    """Compare exactly as fractions (``rel_tol`` 0), or within ``rel_tol`` (relative; with a tiny
+    absolute tolerance :data:`PROGRAM_ABS_TOL` so that gold 0 can match a float residue).
+    :attr:`AnswerFormat.rel_tol` is the tolerance of a format.
 
     >>> answers_match(Fraction("18.0"), Fraction(18)), answers_match(Fraction(1, 3), Fraction(1, 3))
     (True, True)
     >>> answers_match(Fraction("0.3333333333333333"), Fraction(1, 3))
     False
-    >>> answers_match(Fraction("0.3333333333333333"), Fraction(1, 3), "pot")
+    >>> answers_match(Fraction("0.3333333333333333"), Fraction(1, 3), PROGRAM_ANSWER.rel_tol)
     True
     >>> answers_match(Fraction("5.551115123125783e-17"), Fraction(0), rel_tol=1e-6)
     True
@@ -635,8 +365,6 @@ def answers_match(
     """
     if pred is None:
         return False
-    if rel_tol is None:
-        rel_tol = strategy_tolerance(strategy) if strategy else 0.0
     if rel_tol <= 0:
         return pred == gold
     tol = max(Fraction(repr(rel_tol)) * abs(gold), Fraction(repr(PROGRAM_ABS_TOL)))
@@ -688,43 +416,45 @@ class Verdict:
         return asdict(self)
 
 
-def verdict_from_text(text: str, gold: Fraction | int | str, strategy: str) -> Verdict:
+def verdict_from_text(
+    text: str, gold: Fraction | int | str, fmt: AnswerFormat = TEXT_ANSWER
+) -> Verdict:
     """Judge a text rationale (no execution).
 
-    >>> verdict_from_text("The answer is 72.", "72", "cot")
+    >>> verdict_from_text("The answer is 72.", "72", AnswerFormat("cot"))
     Verdict(strategy='cot', answer='72', correct=True, rule='marker', status='ok', error=None, fallback=False)
     """
     g = parse_gold(gold)
-    ex = extract(text, strategy)
+    ex = extract(text, fmt)
     if ex.value is None:
-        return Verdict(strategy, None, False, "none", "no_answer", "no number found", False)
-    correct = answers_match(ex.value, g, rel_tol=strategy_tolerance(strategy))
-    return Verdict(strategy, ex.answer, correct, ex.rule, "ok", None, ex.fallback)
+        return Verdict(fmt.name, None, False, "none", "no_answer", "no number found", False)
+    correct = answers_match(ex.value, g, fmt.rel_tol)
+    return Verdict(fmt.name, ex.answer, correct, ex.rule, "ok", None, ex.fallback)
 
 
 def verdict_from_exec(
-    result: ExecResultLike, gold: Fraction | int | str, strategy: str = "pot"
+    result: ExecResultLike, gold: Fraction | int | str, fmt: AnswerFormat = PROGRAM_ANSWER
 ) -> Verdict:
     """Judge the execution result of a program rationale.
 
     >>> from types import SimpleNamespace as NS
     >>> verdict_from_exec(NS(status="ok", answer="18.0", error=None, seconds=0.0, rule="answer"), 18)
-    Verdict(strategy='pot', answer='18', correct=True, rule='program', status='ok', error=None, fallback=False)
+    Verdict(strategy='program', answer='18', correct=True, rule='program', status='ok', error=None, fallback=False)
     """
     g = parse_gold(gold)
     fallback = result.rule == "print"
     rule = "program_print" if fallback else "program"
     if result.status != "ok":
         status = result.status or "error"
-        return Verdict(strategy, None, False, "none", status, result.error, False)
+        return Verdict(fmt.name, None, False, "none", status, result.error, False)
     if result.answer is None:
-        return Verdict(strategy, None, False, "none", "no_answer", result.error, False)
+        return Verdict(fmt.name, None, False, "none", "no_answer", result.error, False)
     value = parse_number(result.answer)
     if value is None:
         err = f"{PROGRAM_ANSWER_VARIABLE} is not a number: {result.answer[:200]!r}"
-        return Verdict(strategy, None, False, rule, "no_answer", err, fallback)
-    correct = answers_match(value, g, rel_tol=strategy_tolerance(strategy))
-    return Verdict(strategy, format_number(value), correct, rule, "ok", None, fallback)
+        return Verdict(fmt.name, None, False, rule, "no_answer", err, fallback)
+    correct = answers_match(value, g, fmt.rel_tol)
+    return Verdict(fmt.name, format_number(value), correct, rule, "ok", None, fallback)
 
 
 def _default_sandbox() -> SandboxLike:
@@ -738,53 +468,53 @@ def _default_sandbox() -> SandboxLike:
     return sandbox
 
 
-def _strip_own_tag(text: str, strategy: str) -> str:
+def strip_own_tag(text: str, fmt: AnswerFormat) -> str:
+    """``text`` without a leading tag naming ``fmt`` (``[cot]: ...``), whitespace after it too.
+
+    >>> strip_own_tag("[cot]:  The answer is 2.", AnswerFormat("cot"))
+    'The answer is 2.'
+    >>> strip_own_tag("[pot]: x = 1", AnswerFormat("cot"))
+    '[pot]: x = 1'
+    """
     name, rest = parse_tag(text)
-    return rest if name == strategy else text
+    return rest.lstrip() if name == fmt.name else text
 
 
 def check(
     text: str,
     gold: Fraction | int | str,
-    strategy: str,
+    fmt: AnswerFormat = TEXT_ANSWER,
     sandbox: SandboxLike | None = None,
 ) -> Verdict:
-    """Judge one rationale of ``strategy`` against ``gold``; programs run in the sandbox.
+    """Judge one rationale in answer format ``fmt`` against ``gold``; programs run in the
+    sandbox (default: the shared :func:`siked.sandbox.get_sandbox`).
 
-    A leading tag naming the same strategy (``[cot]: ``) is ignored.
+    A leading tag naming the format (``[cot]: ``) is ignored.
 
-    >>> check("[cot]: 48 + 24 = 72. The answer is 72.", "72", "cot").correct
+    >>> check("[cot]: 48 + 24 = 72. The answer is 72.", "72", AnswerFormat("cot")).correct
     True
     """
-    parse_gold(gold)  # fail early on a bad gold
-    text = _strip_own_tag(text, strategy)
-    if not is_program_strategy(strategy):
-        return verdict_from_text(text, gold, strategy)
-    program = extract_program(text)
-    if not program.strip():
-        return Verdict(strategy, None, False, "none", "no_answer", "empty program", False)
-    sb = sandbox if sandbox is not None else _default_sandbox()
-    return verdict_from_exec(sb.run(program), gold, strategy)
+    return check_many([(text, gold, fmt)], sandbox)[0]
 
 
 def check_many(
-    items: Iterable[tuple[str, Fraction | int | str, str]],
+    items: Iterable[tuple[str, Fraction | int | str, AnswerFormat]],
     sandbox: SandboxLike | None = None,
 ) -> list[Verdict]:
-    """:func:`check` for many ``(text, gold, strategy)``; programs go to the sandbox together
+    """:func:`check` for many ``(text, gold, fmt)``; programs go to the sandbox together
     (``run_many`` when the sandbox has it, so a pool of workers can run them in parallel)."""
     rows = list(items)
     out: list[Verdict | None] = [None] * len(rows)
     programs: list[tuple[int, str]] = []
-    for i, (text, gold, strategy) in enumerate(rows):
-        parse_gold(gold)
-        text = _strip_own_tag(text, strategy)
-        if not is_program_strategy(strategy):
-            out[i] = verdict_from_text(text, gold, strategy)
+    for i, (text, gold, fmt) in enumerate(rows):
+        parse_gold(gold)  # fail early on a bad gold
+        text = strip_own_tag(text, fmt)
+        if not fmt.program:
+            out[i] = verdict_from_text(text, gold, fmt)
             continue
         program = extract_program(text)
         if not program.strip():
-            out[i] = Verdict(strategy, None, False, "none", "no_answer", "empty program", False)
+            out[i] = Verdict(fmt.name, None, False, "none", "no_answer", "empty program", False)
         else:
             programs.append((i, program))
     if programs:
@@ -981,13 +711,13 @@ def second_opinion(text: str, gold: Fraction | int | str, timeout: float = 5.0) 
 
 
 def disagreements(
-    items: Iterable[tuple[str, Fraction | int | str, str]],
+    items: Iterable[tuple[str, Fraction | int | str, AnswerFormat]],
     *,
     sandbox: SandboxLike | None = None,
     timeout: float = 5.0,
     include_undecided: bool = False,
 ) -> list[dict[str, Any]]:
-    """Where Math-Verify and this verifier disagree, over ``(text, gold, strategy)`` items.
+    """Where Math-Verify and this verifier disagree, over ``(text, gold, fmt)`` items.
 
     All questions go to one Math-Verify process. For program strategies Math-Verify judges the
     executed answer (it cannot run code). Each row: ``index``, ``strategy``, ``gold``, ``ours``,
@@ -998,19 +728,19 @@ def disagreements(
     verdicts = check_many(rows, sandbox=sandbox)
     out: list[dict[str, Any]] = []
     with MathVerifyWorker() as worker:
-        for i, ((text, gold, strategy), v) in enumerate(zip(rows, verdicts, strict=True)):
+        for i, ((text, gold, fmt), v) in enumerate(zip(rows, verdicts, strict=True)):
             g = format_number(parse_gold(gold))
-            if is_program_strategy(strategy):
+            if fmt.program:
                 pred = v.answer if v.answer is not None else ""
             else:
-                pred = truncate(_strip_own_tag(text, strategy))
+                pred = truncate(strip_own_tag(text, fmt))
             mv = worker.ask(pred, g, timeout) if pred.strip() else False
             if mv == v.correct or (mv is None and not include_undecided):
                 continue
             out.append(
                 {
                     "index": i,
-                    "strategy": strategy,
+                    "strategy": fmt.name,
                     "gold": g,
                     "ours": v.correct,
                     "answer": v.answer,

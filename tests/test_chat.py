@@ -7,6 +7,7 @@ import os
 import pytest
 
 from siked import chat
+from siked.strategies import UnknownStrategyError, parse_tagged
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -22,49 +23,54 @@ class _ChatMLTokenizer:
         return out + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
 
-def test_response_text_and_split_roundtrip():
+#: the instructions as the built-in strategies render them; shortened on purpose (59 SmolLM2
+#: tokens), so any change to these bytes is a change of every prompt and must be deliberate
+FREE = (
+    "Solve the math word problem with one strategy: [cot] chain of thought, [l2m] "
+    "least-to-most sub-questions, or [pot] a Python program that stores the result in "
+    '`answer`. Begin with the tag, e.g. "[cot]: ".'
+)
+FORCED = {
+    "cot": 'Solve the math word problem with [cot] chain of thought. Begin with "[cot]: ".',
+    "l2m": (
+        'Solve the math word problem with [l2m] least-to-most sub-questions. Begin with "[l2m]: ".'
+    ),
+    "pot": (
+        "Solve the math word problem with [pot] a Python program that stores the result in "
+        '`answer`. Begin with "[pot]: ".'
+    ),
+}
+
+
+def test_instructions_are_byte_identical_for_the_built_in_strategies():
+    assert chat.instruction() == FREE
+    for name, text in FORCED.items():
+        assert chat.instruction(name) == text
+
+
+def test_response_text_and_parse_roundtrip():
     for s in ("cot", "l2m", "pot"):
         r = chat.response_text(s, "  x = 1\nanswer = x  ")
         assert r == f"[{s}]: x = 1\nanswer = x"
-        assert chat.split_response(r) == (s, "x = 1\nanswer = x")
-
-
-@pytest.mark.parametrize(
-    "response,expected",
-    [
-        ("[cot]: The answer is 3.", ("cot", "The answer is 3.")),
-        ("  [pot]:answer = 2", ("pot", "answer = 2")),
-        ("[l2m]:\nQ1: ...", ("l2m", "Q1: ...")),
-        ("[my_strat2]: hi", ("my_strat2", "hi")),
-        ("The answer is 3.", (None, "The answer is 3.")),
-        ("[COT]: upper case is not a tag", (None, "[COT]: upper case is not a tag")),
-        ("text [cot]: later", (None, "text [cot]: later")),
-        ("[cot] missing colon", (None, "[cot] missing colon")),
-    ],
-)
-def test_split_response(response, expected):
-    assert chat.split_response(response) == expected
+        assert parse_tagged(r) == (s, "x = 1\nanswer = x")
 
 
 def test_prefill_plus_completion_parses():
     full = chat.prefill_text("pot") + " answer = 4"
-    assert chat.split_response(full) == ("pot", "answer = 4")
+    assert parse_tagged(full) == ("pot", "answer = 4")
 
 
 def test_student_messages_free_and_forced():
     free = chat.student_messages("  What is 2+3?\n")
     assert [m["role"] for m in free] == ["system", "user"]
-    assert free[0]["content"] == chat.STUDENT_INSTRUCTION
+    assert free[0]["content"] == chat.instruction()
     assert free[1]["content"] == "What is 2+3?"
-    for tag in ("[cot]", "[l2m]", "[pot]"):
-        assert tag in chat.STUDENT_INSTRUCTION
     forced = chat.student_messages("q", forced="pot")
-    assert forced[0]["content"] != chat.STUDENT_INSTRUCTION
-    assert '"[pot]: "' in forced[0]["content"]
-    assert "Python program" in forced[0]["content"]
+    assert forced[0]["content"] == FORCED["pot"]
     assert "[cot]" not in forced[0]["content"]
-    # an unregistered strategy still gets a sensible instruction
-    assert '"[eq]: "' in chat.student_messages("q", forced="eq")[0]["content"]
+    # a forced strategy must be registered; the error names the choices
+    with pytest.raises(UnknownStrategyError, match="choose one of: cot, l2m, pot"):
+        chat.student_messages("q", forced="eq")
     with pytest.raises(ValueError):
         chat.student_messages("q", forced="Bad Tag")
 
@@ -92,7 +98,7 @@ def test_real_tokenizer_template_and_tag_tokens():
 
     tok = load_tokenizer(BUNDLED_STUDENT)
     p = chat.student_prompt(tok, "What is 2+3?")
-    assert p.startswith("<|im_start|>system\n" + chat.STUDENT_INSTRUCTION + "<|im_end|>\n")
+    assert p.startswith("<|im_start|>system\n" + chat.instruction() + "<|im_end|>\n")
     assert p.endswith("<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n")
     # the prefill is a token prefix of the trained response (no dangling space token)
     full = tok(p + chat.response_text("cot", "Let us add."), add_special_tokens=False).input_ids

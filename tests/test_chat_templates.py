@@ -89,7 +89,7 @@ def test_system_role_detection(base_tokenizer):
 def test_gemma_prompt_folds_the_instruction_into_the_user_turn(base_tokenizer):
     tok = with_template(base_tokenizer, GEMMA_TEMPLATE)
     prompt = chat.student_prompt(tok, QUESTION)
-    user = f"<start_of_turn>user\n{chat.STUDENT_INSTRUCTION}\n\n{QUESTION}<end_of_turn>\n"
+    user = f"<start_of_turn>user\n{chat.instruction()}\n\n{QUESTION}<end_of_turn>\n"
     assert prompt == f"{tok.bos_token}{user}<start_of_turn>model\n"
     forced = chat.student_prompt(tok, QUESTION, forced="pot", prefill_tag=True)
     assert forced.endswith("<start_of_turn>model\n[pot]:") and chat.instruction("pot") in forced
@@ -103,7 +103,7 @@ def test_default_template_for_a_base_model(base_tokenizer):
     prompt = tok.apply_chat_template(ex["prompt"], tokenize=False, add_generation_prompt=True)
     full = tok.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
     assert prompt == (
-        f"{tok.bos_token}{chat.STUDENT_INSTRUCTION}\n\n### Question\n{QUESTION}\n\n### Answer\n"
+        f"{tok.bos_token}{chat.instruction()}\n\n### Question\n{QUESTION}\n\n### Answer\n"
     )
     # the prompt is a prefix of the trained text, whose response ends with EOS (stop learned)
     assert full == prompt + "[cot]: 2 + 3 = 5.\nThe answer is 5." + tok.eos_token
@@ -143,7 +143,7 @@ def test_training_folds_for_gemma_and_saves_its_template(tmp_path, tiny_model):
     model = model_with_template(tiny_model, tmp_path / "gemma", GEMMA_TEMPLATE, GEMMA_TOKENS)
     data = write_records(tmp_path / "d.jsonl")
     assert load_examples(data, system=False)[0]["prompt"] == [
-        {"role": "user", "content": f"{chat.STUDENT_INSTRUCTION}\n\nWhat is 2 + 3?"}
+        {"role": "user", "content": f"{chat.instruction()}\n\nWhat is 2 + 3?"}
     ]
     res = train(data, model, tmp_path / "run", tiny_cfg(), progress=False)
     assert res.metrics["chat_system_role"] is False and res.metrics["chat_template"] == "model"
@@ -179,7 +179,7 @@ def test_chat_api_students_fold_like_training(tmp_path, tiny_model):
     """Over a chat API the server applies the model's template: siked sends the messages that
     training used, and refuses a model that has no template."""
     from siked.engines.base import Engine
-    from siked.sample import Student, chat_api_system_role
+    from siked.student import Student, chat_api_system_role
 
     gemma = model_with_template(tiny_model, tmp_path / "gemma", GEMMA_TEMPLATE)
     bare = model_with_template(tiny_model, tmp_path / "bare", None)

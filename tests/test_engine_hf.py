@@ -94,6 +94,14 @@ def texts(rows: list[list[Any]]) -> list[list[str]]:
     return [[c.text for c in row] for row in rows]
 
 
+def test_chunks_are_sized_in_batches(tiny: Any) -> None:
+    """The stages' automatic chunk: 8 batches of rows (servers: 2048 generations)."""
+    from siked.student import auto_chunk_size
+
+    e = engine(tiny, batch_size=4)
+    assert e.chunk_generations == 32 and auto_chunk_size(e, 10) == 3
+
+
 def test_encode(tiny: Any) -> None:
     e = engine(tiny)
     tok = tiny[1]

@@ -187,6 +187,7 @@ def test_resume_after_crash(tmp_path: Path) -> None:
     engine = FakeEngine(all_script)
     run(crash, all_script, mode="all", datasets=datasets[:1], engine=engine)
     assert len(read_jsonl(crash / "predictions.jsonl")) == 12
+    assert (crash / "predictions.jsonl.stale").exists()  # moved aside, not deleted
 
 
 def test_foreign_predictions_file_is_kept(tmp_path: Path) -> None:
@@ -211,7 +212,7 @@ def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) 
     from siked.cli import main
 
     engine = FakeEngine(lambda q, f, j, s: "[cot]: The answer is 3.")
-    monkeypatch.setattr(evaluate_mod, "open_engine", lambda c, m: engine)
+    monkeypatch.setattr(evaluate_mod, "open_student_engine", lambda c, m: engine)
     out = tmp_path / "ev"
     rc = main(["eval", "--model", "some-model", "--datasets", "gsm8k:test:3,svamp:2",
                "--out", str(out), "--set", "max_tokens=20", "--quiet", "--seed", "9"])  # fmt: skip

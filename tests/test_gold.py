@@ -12,16 +12,16 @@ from siked import verify
 from siked.config import TeacherConfig
 from siked.data import load_problems
 from siked.engines import make_engine
-from siked.engines.gold import (
-    GoldEngine,
+from siked.engines.gold import GoldEngine
+from siked.gsm8k_rationales import (
     exact_value,
     gold_cot,
     gold_l2m,
     gold_pot,
+    gold_rationale,
     name_from_words,
     normalize_expr,
     plain_equations,
-    prompt_question,
     socratic_pairs,
     strip_annotations,
 )
@@ -248,13 +248,16 @@ def test_generate_answers_teacher_prompts(engine: GoldEngine, problems: list) ->
     assert engine.solve("gsm8k-train-99999", "cot") is None
 
 
-def test_prompt_question() -> None:
-    prompt = get_strategy("pot").teacher_prompt("How many?", chat=False)
-    assert prompt_question(prompt) == "How many?"
-    assert prompt_question(get_strategy("l2m").teacher_prompt("Why?", chat=True)) == "Why?"
+def test_unknown_prompts_get_no_solution() -> None:
+    """A prompt that is no registered strategy's teacher prompt, or a strategy without a gold
+    builder, gets an empty ``no_solution`` completion (no data needed to know that)."""
+    eng = GoldEngine()
+    out = eng.generate(["Question: What is 1 + 1?\nAnswer:"])
+    assert (out[0][0].text, out[0][0].finish_reason) == ("", "no_solution")
+    assert gold_rationale(None, "equation") is None  # type: ignore[arg-type]
 
 
 def test_doctests() -> None:
-    import siked.engines.gold
+    import siked.gsm8k_rationales
 
-    assert doctest.testmod(siked.engines.gold).failed == 0
+    assert doctest.testmod(siked.gsm8k_rationales).failed == 0

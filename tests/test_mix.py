@@ -536,4 +536,6 @@ def test_cli_mix_errors(tmp_path, capsys) -> None:
     assert main([*args, "--alpha", "lots"]) == 2
     assert main([*args, "--alpha", "1.5"]) == 2
     assert "mix.alpha" in capsys.readouterr().err
+    assert main([*args, "--set", "varient=self"]) == 2  # siked mix takes --set like the others
+    assert "mix.varient: unknown key" in capsys.readouterr().err
     assert main(["mix", "--teacher", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)]) == 2

@@ -1,4 +1,5 @@
-"""Student self-generation (siked.sample): row schema, judging, modes, seeds, resume.
+"""Student self-generation (siked.sample): row schema, modes, seeds, resume (judging and the
+student's prompts: tests/test_student.py).
 
 A scripted fake engine stands in for the student (fast); the integration test at the end runs
 the real default student on two GSM8K training questions.
@@ -22,17 +23,7 @@ from siked.data import Problem
 from siked.engines.base import Completion, Engine, Prompt, derive_seed, prompt_seeds, sample_seed
 from siked.io import read_json, read_jsonl
 from siked.records import STATUSES, Record
-from siked.sample import (
-    Request,
-    Student,
-    judge,
-    parse_response,
-    plan_requests,
-    sample,
-    sample_seeds,
-    sample_stats,
-    stop_strings,
-)
+from siked.sample import plan_requests, sample, sample_seeds, sample_stats
 from siked.strategies import COMMON_STOP
 
 # --------------------------------------------------------------------------------------------
@@ -213,46 +204,6 @@ STRATS = ["cot", "l2m", "pot"]
 # pure pieces
 
 
-def test_parse_response() -> None:
-    assert parse_response("[cot]: x", STRATS) == ("cot", "x", None)
-    assert parse_response("[pot]: x", ["cot"])[0] is None
-    assert parse_response("no tag", STRATS) == (None, "no tag", "no strategy tag")
-    assert parse_response("[zzz]: 1", STRATS)[2] == "unknown strategy tag"
-    # forced over a chat API (no pre-fill): an untagged response counts as the forced strategy
-    assert parse_response("answer = 1", STRATS, forced="pot") == ("pot", "answer = 1", None)
-    assert parse_response("[cot]: x", STRATS, forced="pot")[0] is None
-
-
-def test_stop_strings() -> None:
-    assert stop_strings(STRATS, None) == list(COMMON_STOP)
-    assert "\n\n\n" in stop_strings(STRATS, "cot")
-    assert "\n\n\n" not in stop_strings(STRATS, "pot")
-
-
-def test_judge_statuses() -> None:
-    sb = FakeSandbox()
-    gold = Fraction(5)
-    outs = [free_script(PROBLEMS[0].question, None, j, 123) for j in range(9)]
-    got = judge([(o, None, gold) for o in outs], STRATS, sandbox=sb)
-    summary = [(o.strategy, o.correct, o.valid, o.fallback, o.status, o.accepted) for o in got]
-    assert summary == [
-        ("cot", True, True, False, "ok", True),
-        ("pot", True, True, False, "ok", True),
-        ("cot", False, True, False, "ok", False),
-        ("none", True, False, False, "ok", False),  # right answer, but no tag
-        ("l2m", True, True, False, "ok", True),
-        ("cot", True, False, True, "ok", False),  # fallback + no marker
-        ("none", True, False, True, "ok", False),  # unknown tag; last number fallback
-        ("pot", False, False, False, "no_answer", False),  # prints, never assigns
-        ("pot", False, True, False, "error", False),
-    ]
-    assert got[1].text == "result = 5 / 1\nanswer = result"
-    assert got[3].text == "The answer is 5."
-    assert got[6].text == "[foo]: 5"  # unknown tag: the whole response is kept
-    # all programs of the batch went to the sandbox together
-    assert len(sb.batches) == 1 and len(sb.batches[0]) == 3
-
-
 def test_seed_derivation() -> None:
     s = sample_seeds(42, 1, "q1")
     assert s == derive_seed(42, 1, "q1") == sample_seeds(42, 1, "q1")
@@ -328,7 +279,7 @@ def test_free_rows_schema_and_stats(tmp_path: Path) -> None:
         assert not (r["correct"] and r["status"] != "ok")
     q3 = [r for r in rows if r["qid"] == "q3"]
     assert [r["sample"] for r in q3] == list(range(10))
-    assert q3[0]["gold"] == "7/2" and q3[0]["question"] == PROBLEMS[2].question
+    assert q3[0]["gold"] == "3.5" and q3[0]["question"] == PROBLEMS[2].question  # format_number
     assert [r["strategy"] for r in q3] == [
         "cot",
         "pot",
@@ -500,6 +451,7 @@ def test_other_settings_start_afresh(tmp_path: Path) -> None:
     )  # fmt: skip
     assert stats["samples"] == 8 and len(read_jsonl(out)) == 8
     assert read_json(tmp_path / "samples.meta.json")["k"] == 2
+    assert len(read_jsonl(tmp_path / "samples.jsonl.stale")) == 40  # moved aside, not deleted
 
 
 def test_bad_inputs(tmp_path: Path) -> None:
@@ -520,17 +472,6 @@ def test_bad_inputs(tmp_path: Path) -> None:
                engine=FakeEngine(free_script), progress=False)  # fmt: skip
 
 
-def test_student_run_shapes() -> None:
-    engine = FakeEngine(free_script)
-    student = Student(engine, STRATS, tokenizer=FakeTokenizer(), sandbox=FakeSandbox())
-    reqs = [Request(PROBLEMS[0], None, 1), Request(PROBLEMS[1], "cot", 2)]
-    engine.script = lambda q, f, j, s: f" {good(f, GOLD[q])}" if f else "[cot]: The answer is 5."
-    out = student.run(reqs, n=2, temperature=0.7, top_p=0.9, max_tokens=8)
-    assert [len(o) for o in out] == [2, 2]
-    assert out[1][0].output.startswith("[cot]: ") and out[1][0].accepted
-    assert out[0][0].finish_reason == "stop" and out[0][0].tokens == 5
-
-
 def test_cli_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     """``siked sample`` end to end on GSM8K train with the fake engine."""
     from siked import sample as sample_mod
@@ -539,7 +480,7 @@ def test_cli_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
     def script(question: str, forced: str | None, j: int, seed: int) -> str:
         return "[cot]: I think.\nThe answer is 3."
 
-    monkeypatch.setattr(sample_mod, "open_engine", lambda c, m: FakeEngine(script))
+    monkeypatch.setattr(sample_mod, "open_student_engine", lambda c, m: FakeEngine(script))
     out = tmp_path / "samples.jsonl"
     rc = main([
         "sample", "--model", "x", "--dataset", "gsm8k", "--split", "train", "--limit", "3",
@@ -618,20 +559,3 @@ def test_identical_samples_at_a_temperature_are_reported(
     assert bool(greedy) is warns
     if warns:
         assert "generation_config" in greedy[0].getMessage()
-
-
-def test_served_student_is_named_by_its_absolute_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from siked.sample import open_engine
-
-    (tmp_path / "iter_00" / "merged").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path)
-    url = "http://127.0.0.1:9/v1"
-    # a server started elsewhere resolves a relative path against its own directory
-    with open_engine(cfg(engine="openai", base_url=url), "iter_00/merged") as e:
-        assert e.model == str(tmp_path / "iter_00" / "merged")  # type: ignore[attr-defined]
-    with open_engine(cfg(engine="openai", base_url=url), "org/hub-model") as e:
-        assert e.model == "org/hub-model"  # type: ignore[attr-defined]
-    with open_engine(cfg(engine="openai", base_url=url, model="served"), "iter_00/merged") as e:
-        assert e.model == "served"  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ import ast
 import doctest
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -23,6 +24,7 @@ from siked.strategies import (
     strategy_names,
     unregister,
 )
+from siked.text import format_number
 
 BUILTIN = ["cot", "l2m", "pot"]
 
@@ -42,10 +44,14 @@ def test_builtin_registry() -> None:
         s = get_strategy(name)
         assert s.tag == f"[{name}]"
         assert s.description and s.instruction
-    with pytest.raises(S.UnknownStrategyError, match="choose from: cot, l2m, pot"):
+    with pytest.raises(S.UnknownStrategyError, match="choose one of: cot, l2m, pot"):
         get_strategy("tot")
     with pytest.raises(ValueError, match="already registered"):
         register(get_strategy("cot"))
+    with pytest.raises(ValueError, match="reserved"):
+        register(replace(get_strategy("cot"), name=S.NO_STRATEGY))
+    with pytest.raises(ValueError, match="bad strategy name"):
+        register(replace(get_strategy("cot"), name="Bad Name"))
 
 
 def test_tags_round_trip() -> None:
@@ -55,6 +61,24 @@ def test_tags_round_trip() -> None:
     assert parse_tagged("no tag") == (None, "no tag")
     assert parse_tagged("[tot]: x") == (None, "[tot]: x")
     assert parse_tagged("[pot]:\nanswer = 1") == ("pot", "answer = 1")
+    assert parse_tagged(" [COT]:\n2 + 2 = 4.") == ("cot", "2 + 2 = 4.")  # the model's case
+
+
+def test_answer_format_comes_from_the_strategy() -> None:
+    assert get_strategy("cot").answer_format == verify.AnswerFormat("cot")
+    assert get_strategy("pot").answer_format == verify.AnswerFormat("pot", program=True)
+    assert get_strategy("l2m").student_label == "[l2m] least-to-most sub-questions"
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_teacher_prompt_parses_back(chat: bool) -> None:
+    q = "Ann has 3 pens and buys 2 more. How many pens does she have?"
+    for name in BUILTIN:
+        prompt = get_strategy(name).teacher_prompt(f"  {q}\n", chat=chat)
+        found = S.parse_teacher_prompt(prompt)
+        assert found is not None and (found[0].name, found[1]) == (name, q)
+    assert S.parse_teacher_prompt("Question: 1+1?\nAnswer:") is None
+    assert S.parse_teacher_prompt([{"role": "user", "content": "Question: 1+1?"}]) is None
 
 
 # -- exemplars -------------------------------------------------------------------------------------
@@ -75,7 +99,7 @@ def test_text_exemplars_extract_and_validate(name: str) -> None:
         assert s.clean(ex.rationale) == ex.rationale
         v = s.extract(ex.rationale, ex.answer)
         assert (v.correct, v.rule, v.fallback) == (True, "marker", False), (ex.question, v)
-        assert ex.rationale.endswith(verify.marker_line(verify.format_number(ex.answer)))
+        assert ex.rationale.endswith(verify.marker_line(format_number(ex.answer)))
 
 
 def test_pot_exemplars_run_in_the_sandbox(sandbox: verify.SandboxLike) -> None:
@@ -218,7 +242,7 @@ def has_equation(text: str) -> str | None:
 def solve_equation(text: str, gold: Fraction, sandbox: verify.SandboxLike | None) -> verify.Verdict:
     if has_equation(text) is not None:
         return verify.Verdict("equation", None, False, "none", "no_answer", "no equation")
-    v = verify.check(equation_program(text), gold, "pot", sandbox)
+    v = get_strategy("pot").extract(equation_program(text), gold, sandbox)
     return verify.Verdict("equation", v.answer, v.correct, "sympy", v.status, v.error)
 
 
@@ -262,7 +286,7 @@ def test_fourth_strategy(equation: Strategy, sandbox: verify.SandboxLike) -> Non
     for ex in s.exemplars:
         assert s.validate(ex.rationale) is None
         v = s.extract(ex.rationale, ex.answer, sandbox)
-        assert (v.correct, v.rule, v.answer) == (True, "sympy", verify.format_number(ex.answer))
+        assert (v.correct, v.rule, v.answer) == (True, "sympy", format_number(ex.answer))
     wrong = "Let p be the pencil price.\nEquation: p + p + 2 = 6"
     assert s.validate(wrong) is None
     assert s.extract(wrong, Fraction(3), sandbox).correct is False  # p = 2, not 3
@@ -271,13 +295,26 @@ def test_fourth_strategy(equation: Strategy, sandbox: verify.SandboxLike) -> Non
     from siked import chat
 
     assert "[equation] write one equation" in chat.instruction(forced="equation")
+    # the student's free instruction offers it, after the built-in three
+    assert chat.instruction().startswith(
+        "Solve the math word problem with one strategy: [cot] chain of thought, "
+    )
+    assert (
+        ", [pot] a Python program that stores the result in `answer`, or [equation] write one "
+        "equation for the unknown and let sympy solve it. Begin with the tag" in chat.instruction()
+    )
+    # the prompt reads back as this strategy's (the gold teacher's way of knowing it)
+    found = S.parse_teacher_prompt(s.teacher_prompt("How old is Emma?", chat=True))
+    assert found is not None and found[0] is s
 
 
 def test_fourth_strategy_is_gone_after_unregister(equation: Strategy) -> None:
     unregister("equation")
     assert strategy_names() == BUILTIN
     assert parse_tagged("[equation]: x")[0] is None
-    assert "equation" not in verify.known_strategies()
+    from siked import chat
+
+    assert "[equation]" not in chat.instruction()
     register(equation)  # the fixture unregisters it again
 
 

@@ -13,17 +13,16 @@ from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from siked.config import TeacherConfig
 from siked.data import Problem, load_problems
 from siked.engines.base import Completion, Engine, Prompt, prompt_seeds
-from siked.engines.gold import prompt_question
 from siked.io import read_json, read_jsonl
 from siked.records import Record
-from siked.strategies import get_strategies
+from siked.strategies import get_strategies, parse_teacher_prompt
 from siked.teach import KEPT, SAMPLES, STATS, select_kept, teach
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,13 +91,6 @@ class FakeTeacher(Engine):
         self.calls = 0
         self.requested: list[tuple[str, str, int]] = []  # (question, strategy, sample)
 
-    def _strategy(self, prompt: Prompt, question: str) -> str:
-        chat = not isinstance(prompt, str)
-        for s in get_strategies():
-            if s.teacher_prompt(question, chat) == prompt:
-                return s.name
-        raise AssertionError("not a teacher prompt")
-
     def generate(
         self,
         prompts: Sequence[Prompt],
@@ -117,9 +109,9 @@ class FakeTeacher(Engine):
         assert all(s is not None for s in seeds)
         out = []
         for prompt in prompts:
-            question = prompt_question(prompt)
-            assert question is not None
-            strategy = self._strategy(prompt, question)
+            found = parse_teacher_prompt(prompt)
+            assert found is not None, "not a teacher prompt"
+            strategy, question = found[0].name, found[1]
             a = self.answers[question]
             row = []
             for j in range(n):
@@ -132,6 +124,18 @@ class FakeTeacher(Engine):
                 row.append(Completion(text, "stop", 100, 10))
             out.append(row)
         return out
+
+
+def prompt_question(prompt: Prompt) -> str | None:
+    """The question a few-shot prompt asks (the last ``Question: ...``), or None."""
+    if isinstance(prompt, str):
+        text = prompt
+    else:
+        users = [m["content"] for m in prompt if m.get("role") == "user"]
+        text = users[-1] + "\nAnswer:" if users else ""
+    _, sep, tail = text.rpartition("Question:")
+    question, sep2, _ = tail.partition("\nAnswer:")
+    return question.strip() if sep and sep2 else None
 
 
 def problems(k: int) -> list[Problem]:
@@ -448,3 +452,40 @@ def test_doctests() -> None:
 
     for mod in (siked.teach, siked.cli.teach):
         assert doctest.testmod(mod).failed == 0
+
+
+# -- an engine registered by a plug-in gets what the built-in ones get -----------------------------
+
+
+class PluginTeacher(FakeTeacher):
+    """A teacher registered with ``register_engine``: it takes its request cache, run directory
+    and data directory from the stage's context, as the built-in engines do."""
+
+    built: ClassVar[list[dict[str, Any]]] = []
+
+    @classmethod
+    def from_config(cls, cfg: Any, model: Any = None, context: Any = None, **kw: Any) -> Any:
+        cls.built.append(
+            {
+                "model": model,
+                "cache": context.cache_dir,
+                "run": context.run_dir,
+                "data": context.data_dir,
+            }
+        )
+        return cls(answers(problems(3)))
+
+
+def test_a_registered_engine_gets_the_stage_context(tmp_path: Path) -> None:
+    from siked.engines import ENGINES, register_engine
+
+    register_engine("plugin-teacher", f"{__name__}:PluginTeacher")
+    try:
+        cfg = TeacherConfig(engine="plugin-teacher", model="m")  # the config accepts the name
+        stats = teach(problems(3), cfg, tmp_path, ["cot"], progress=False, data_dir="/data")
+    finally:
+        ENGINES.unregister("plugin-teacher")
+    assert stats["kept"] == 3
+    assert PluginTeacher.built == [
+        {"model": None, "cache": tmp_path / "cache", "run": tmp_path, "data": "/data"}
+    ]

@@ -21,6 +21,7 @@ import torch
 from siked import chat, models
 from siked.config import TrainConfig
 from siked.errors import DataError
+from siked.strategies import parse_tagged
 from siked.train import (
     TrainError,
     build_trainer,
@@ -595,5 +596,5 @@ def test_real_student_trains_lowers_loss_merges_and_generates(tmp_path):
 
     out_ids = merged.generate(**batch, max_new_tokens=24, do_sample=False)
     text = tok.decode(out_ids[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-    strategy, _ = chat.split_response(text)
+    strategy, _ = parse_tagged(text)
     assert strategy in ("cot", "l2m", "pot"), text

@@ -18,8 +18,12 @@ import pytest
 
 from siked import verify
 from siked.errors import SikedError
+from siked.text import find_numbers, format_number, parse_number
 from siked.verify import (
     FINAL_ANSWER_MARKER,
+    PROGRAM_ANSWER,
+    TEXT_ANSWER,
+    AnswerFormat,
     Extraction,
     Verdict,
     answers_match,
@@ -27,14 +31,17 @@ from siked.verify import (
     check_many,
     extract,
     extract_program,
-    format_number,
     marker_line,
     parse_gold,
-    parse_number,
-    parse_tag,
-    strategy_tolerance,
     truncate,
 )
+
+#: the answer formats of the built-in strategies (siked.strategies declares the same)
+FMT = {
+    "cot": AnswerFormat("cot"),
+    "l2m": AnswerFormat("l2m"),
+    "pot": AnswerFormat("pot", program=True),
+}
 
 GOLDEN = Path(__file__).parent / "golden" / "verify_cases.jsonl"
 
@@ -96,40 +103,15 @@ def test_marker_line_and_constant() -> None:
     assert extract(marker_line("-3")).value == -3
 
 
-def test_register_answer_format_custom_marker() -> None:
-    try:
-        verify.register_answer_format("tot", marker="Final result:")
-        assert verify.marker_for("tot") == "Final result:"
-        assert "tot" in verify.known_strategies()
-        ex = extract("Step 1 gives 4. Final result: 9 apples", "tot")
-        assert (ex.answer, ex.rule) == ("9", "marker")
-        # the default marker is understood for every strategy
-        assert extract("The answer is 3.", "tot").rule == "marker"
-        verify.register_answer_format("prog2", program=True)
-        assert verify.is_program_strategy("prog2")
-        assert strategy_tolerance("prog2") == 1e-6
-    finally:
-        verify.STRATEGY_MARKERS.pop("tot", None)
-        verify.PROGRAM_STRATEGIES.discard("prog2")
-        verify._marker_regex.cache_clear()
-    with pytest.raises(ValueError, match="must match"):
-        verify.register_answer_format("Bad Name")
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("[pot]: answer = 1", ("pot", "answer = 1")),
-        ("[cot]:The answer is 2.", ("cot", "The answer is 2.")),
-        ("  [l2m]:  \nHow many?", ("l2m", "How many?")),
-        ("[my_strategy2]: x", ("my_strategy2", "x")),
-        ("[COT]: upper case is not a tag", (None, "[COT]: upper case is not a tag")),
-        ("text [cot]: in the middle", (None, "text [cot]: in the middle")),
-        ("", (None, "")),
-    ],
-)
-def test_parse_tag(text: str, expected: tuple[str | None, str]) -> None:
-    assert parse_tag(text) == expected
+def test_custom_marker_and_program_formats() -> None:
+    tot = AnswerFormat("tot", marker="Final result:")
+    ex = extract("Step 1 gives 4. Final result: 9 apples", tot)
+    assert (ex.answer, ex.rule) == ("9", "marker")
+    # the default marker is understood for every format
+    assert extract("The answer is 3.", tot).rule == "marker"
+    assert marker_line("9", tot.marker) == "Final result: 9."
+    assert AnswerFormat("prog2", program=True).rel_tol == PROGRAM_ANSWER.rel_tol == 1e-6
+    assert TEXT_ANSWER.rel_tol == 0.0
 
 
 # ----------------------------------------------------------------------------- truncation
@@ -293,7 +275,7 @@ def test_extraction_cascade_rules() -> None:
 
 
 def test_find_numbers_word_boundaries() -> None:
-    nums = verify.find_numbers("x2 CO2 day 3rd 5-3 (-4) 10^3 1/2/2020")
+    nums = find_numbers("x2 CO2 day 3rd 5-3 (-4) 10^3 1/2/2020")
     assert [str(n) for n in nums] == ["3", "5", "3", "-4", "10", "1/2", "2020"]
 
 
@@ -319,13 +301,13 @@ def test_answers_match(pred: str, gold: str, rel_tol: float, expected: bool) -> 
     assert answers_match(Fraction(pred), Fraction(gold), rel_tol=rel_tol) is expected
 
 
-def test_answers_match_by_strategy() -> None:
+def test_answers_match_by_format() -> None:
     third = Fraction("0.3333333333333333")
-    assert answers_match(third, Fraction(1, 3), "pot")
-    assert not answers_match(third, Fraction(1, 3), "cot")
-    assert not answers_match(None, Fraction(0), "pot")
-    assert strategy_tolerance("pot") == 1e-6
-    assert strategy_tolerance("cot") == strategy_tolerance("l2m") == 0.0
+    assert answers_match(third, Fraction(1, 3), FMT["pot"].rel_tol)
+    assert not answers_match(third, Fraction(1, 3), FMT["cot"].rel_tol)
+    assert not answers_match(None, Fraction(0), FMT["pot"].rel_tol)
+    assert FMT["pot"].rel_tol == 1e-6
+    assert FMT["cot"].rel_tol == FMT["l2m"].rel_tol == 0.0
 
 
 # ----------------------------------------------------------------------------- programs
@@ -369,7 +351,7 @@ def test_check_pot_statuses(
     result: FakeResult, status: str, answer: str | None, rule: str, correct: bool, fallback: bool
 ) -> None:
     sb = StubSandbox(result)
-    v = check("```python\nanswer = 18\n```", "18", "pot", sandbox=sb)
+    v = check("```python\nanswer = 18\n```", "18", FMT["pot"], sandbox=sb)
     assert sb.codes == ["answer = 18\n"]
     assert (v.status, v.answer, v.rule, v.correct, v.fallback) == (
         status, answer, rule, correct, fallback
@@ -381,16 +363,16 @@ def test_check_pot_statuses(
 
 def test_check_pot_empty_program_skips_sandbox() -> None:
     sb = StubSandbox()
-    v = check("```python\n```", "1", "pot", sandbox=sb)
+    v = check("```python\n```", "1", FMT["pot"], sandbox=sb)
     assert (v.status, v.rule, sb.codes) == ("no_answer", "none", [])
 
 
 def test_check_text_needs_no_sandbox_and_bad_gold() -> None:
-    v = check("The answer is 72.", "72", "cot", sandbox=StubSandbox())
+    v = check("The answer is 72.", "72", FMT["cot"], sandbox=StubSandbox())
     assert v == Verdict("cot", "72", True, "marker", "ok", None, False)
-    assert check("no idea", 1, "l2m").status == "no_answer"
+    assert check("no idea", 1, FMT["l2m"]).status == "no_answer"
     with pytest.raises(SikedError):
-        check("The answer is 1.", "one", "cot")
+        check("The answer is 1.", "one", FMT["cot"])
 
 
 def test_import_is_light() -> None:
@@ -408,9 +390,9 @@ def test_check_default_sandbox_is_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
         return sb
 
     monkeypatch.setattr(verify, "_default_sandbox", fake)
-    assert check("The answer is 5.", "5", "cot").correct
+    assert check("The answer is 5.", "5", FMT["cot"]).correct
     assert calls == []
-    assert check("answer = 5", "5", "pot").correct
+    assert check("answer = 5", "5", FMT["pot"]).correct
     assert calls == ["x"]
 
 
@@ -426,10 +408,10 @@ def test_check_many_uses_run_many() -> None:
 
     sb = Batch()
     items = [
-        ("answer = 1", "1", "pot"),
-        ("The answer is 2.", "2", "cot"),
-        ("", "3", "pot"),
-        ("[pot]: answer = 4", "5", "pot"),
+        ("answer = 1", "1", FMT["pot"]),
+        ("The answer is 2.", "2", FMT["cot"]),
+        ("", "3", FMT["pot"]),
+        ("[pot]: answer = 4", "5", FMT["pot"]),
     ]
     out = check_many(items, sandbox=sb)
     assert [v.correct for v in out] == [True, True, False, False]
@@ -438,7 +420,7 @@ def test_check_many_uses_run_many() -> None:
 
 
 def test_verdict_to_dict() -> None:
-    d = check("The answer is 2.", "2", "cot").to_dict()
+    d = check("The answer is 2.", "2", FMT["cot"]).to_dict()
     assert d == {
         "strategy": "cot", "answer": "2", "correct": True, "rule": "marker",
         "status": "ok", "error": None, "fallback": False,
@@ -448,8 +430,8 @@ def test_verdict_to_dict() -> None:
 def test_real_sandbox_if_available() -> None:
     sandbox = pytest.importorskip("siked.sandbox")
     sb = sandbox.get_sandbox()
-    assert check("```python\nanswer = 48 / 2 + 48\n```", "72", "pot", sandbox=sb).correct
-    v = check("answer = 1 / 0", "1", "pot", sandbox=sb)
+    assert check("```python\nanswer = 48 / 2 + 48\n```", "72", FMT["pot"], sandbox=sb).correct
+    v = check("answer = 1 / 0", "1", FMT["pot"], sandbox=sb)
     assert (v.status, v.correct) == ("error", False)
 
 
@@ -472,7 +454,7 @@ def test_golden_file_shape() -> None:
 
 @pytest.mark.parametrize("case", _golden(), ids=lambda c: c["id"])
 def test_golden(case: dict[str, Any]) -> None:
-    v = check(case["text"], case["gold"], case["strategy"], sandbox=ExecSandbox())
+    v = check(case["text"], case["gold"], FMT[case["strategy"]], sandbox=ExecSandbox())
     got = {k: getattr(v, k) for k in ("answer", "rule", "correct", "fallback", "status")}
     want = {k: case[k] for k in got}
     assert got == want, case.get("note") or case["text"]
@@ -496,11 +478,11 @@ def test_second_opinion() -> None:
 @needs_math_verify
 def test_disagreements_batch() -> None:
     items = [
-        ("The answer is 72.", "72", "cot"),  # both right
-        ("The answer is 71.", "72", "cot"),  # both wrong
-        ("The answer is 50%.", "0.5", "cot"),  # math-verify's percent leniency; ours says no
-        ("The answer is 5.\n\nQuestion: next. The answer is 6.", "5", "cot"),
-        ("answer = 1 / 3", "1/3", "pot"),  # program: math-verify judges the executed answer
+        ("The answer is 72.", "72", FMT["cot"]),  # both right
+        ("The answer is 71.", "72", FMT["cot"]),  # both wrong
+        ("The answer is 50%.", "0.5", FMT["cot"]),  # math-verify's percent leniency; ours says no
+        ("The answer is 5.\n\nQuestion: next. The answer is 6.", "5", FMT["cot"]),
+        ("answer = 1 / 3", "1/3", FMT["pot"]),  # program: math-verify judges the executed answer
     ]
     t = time.monotonic()
     rows = verify.disagreements(items, sandbox=ExecSandbox())
@@ -572,5 +554,5 @@ def test_extraction_throughput() -> None:
     )
     t = time.monotonic()
     for _ in range(200):
-        assert check(text, "72", "cot").correct
+        assert check(text, "72", FMT["cot"]).correct
     assert time.monotonic() - t < 5  # ~1.6 k characters each: well under a millisecond or so

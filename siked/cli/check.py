@@ -23,7 +23,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategy",
         default=None,
-        help="cot, l2m, pot (default: the output's leading tag, else cot)",
+        help="a registered strategy: cot, l2m, pot (default: the output's leading tag, else cot)",
     )
     parser.add_argument(
         "--math-verify",
@@ -47,37 +47,22 @@ def _read(path: str) -> str:
         raise SikedError(f"cannot read {p}: {e}") from None
 
 
-def _known_strategies() -> list[str]:
-    import contextlib
-    import importlib
-
-    from siked import verify
-
-    with contextlib.suppress(ImportError):  # registering strategies may declare answer formats
-        importlib.import_module("siked.strategies")
-    return verify.known_strategies()
-
-
 def run(args: argparse.Namespace) -> int:
     from siked import verify
+    from siked.strategies import get_strategy
+    from siked.text import format_number, parse_tag
 
     gold = verify.parse_gold(args.gold)
     text = _read(args.file)
-    tag, rest = verify.parse_tag(text)
-    strategy = args.strategy or tag or "cot"
-    known = _known_strategies()
-    if strategy not in known:
-        raise SikedError(f"unknown strategy {strategy!r} (known: {', '.join(known)})")
+    tag, rest = parse_tag(text)
+    strategy = get_strategy(args.strategy or tag or "cot")  # an unknown one names the choices
     if tag is not None:  # a tag is never part of the rationale
         text = rest
-    verdict = verify.check(text, gold, strategy)
+    verdict = strategy.extract(text, gold)
     out = verdict.to_dict()
-    out["gold"] = verify.format_number(gold)
+    out["gold"] = format_number(gold)
     if args.math_verify:
-        if verify.is_program_strategy(strategy):
-            pred = verdict.answer or ""
-        else:
-            pred = text
+        pred = (verdict.answer or "") if strategy.program else text
         out["math_verify"] = verify.second_opinion(pred, gold) if pred.strip() else False
     print(json.dumps(out, ensure_ascii=False))
     return 0

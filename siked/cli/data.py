@@ -87,6 +87,7 @@ def _show(args: argparse.Namespace, data_dir: str | None) -> int:
     from siked import data
     from siked.config import DatasetSpec
     from siked.errors import DataError
+    from siked.text import format_number
 
     try:
         spec = DatasetSpec.parse(args.name)
@@ -96,7 +97,7 @@ def _show(args: argparse.Namespace, data_dir: str | None) -> int:
     limit = args.limit if args.limit is not None else spec.limit
     problems = data.load_problems(spec.name, split, limit, data_dir)
     for p in problems:
-        row = {"id": p.id, "question": p.question, "answer": data.format_fraction(p.answer)}
+        row = {"id": p.id, "question": p.question, "answer": format_number(p.answer)}
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     return 0
 
@@ -144,7 +145,7 @@ def _fetch(args: argparse.Namespace, data_dir: str | None) -> int:
 
     root = data.resolve_data_dir(data_dir)
     rc = 0
-    for rel, spec in data.FILES.items():
+    for rel, spec in data.known_files().items():
         existed = (root / rel).is_file()
         if not existed and not spec.url:  # derived here, nothing to download
             print(f"{'missing':8}  {root / rel}: not downloadable, {spec.note}")

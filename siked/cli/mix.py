@@ -15,11 +15,14 @@ DESCRIPTION = (
     "one rationale per question (pot: pot > cot > l2m; cot: cot > pot > l2m; l2m: l2m > pot > "
     "cot; none: keep all). --alpha is the teacher share: auto (what the variant yields), a "
     "number in [0, 1], or START:END for a linear schedule over the iterations. Defaults come "
-    "from --config (a run's config.yaml) when given, else from the built-in defaults."
+    "from --config (a run's config.yaml) when given, else from the built-in defaults; --set "
+    "edits any key, e.g. --set mix.adaptive_scope=question (or --set adaptive_scope=question)."
 )
 
 
 def register(p: argparse.ArgumentParser) -> None:
+    from siked.cli._common import add_config_arguments
+
     p.add_argument("--teacher", required=True, type=Path, help="D_LLM: teacher/kept.jsonl")
     p.add_argument(
         "--student",
@@ -28,7 +31,6 @@ def register(p: argparse.ArgumentParser) -> None:
         help="student samples (iter_NN/samples.jsonl of the previous model); omit for iteration 0",
     )
     p.add_argument("--out", required=True, type=Path, help="output directory (an iter_NN/)")
-    p.add_argument("--config", type=Path, default=None, help="run config for the defaults")
     p.add_argument(
         "--variant", choices=["all", "adaptive", "self"], default=None, help="default: all"
     )
@@ -51,6 +53,7 @@ def register(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--strategies", default=None, help="comma-separated (default: cot,l2m,pot)")
     p.add_argument("--seed", type=int, default=None, help="subsampling seed (default 42)")
+    add_config_arguments(p, section="mix")
 
 
 def parse_alpha(value: str) -> Any:
@@ -70,51 +73,27 @@ def parse_alpha(value: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from siked.config import MixConfig, build, load_config
-    from siked.io import atomic_write_json, read_jsonl, write_jsonl
-    from siked.lock import output_lock
-    from siked.mix import MixError, mix
+    from siked.cli._common import load_command_config, split_list
+    from siked.mix import MixError, mix_files
 
-    base = load_config(args.config) if args.config else load_config(None)
-    data: dict[str, Any] = base.mix.model_dump()
-    if args.variant is not None:
-        data["variant"] = args.variant
-    if args.bias is not None:
-        data["bias"] = args.bias
+    alpha = None
     if args.alpha is not None:
         try:
-            data["alpha"] = parse_alpha(args.alpha)
+            alpha = json.dumps(parse_alpha(args.alpha))  # JSON is YAML: the --set value
         except ValueError:
             raise MixError(
                 f"--alpha {args.alpha!r}: expected auto, a number or START:END"
             ) from None
-    if args.kl_epsilon is not None:
-        data["kl_epsilon"] = args.kl_epsilon
-    cfg: MixConfig = build(MixConfig, data, prefix="mix.")
-    strategies = (
-        [s.strip() for s in args.strategies.split(",") if s.strip()]
-        if args.strategies
-        else list(base.strategies)
-    )
+    flags = {"variant": args.variant, "bias": args.bias, "alpha": alpha}
+    flags["kl_epsilon"] = args.kl_epsilon
+    cfg = load_command_config(args, {f"mix.{k}": v for k, v in flags.items()})
+    strategies = split_list(args.strategies) if args.strategies else list(cfg.strategies)
     iteration = args.iteration if args.iteration is not None else (1 if args.student else 0)
-    iterations = args.iterations if args.iterations is not None else max(base.loop.iterations, 1)
-    seed = args.seed if args.seed is not None else base.seed
-
-    if not args.teacher.is_file():
-        raise MixError(f"teacher file not found: {args.teacher}")
-    if args.student is not None and not args.student.is_file():
-        raise MixError(f"student samples file not found: {args.student}")
-    with output_lock(args.out, "mix"):
-        teacher = read_jsonl(args.teacher)
-        student = read_jsonl(args.student) if args.student is not None else []
-        result = mix(teacher, student, cfg, iteration, iterations, strategies, seed)
-        if not result.rows:
-            raise MixError(
-                f"the mix is empty (variant {cfg.variant}, {len(teacher)} teacher rows, "
-                f"{len(student)} student rows): nothing to train on"
-            )
-        write_jsonl(args.out / "train.jsonl", result.rows)
-        atomic_write_json(args.out / "stats.json", result.stats)
+    iterations = args.iterations if args.iterations is not None else max(cfg.loop.iterations, 1)
+    seed = args.seed if args.seed is not None else cfg.seed
+    result = mix_files(
+        args.teacher, args.student, args.out, cfg.mix, iteration, iterations, strategies, seed
+    )
     st = result.stats
     print(
         f"{st['rows']} rows -> {args.out / 'train.jsonl'} (alpha {st['alpha']}, "

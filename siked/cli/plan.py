@@ -16,16 +16,17 @@ works offline. Exit status 1 when a known problem would make the run fail.
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    from siked.cli.run import add_config_arguments
+    from siked.cli._common import add_config_arguments
 
-    add_config_arguments(p)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_arguments(p, positional=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from siked.config import load_config
+    from siked.cli._common import load_command_config
     from siked.plan import format_plan, make_plan
 
-    cfg = load_config(args.config, list(args.overrides))
+    cfg = load_command_config(args)
     plan = make_plan(cfg)
     print(format_plan(plan))
     return 0 if plan.ok else 1

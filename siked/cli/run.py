@@ -22,28 +22,18 @@ refused with the keys that differ, unless --force is given. The run directory is
 the run works: a second `siked run` on it (or a stage command writing inside it) exits with
 status 75 naming the holder; `siked report` and `siked compare` still work on it.
 
-Every config key is documented in docs/configuration.md;
-override any of them with --set section.key=value (repeatable), e.g.
+Every config key is documented in docs/configuration.md; override any of them with
+--set KEY=VALUE (a dotted path, the value read as YAML; repeatable), the same dialect as in
+every siked command, e.g.
   siked run configs/quickstart.yaml --set loop.iterations=1 --set train.epochs=1
 """
 
 
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """The run config and its ``--set`` overrides (``siked run``, ``siked plan``)."""
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("config", help="YAML config (see configs/ and docs/configuration.md)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (dotted path; value parsed as YAML); repeatable",
-    )
-
-
 def register(p: argparse.ArgumentParser) -> None:
-    add_config_arguments(p)
+    from siked.cli._common import add_config_arguments
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_arguments(p, positional=True)
     p.add_argument("--name", help="run name (shorthand for --set name=...)")
     p.add_argument("--output-dir", help="where runs are kept (shorthand for --set output_dir=...)")
     p.add_argument(
@@ -65,14 +55,10 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from siked.config import load_config, to_yaml
+    from siked.cli._common import load_command_config
+    from siked.config import to_yaml
 
-    overrides = list(args.overrides)
-    if args.name:
-        overrides.append(f"name={args.name}")
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    cfg = load_config(args.config, overrides)
+    cfg = load_command_config(args, {"name": args.name, "output_dir": args.output_dir})
     if args.dry_run:
         from siked.plan import format_plan, make_plan
 

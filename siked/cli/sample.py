@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 HELP = "sample k solutions per question from a student and judge them (D_self)"
 DESCRIPTION = (
@@ -14,11 +13,14 @@ DESCRIPTION = (
     "--mode free lets the student choose the strategy by its tag (SIKeD); forced pre-fills each "
     "strategy's tag in turn, k samples per strategy. --limit N takes the first N questions. "
     "Yield statistics go to sample_stats.json beside --out (or --stats). Rerunning the same "
-    "command resumes; --set key=value edits the sample config (engine, temperature, ...)."
+    "command resumes; --set edits the run config, e.g. --set sample.temperature=0.8 (or "
+    "--set temperature=0.8: keys of the sample section may drop the prefix)."
 )
 
 
 def register(p: argparse.ArgumentParser) -> None:
+    from siked.cli._common import add_config_arguments, add_generation_arguments
+
     p.add_argument(
         "--model",
         default=None,
@@ -31,60 +33,31 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats", type=Path, default=None, help="stats file (default: beside --out)")
     p.add_argument("--k", type=int, default=None, help="samples per question (default 10)")
     p.add_argument("--mode", choices=["free", "forced"], default=None, help="default: free")
-    p.add_argument(
-        "--strategy",
-        "--strategies",
-        dest="strategies",
-        default=None,
-        help="comma-separated strategies (default: the config's, cot,l2m,pot)",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="sample config override, e.g. temperature=0.8 (repeatable)",
-    )
     p.add_argument("--iteration", type=int, default=0, help="SIKeD iteration (default 0)")
-    p.add_argument("--seed", type=int, default=None, help="base seed (default: the config's, 42)")
-    p.add_argument("--config", type=Path, default=None, help="run config for the defaults")
-    p.add_argument("--data-dir", default=None, help="data directory (default: $SIKED_DATA_DIR)")
-    p.add_argument("--chunk-size", type=int, default=None, help="questions per resumable chunk")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_generation_arguments(p)
+    add_config_arguments(p, section="sample")
 
 
 def run(args: argparse.Namespace) -> int:
-    from siked.cli.eval import split_list
-    from siked.config import ConfigError, SampleConfig, apply_overrides, build, load_config
+    from siked.cli._common import load_command_config, split_list
+    from siked.config import ConfigError
     from siked.data import load_problems
     from siked.sample import format_stats, sample
 
-    base = load_config(args.config) if args.config else load_config(None)
-    data: dict[str, Any] = base.sample.model_dump()
-    data = apply_overrides(data, list(args.overrides))
-    if args.k is not None:
-        data["k"] = args.k
-    if args.mode is not None:
-        data["mode"] = args.mode
-    cfg: SampleConfig = build(SampleConfig, data)
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError("--limit must be >= 1")
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise ConfigError("--chunk-size must be >= 1")
+    cfg = load_command_config(args, {"sample.k": args.k, "sample.mode": args.mode})
     if args.iteration < 0:
         raise ConfigError("--iteration must be >= 0")
-    strategies = split_list(args.strategies) if args.strategies else list(base.strategies)
+    strategies = split_list(args.strategies) if args.strategies else list(cfg.strategies)
     problems = load_problems(
-        args.dataset, args.split, limit=args.limit, data_dir=args.data_dir or base.data.dir
+        args.dataset, args.split, limit=args.limit, data_dir=args.data_dir or cfg.data.dir
     )
     stats = sample(
         problems,
-        args.model or base.student.model,
-        cfg,
+        args.model or cfg.student.model,
+        cfg.sample,
         args.out,
         iteration=args.iteration,
-        seed=args.seed if args.seed is not None else base.seed,
+        seed=args.seed if args.seed is not None else cfg.seed,
         strategies=strategies,
         progress=not args.quiet,
         chunk_size=args.chunk_size,

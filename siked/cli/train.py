@@ -10,12 +10,15 @@ DESCRIPTION = """\
 Fine-tune a student on a JSON-lines file of rationale records (question, strategy, text, ...).
 Writes OUT/adapter (LoRA), OUT/merged (a plain Hugging Face model), OUT/train_log.json and a model
 card. A killed run resumes from its last checkpoint when the same command is run again; a finished
-run is not retrained. TrainConfig keys are set with --set (e.g. --set epochs=1 --set lora_r=8).
+run is not retrained. Keys are set with --set (e.g. --set train.epochs=1, or --set epochs=1: keys
+of the train section may drop the prefix).
 Multi-GPU / multi-process: accelerate launch --config_file configs/accelerate/ddp.yaml -m siked train ...
 """
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from siked.cli._common import add_config_arguments
+
     parser.add_argument("--data", required=True, help="training records (JSONL)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(
@@ -25,40 +28,21 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(default: the config's student.model, else the bundled SmolLM2)",
     )
     parser.add_argument("--eval-data", default=None, help="validation records (JSONL)")
-    parser.add_argument(
-        "--config", default=None, help="a run config (YAML): its train section is the base"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a TrainConfig key (repeatable), e.g. --set max_steps=10",
-    )
+    add_config_arguments(parser, section="train")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from siked.config import TrainConfig, apply_overrides, build, load_config
-    from siked.models import BUNDLED_STUDENT
+    from siked.cli._common import load_command_config
 
-    if args.config:
-        run_cfg = load_config(args.config)
-        base = run_cfg.train.model_dump()
-        model = args.model or run_cfg.student.model
-    else:
-        base = {}
-        model = args.model or BUNDLED_STUDENT
-    cfg = build(TrainConfig, apply_overrides(base, args.overrides), prefix="train.")
-
+    cfg = load_command_config(args)
     from siked.train import is_main_process, train
 
     result = train(
         args.data,
-        model,
+        args.model or cfg.student.model,
         args.out,
-        cfg,
+        cfg.train,
         eval_data=args.eval_data,
         progress=not args.no_progress,
     )

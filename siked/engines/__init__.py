@@ -1,19 +1,26 @@
 """Text generation behind one interface (see :mod:`siked.engines.base`).
 
-Engines are registered by name as ``"module:Class"`` and imported only when used, so a missing
-optional dependency fails only for the engine that needs it, with the pip command to fix it.
-Every engine class is constructed as ``Class(cfg, model=model, **kw)``.
+Engines are registered by name as ``"module:Class"`` (:func:`register_engine`) and imported
+only when used, so a missing optional dependency fails only for the engine that needs it, with
+the pip command to fix it. Stages build every engine the same way, :func:`make_engine`, which
+calls the class's :meth:`~siked.engines.base.Engine.from_config` with the stage's
+:class:`~siked.engines.base.EngineContext` (request cache, run directory, data directory): each
+engine takes from it what it needs, so a registered plug-in engine gets the same as the
+built-in ones. The config accepts exactly the registered names (``teacher.engine``...).
+
+This package does not import :mod:`siked.config` at run time (the config validates engine names
+against :data:`ENGINES`, so the arrow goes from the config to here only).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from siked.config import EngineConfig
 from siked.engines.base import (
     Completion,
     Engine,
+    EngineContext,
     EngineError,
     EngineStats,
     Prompt,
@@ -23,11 +30,16 @@ from siked.engines.base import (
     truncate_at_stop,
 )
 from siked.errors import SikedError
+from siked.registry import Registry
+
+if TYPE_CHECKING:
+    from siked.config import EngineConfig
 
 __all__ = [
     "ENGINES",
     "Completion",
     "Engine",
+    "EngineContext",
     "EngineError",
     "EngineStats",
     "Prompt",
@@ -41,37 +53,44 @@ __all__ = [
 ]
 
 #: engine name -> "module:Class"
-ENGINES: dict[str, str] = {
-    "hf": "siked.engines.hf:HFEngine",
-    "openai": "siked.engines.openai:OpenAIEngine",
-    "vllm": "siked.engines.vllm:VLLMEngine",
-    "gold": "siked.engines.gold:GoldEngine",
-}
+ENGINES: Registry[str] = Registry("engine")
 
 #: how to install what an engine needs, when its import fails
-_INSTALL_HINTS: dict[str, str] = {
-    "hf": "pip install siked  (needs torch and transformers)",
-    "openai": "pip install siked  (needs the openai client)",
-    "vllm": "pip install 'siked[vllm]'",
-}
+_INSTALL_HINTS: dict[str, str] = {}
 
 
-def register_engine(name: str, target: str) -> None:
-    """Register an engine class as ``"package.module:Class"`` under ``name``."""
+def register_engine(
+    name: str, target: str, *, install_hint: str | None = None, replace: bool = False
+) -> None:
+    """Register an engine class as ``"package.module:Class"`` under ``name``.
+
+    ``install_hint`` is shown when importing the module fails for a missing package
+    (default: ``pip install PACKAGE``).
+    """
     if ":" not in target:
         raise ValueError(f"engine target must look like 'module:Class', got {target!r}")
-    ENGINES[name] = target
+    ENGINES.register(name, target, replace=replace)
+    if install_hint is not None:
+        _INSTALL_HINTS[name] = install_hint
+
+
+register_engine(
+    "hf",
+    "siked.engines.hf:HFEngine",
+    install_hint="pip install siked  (needs torch and transformers)",
+)
+register_engine(
+    "openai",
+    "siked.engines.openai:OpenAIEngine",
+    install_hint="pip install siked  (needs the openai client)",
+)
+register_engine("vllm", "siked.engines.vllm:VLLMEngine", install_hint="pip install 'siked[vllm]'")
+register_engine("gold", "siked.engines.gold:GoldEngine")
 
 
 def engine_class(name: str) -> type[Engine]:
     """Import and return the engine class registered as ``name``."""
-    try:
-        target = ENGINES[name]
-    except KeyError:
-        raise SikedError(
-            f"unknown engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}"
-        ) from None
-    module_name, cls_name = target.split(":", 1)
+    module_name, cls_name = ENGINES.get(name).split(":", 1)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
@@ -89,11 +108,18 @@ def engine_class(name: str) -> type[Engine]:
     return cls  # type: ignore[no-any-return]
 
 
-def make_engine(cfg: EngineConfig, model: str | None = None, **kw: Any) -> Engine:
+def make_engine(
+    cfg: EngineConfig,
+    model: str | None = None,
+    context: EngineContext | None = None,
+    **kw: Any,
+) -> Engine:
     """Build the engine ``cfg.engine`` for ``model`` (default ``cfg.model``).
 
-    Extra keyword arguments go to the engine's constructor (e.g. ``cache_dir=`` for openai,
-    ``model_and_tokenizer=`` for hf, ``run_dir=`` / ``lora_modules=`` for vllm).
+    ``context`` tells the engine where the stage runs (:class:`EngineContext`); each engine's
+    :meth:`~siked.engines.base.Engine.from_config` takes what it needs from it. Extra keyword
+    arguments go to the constructor (e.g. ``cache_dir=`` for openai, ``model_and_tokenizer=``
+    for hf, ``run_dir=`` / ``lora_modules=`` for vllm).
     """
     cls = engine_class(cfg.engine)
-    return cls(cfg, model=model, **kw)  # type: ignore[call-arg]
+    return cls.from_config(cfg, model=model, context=context or EngineContext(), **kw)

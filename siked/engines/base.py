@@ -27,10 +27,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from siked.errors import SikedError
+
+if TYPE_CHECKING:
+    from siked.config import EngineConfig
 
 Message: TypeAlias = dict[str, str]
 Prompt: TypeAlias = str | list[dict[str, str]]
@@ -174,6 +178,23 @@ def check_messages(prompt: Prompt) -> None:
             raise ValueError(f"a chat message needs 'role' and 'content': {m!r:.200}")
 
 
+@dataclass(frozen=True)
+class EngineContext:
+    """Where a stage runs, as far as an engine may care; each engine takes what it needs
+    (:meth:`Engine.from_config`)."""
+
+    cache_dir: Path | None = None  # a persistent request cache (openai, vllm)
+    run_dir: Path | None = None  # the stage's output directory (vllm: its server log)
+    data_dir: str | None = None  # the dataset directory (gold)
+
+
+#: the context of a stage that tells an engine nothing
+NO_CONTEXT = EngineContext()
+
+#: generations per call a stage aims at by default (servers batch well; requests are cached)
+DEFAULT_CHUNK_GENERATIONS = 2048
+
+
 class Engine(ABC):
     """Base class of every engine; use as a context manager so resources are released."""
 
@@ -181,6 +202,25 @@ class Engine(ABC):
 
     def __init__(self) -> None:
         self.stats = EngineStats()
+
+    @classmethod
+    def from_config(
+        cls: type[_E],
+        cfg: EngineConfig,
+        model: str | None = None,
+        context: EngineContext = NO_CONTEXT,
+        **kw: Any,
+    ) -> _E:
+        """Build the engine for a stage (:func:`siked.engines.make_engine`). The default passes
+        ``cfg``, ``model`` and ``kw`` to the constructor; an engine that keeps a cache, a server
+        log or reads data overrides this to take them from ``context``."""
+        return cls(cfg, model=model, **kw)  # type: ignore[call-arg]
+
+    @property
+    def chunk_generations(self) -> int:
+        """Generations one call should carry to keep this engine busy: what a stage's automatic
+        chunk size aims at (:func:`siked.student.auto_chunk_size`)."""
+        return DEFAULT_CHUNK_GENERATIONS
 
     @abstractmethod
     def generate(

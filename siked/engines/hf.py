@@ -73,6 +73,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: batches of rows per call a stage's automatic chunk aims at (:attr:`HFEngine.chunk_generations`)
+CHUNK_BATCHES = 8
+
 #: Candidate sizes tried for the top-p nucleus before a full sort of the vocabulary.
 NUCLEUS_CANDIDATES = (64, 1024)
 #: A shared prompt prefix shorter than this is not worth a separate prefill.
@@ -476,6 +479,12 @@ class HFEngine(Engine):
         self.pad_id: int = int(pad)
         self.eos_ids: list[int] = eos
         self._why_not_continuous: str | None = None
+
+    @property
+    def chunk_generations(self) -> int:
+        """About :data:`CHUNK_BATCHES` batches of rows: a chunk ends with the continuous loop
+        draining (fewer rows than slots), so chunks are kept long relative to a batch."""
+        return CHUNK_BATCHES * self.batch_size
 
     def __repr__(self) -> str:
         return f"HFEngine(model={self.model_name!r}, device={str(self.device)!r})"

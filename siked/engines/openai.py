@@ -57,8 +57,10 @@ import openai
 
 from siked.config import EngineConfig, parse_base_urls
 from siked.engines.base import (
+    NO_CONTEXT,
     Completion,
     Engine,
+    EngineContext,
     EngineError,
     Prompt,
     check_generate_args,
@@ -263,6 +265,23 @@ class OpenAIEngine(Engine):
         """The server address as configured (several replicas: joined with commas)."""
         urls = [u for u in self.base_urls if u]
         return ",".join(urls) if urls else None
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: EngineConfig,
+        model: str | None = None,
+        context: EngineContext = NO_CONTEXT,
+        **kw: Any,
+    ) -> OpenAIEngine:
+        """The served model is ``cfg.model`` when set, else ``model``, a local directory named by
+        its absolute path (a server started in another directory can load it, as
+        ``transformers serve`` does for the model a request names). Requests are cached in the
+        stage's ``context.cache_dir``, else ``cfg.cache_dir``."""
+        if model is not None and not cfg.model and Path(model).is_dir():
+            model = str(Path(model).resolve())
+        kw.setdefault("cache_dir", context.cache_dir)
+        return cls(cfg, model=cfg.model or model, **kw)
 
     def __repr__(self) -> str:
         return (

@@ -40,11 +40,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from siked.child import set_parent_death_signal
 from siked.config import EngineConfig
-from siked.engines.base import Completion, Engine, EngineError, Prompt
+from siked.engines.base import NO_CONTEXT, Completion, Engine, EngineContext, EngineError, Prompt
 from siked.engines.openai import OpenAIEngine
 
 log = logging.getLogger(__name__)
@@ -283,6 +283,20 @@ class VLLMEngine(Engine):
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: EngineConfig,
+        model: str | None = None,
+        context: EngineContext = NO_CONTEXT,
+        **kw: Any,
+    ) -> VLLMEngine:
+        """The server logs to ``context.run_dir`` (else a temporary directory); requests are
+        cached in ``context.cache_dir`` (else ``cfg.cache_dir``)."""
+        kw.setdefault("cache_dir", context.cache_dir)
+        kw.setdefault("run_dir", context.run_dir)
+        return cls(cfg, model=model, **kw)
 
     def __repr__(self) -> str:
         return f"VLLMEngine(model={self.model!r}, url={self.url!r}, log={str(self.log_path)!r})"
