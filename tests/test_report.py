@@ -208,6 +208,14 @@ def test_distill_report(runs: dict[str, Path]) -> None:
         assert_real_png(runs["distill"] / "report" / FIGURES[key])
 
 
+def test_untrained_run_has_no_mixing(tmp_path: Path) -> None:
+    # `method: base` (the untrained student) trains on nothing: no mixing in compare or report
+    base = make_synthetic_run(tmp_path, "untrained", method="base", seed=3)
+    line = next(row for row in compare([base]).splitlines() if row.startswith("| untrained "))
+    assert "| untrained | base | — |" in line
+    assert "none (untrained student)" in write_report(base).read_text()
+
+
 def test_compare(runs: dict[str, Path]) -> None:
     table = compare([runs["demo"], runs["distill"]])
     lines = table.splitlines()

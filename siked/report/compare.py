@@ -27,7 +27,7 @@ from siked.strategies import NO_STRATEGY
 
 
 def _mixing_label(run: RunData) -> str:
-    if run.method == "distill":
+    if run.method != "siked":  # distillation and the untrained student mix nothing
         return "—"
     m = run.mix_config
     if not m:

@@ -316,11 +316,10 @@ def build_report(run: RunData, out_dir: Path) -> tuple[str, dict[str, Path | Non
     primary = primary_dataset(eval_datasets(run))
     lines = [f"# SIKeD run report: {run.name}", ""]
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    mixing = (
+    no_mixing = {"distill": "none (distillation baseline)", "base": "none (untrained student)"}
+    mixing = no_mixing.get(run.method) or (
         f"variant `{mixc.get('variant', '—')}`, bias `{mixc.get('bias', '—')}`, "
         f"alpha `{alpha_label(mixc)}`"
-        if run.method != "distill"
-        else "none (distillation baseline)"
     )
     student = (run.config.get("student") or {}).get("model", "—")
     teacher = run.config.get("teacher") or {}
