@@ -11,6 +11,7 @@ import pytest
 from synthetic_run import make_synthetic_run
 
 from siked.cli import main
+from siked.console import format_duration
 from siked.report import (
     FIGURES,
     PALETTE,
@@ -214,6 +215,16 @@ def test_untrained_run_has_no_mixing(tmp_path: Path) -> None:
     line = next(row for row in compare([base]).splitlines() if row.startswith("| untrained "))
     assert "| untrained | base | — |" in line
     assert "none (untrained student)" in write_report(base).read_text()
+
+
+def test_compare_time_is_the_manifest_stage_seconds(runs: dict[str, Path]) -> None:
+    manifest = json.loads((runs["demo"] / "manifest.json").read_text())
+    total = sum(float(st["seconds"]) for st in manifest["stages"].values())
+    _, rows = compare_rows([runs["demo"]])
+    assert rows[0]["seconds"] == pytest.approx(total)
+    header, *_, line = [r for r in compare([runs["demo"]]).splitlines() if r.startswith("| ")]
+    assert header.rstrip(" |").endswith("| time")
+    assert line.rstrip(" |").endswith(format_duration(total))
 
 
 def test_compare(runs: dict[str, Path]) -> None:

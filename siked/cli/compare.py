@@ -10,7 +10,7 @@ DESCRIPTION = (
     "Print a markdown table like the paper's Table 1: one row per run (name, method, mixing "
     "variant, best iteration on validation), one column per evaluation dataset (accuracy in % "
     "of that iteration, optionally with its 95% Wilson interval), and the run's strategy mix "
-    "on GSM8K. Runs that a process is still writing are named in the note below the table. "
+    "on GSM8K, and its compute time (the seconds of its stages in the manifest). Runs that a process is still writing are named in the note below the table. "
     "--paired compares every run with the first question by question instead: per dataset the "
     "difference in accuracy with a 95% bootstrap interval over questions and the exact McNemar "
     "test (the runs must have answered the same questions). --out also writes the table to a "

@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from siked.console import format_duration
 from siked.io import iter_jsonl
 from siked.report.load import ReportError, RunData, load_run
 from siked.report.markdown import alpha_label, md_table
@@ -33,6 +34,15 @@ def _mixing_label(run: RunData) -> str:
     if not m:
         return "?"
     return f"{m.get('variant', '?')}, bias {m.get('bias', '?')}, α {alpha_label(m)}"
+
+
+def stage_seconds(run: RunData) -> float | None:
+    """The compute time of a run: the seconds its manifest records for its finished stages (a
+    stage resumed after a crash counts its last attempt only); None without a manifest."""
+    if not run.manifest:
+        return None
+    stages = (run.manifest.get("stages") or {}).values()
+    return sum(float(st.get("seconds") or 0) for st in stages)
 
 
 def compare_rows(
@@ -74,6 +84,7 @@ def compare_rows(
                 "strategy_mix": {k: v for k, v in choice.items() if v or k != NO_STRATEGY},
                 "missing": run.missing,
                 "in_progress": run.in_progress,
+                "seconds": stage_seconds(run),
             }
         )
     return datasets, out
@@ -99,6 +110,7 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str
         "validation",
         *datasets,
         f"strategy mix ({mix_label})",
+        "time",
     ]
     table = []
     for r in rows:
@@ -122,11 +134,13 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str
         if r["strategy_mix"] and r["mix_dataset"] != mix_label:
             mix_txt += f" (on {r['mix_dataset']})"
         cells.append(mix_txt)
+        cells.append(format_duration(r["seconds"]))
         table.append(cells)
     note = (
         "Accuracy (%) of each run's best iteration on validation"
         + (", with 95 % Wilson intervals" if ci else "")
-        + "; bold = best in the column; strategy mix = the student's free choice, % of answers."
+        + "; bold = best in the column; strategy mix = the student's free choice, % of answers;"
+        + " time = the stages' seconds in the run's manifest."
     )
     incomplete = [r["name"] for r in rows if r["best_iteration"] is None]
     if incomplete:
