@@ -20,8 +20,8 @@ quickstart: $(STAMP)
 	$(BIN)/siked run configs/quickstart.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check siked tests benchmarks
-	$(BIN)/ruff format --check siked tests benchmarks
+	$(BIN)/ruff check siked tests benchmarks scripts
+	$(BIN)/ruff format --check siked tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -5,6 +5,9 @@
 #   bash scripts/cpu_table.sh            # run (or resume) every arm, then collect
 #   bash scripts/cpu_table.sh collect    # only collect and tabulate what is there
 #
+# The tables go to results/cpu-table/{table,paired}.md and into the README's Results section
+# (the blocks between <!-- BEGIN/END results/cpu-table/... --> markers: scripts/readme_blocks.py).
+#
 # Each arm is an ordinary resumable run in runs/cpu-table/ARM: stop this script at any point
 # and start it again, it continues where it stopped. The evidence copied is what reproduces
 # the tables without the weights: each run's config.yaml, manifest.json, summary.json,
@@ -45,4 +48,5 @@ for arm in "${ARMS[@]}"; do
   [ "$arm" != distill-combined ] && [ -d "$OUT/$arm" ] && paired+=("$OUT/$arm")
 done
 [ -d "$OUT/distill-combined" ] && "$SIKED" compare "${paired[@]}" --paired --out "$OUT/paired.md"
+"$ROOT/.venv/bin/python" scripts/readme_blocks.py README.md   # the README's Results tables
 du -sh "$OUT"

@@ -1,10 +1,14 @@
-"""The docs stay true: every config key is documented, README commands match CI."""
+"""The docs stay true: every config key is documented, README commands match CI, the README's
+generated tables equal the committed evidence they come from."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 
+import pytest
 from pydantic import BaseModel
 
 from siked.config import EngineConfig, SikedConfig
@@ -43,3 +47,30 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     last = [ln for ln in ci if ln.strip() and not ln.startswith(("#", "set ", "cd "))][-1]
     assert last.strip() in (ROOT / "README.md").read_text()
+
+
+def _readme_blocks() -> ModuleType:
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_blocks", ROOT / "scripts" / "readme_blocks.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_blocks_are_refreshed_from_their_files(tmp_path: Path) -> None:
+    mod = _readme_blocks()
+    (tmp_path / "t.md").write_text("| a |\n")
+    text = "x\n<!-- BEGIN t.md -->\nold\n<!-- END t.md -->\ny\n"
+    assert mod.refresh(text, tmp_path) == "x\n<!-- BEGIN t.md -->\n| a |\n<!-- END t.md -->\ny\n"
+    assert mod.blocks(text) == [("t.md", "old\n")]
+
+
+@pytest.mark.parametrize("name", ["README.md"])
+def test_generated_blocks_equal_the_committed_evidence(name: str) -> None:
+    mod = _readme_blocks()
+    text = (ROOT / name).read_text()
+    stale = [path for path, content in mod.blocks(text) if content != (ROOT / path).read_text()]
+    assert not stale, f"{name}: run `python scripts/readme_blocks.py` to refresh {stale}"
