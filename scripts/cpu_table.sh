@@ -19,7 +19,8 @@ ROOT=$(pwd)
 SIKED=${SIKED:-.venv/bin/siked}
 RUNS=runs/cpu-table
 OUT=results/cpu-table
-ARMS=(untrained distill-combined siked-pot distill-pot distill-cot distill-l2m siked-none)
+# ARMS="untrained distill-combined" bash scripts/cpu_table.sh collect: only those arms
+read -r -a ARMS <<< "${ARMS:-untrained distill-combined siked-pot distill-pot distill-cot distill-l2m siked-none}"
 
 if [ "${1:-run}" = run ]; then
   for arm in "${ARMS[@]}"; do
@@ -36,7 +37,7 @@ for arm in "${ARMS[@]}"; do
   (cd "$src" && find . \( -name config.yaml -o -name manifest.json -o -name summary.json \
       -o -name siked.log -o -path ./teacher/stats.json -o -path './iter_*/stats.json' \
       -o -name sample_stats.json -o -name train_log.json -o -path '*/eval/*.json' \
-      -o -path '*/eval/predictions.jsonl' -o -path './report/*' \) -type f -print0 |
+      -o -path '*/eval/predictions.jsonl' -o -path './report/*' \) ! -name .siked.lock -type f -print0 |
     xargs -0 -I{} install -D -m 644 {} "$ROOT/$dst/{}")
 done
 present=()
