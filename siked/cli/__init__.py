@@ -54,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         mod = _load(module)
         if mod is None:
             continue
-        # argparse %-formats help strings: escape literal percent signs ("95% CI")
+        # argparse %-formats help strings (escape literal percent signs: "95% CI"), but prints a
+        # description as it is unless it names %(prog)
         p = sub.add_parser(
             name,
             help=mod.HELP.replace("%", "%%"),
-            description=getattr(mod, "DESCRIPTION", mod.HELP).replace("%", "%%"),
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
         )
         mod.register(p)
         p.set_defaults(_run=mod.run)
