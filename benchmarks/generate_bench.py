@@ -16,6 +16,13 @@ one's (greedy: must be equal up to float noise; sampling: same seeds, so equal u
 at token boundaries), and ``--check-greedy N`` compares continuous greedy outputs with
 transformers' ``generate`` at batch 1 (no padding at all) on N questions.
 
+``llama-server[@TYPE]:SLOTS`` (with ``--llama-cpp DIR``, a llama.cpp checkout built with CMake)
+runs the same prompts through llama.cpp instead: the model is converted to GGUF of TYPE (bf16,
+f32, q8_0...; default bf16) once with ``convert_hf_to_gguf.py``, a fresh ``build/bin/llama-server``
+is started per repeat (no prompt cached from the last one) with SLOTS parallel slots (continuous
+batching) and the prompts go through siked's ``openai`` engine (completions API, SLOTS requests in
+flight), so the time includes HTTP.
+
     .venv/bin/python benchmarks/generate_bench.py --model runs/quickstart/iter_02/model/merged \\
         --questions 32 --k 4 --configs static:16,continuous:16,continuous:32 --check-greedy 50
 """
@@ -27,6 +34,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -41,10 +50,81 @@ def _prompts(tokenizer: Any, n: int, offset: int) -> tuple[list[str], list[str]]
     return prompts, stop_strings(["cot", "l2m", "pot"], None)
 
 
-def _engine(model_and_tok: Any, loop: str, batch: int) -> Any:
+class LlamaServer:
+    """A llama.cpp server on the model, converted to GGUF once (``--llama-cpp``)."""
+
+    def __init__(self, llama_cpp: str, model: str) -> None:
+        import tempfile
+        from pathlib import Path
+
+        from siked.models import resolve_model
+
+        self.root = Path(llama_cpp)
+        self.dir = Path(tempfile.mkdtemp(prefix="siked-gguf-"))
+        self.src = resolve_model(model)
+        self.convert_seconds: dict[str, float] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def gguf(self, outtype: str) -> str:
+        """The model as GGUF of ``outtype`` (bf16, f32, q8_0...), converted on first use."""
+        out = self.dir / f"model-{outtype}.gguf"
+        if not out.exists():
+            t0 = time.perf_counter()
+            subprocess.run(
+                [sys.executable, str(self.root / "convert_hf_to_gguf.py"), str(self.src),
+                 "--outtype", outtype, "--outfile", str(out)],
+                check=True, capture_output=True,
+                env={**os.environ, "PYTHONPATH": str(self.root / "gguf-py")},
+            )  # fmt: skip
+            self.convert_seconds[outtype] = round(time.perf_counter() - t0, 1)
+        return str(out)
+
+    def start(self, outtype: str, slots: int, max_tokens: int) -> str:
+        import socket
+        import urllib.request
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [str(self.root / "build/bin/llama-server"), "-m", self.gguf(outtype),
+             "--host", "127.0.0.1", "--port", str(port), "-np", str(slots), "-cb",
+             "-c", str(slots * (400 + max_tokens)), "-t", str(os.cpu_count() or 1),
+             "--no-webui", "--log-disable"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        return url + "/v1"
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise SystemExit(f"llama-server exited with {self.proc.returncode}")
+            time.sleep(0.2)
+        raise SystemExit("llama-server did not start in 120 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+
+
+def _engine(model_and_tok: Any, loop: str, batch: int, server: str | None = None) -> Any:
     from siked.config import EngineConfig
     from siked.engines.hf import HFEngine
 
+    if loop.startswith("llama-server"):
+        from siked.engines.openai import OpenAIEngine
+
+        ocfg = EngineConfig(
+            engine="openai", model="student", base_url=server, api="completions",
+            concurrency=batch, n_mode="separate", request_timeout=600,
+        )  # fmt: skip
+        return OpenAIEngine(ocfg, cache=False)
     cfg = EngineConfig(engine="hf", batch_size=batch, continuous_batching=loop == "continuous")
     return HFEngine(cfg, model_and_tokenizer=model_and_tok)
 
@@ -60,6 +140,7 @@ def run(
     top_p: float,
     max_tokens: int,
     repeats: int,
+    llama: LlamaServer | None = None,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     ref: list[list[str]] | None = None
@@ -68,10 +149,18 @@ def run(
     for loop, batch in configs:
         times, out = [], None
         for _ in range(repeats):
-            e = _engine(model_and_tok, loop, batch)
+            server = None
+            if loop.startswith("llama-server"):  # fresh: no prompt cached from the last repeat
+                if llama is None:
+                    raise SystemExit("llama-server configurations need --llama-cpp DIR")
+                server = llama.start(loop.partition("@")[2] or "bf16", batch, max_tokens)
+                _engine(model_and_tok, loop, batch, server).generate(["Hello"], max_tokens=8)
+            e = _engine(model_and_tok, loop, batch, server)
             t0 = time.perf_counter()
             out = e.generate(prompts, stop=stops, seed=1234, **kw)
             times.append(time.perf_counter() - t0)
+            if llama is not None:
+                llama.stop()
         assert out is not None
         texts = [[c.text for c in r] for r in out]
         tokens = sum(c.completion_tokens or 0 for r in out for c in r)
@@ -220,6 +309,7 @@ def main() -> int:
     ap.add_argument("--check-dtypes", default=None, help="dtypes for the check (default --dtype)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--profile", default=None, help="LOOP:BATCH,...: profile these (sample mode)")
+    ap.add_argument("--llama-cpp", default=None, help="llama.cpp directory (llama-server loop)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -231,8 +321,8 @@ def main() -> int:
     configs = []
     for c in a.configs.split(","):
         loop, batch = c.split(":")
-        if loop not in ("static", "continuous"):
-            raise SystemExit(f"unknown loop {loop!r}: static or continuous")
+        if loop not in ("static", "continuous") and not loop.startswith("llama-server"):
+            raise SystemExit(f"unknown loop {loop!r}: static, continuous or llama-server[@TYPE]")
         configs.append((loop, int(batch)))
     tok = load_tokenizer(a.model)
     model = load_model(a.model, dtype=a.dtype, device="cpu")
@@ -248,7 +338,13 @@ def main() -> int:
         "settings": vars(a),
     }
     prompts, stops = _prompts(tok, a.questions, a.offset)
-    common = {"max_tokens": a.max_tokens, "repeats": a.repeats}
+    llama = None
+    if any(loop.startswith("llama-server") for loop, _ in configs):
+        if not a.llama_cpp:
+            raise SystemExit("llama-server configurations need --llama-cpp DIR")
+        llama = LlamaServer(a.llama_cpp, a.model)
+        result["llama_cpp_convert_seconds"] = llama.convert_seconds
+    common: dict[str, Any] = {"max_tokens": a.max_tokens, "repeats": a.repeats, "llama": llama}
     if "sample" in a.modes:
         print(f"== sample: {len(prompts)} questions x k={a.k}", flush=True)
         result["sample"] = run(
