@@ -16,6 +16,8 @@ one's (greedy: must be equal up to float noise; sampling: same seeds, so equal u
 at token boundaries), and ``--check-greedy N`` compares continuous greedy outputs with
 transformers' ``generate`` at batch 1 (no padding at all) on N questions.
 
+``static@row`` / ``continuous@row`` keep the linear weights row-major as loaded (the engine
+stores CPU float32 weights column-major, :func:`siked.engines.hf.set_weight_layout`).
 ``llama-server[@TYPE]:SLOTS`` (with ``--llama-cpp DIR``, a llama.cpp checkout built with CMake)
 runs the same prompts through llama.cpp instead: the model is converted to GGUF of TYPE (bf16,
 f32, q8_0...; default bf16) once with ``convert_hf_to_gguf.py``, a fresh ``build/bin/llama-server``
@@ -125,8 +127,10 @@ def _engine(model_and_tok: Any, loop: str, batch: int, server: str | None = None
             concurrency=batch, n_mode="separate", request_timeout=600,
         )  # fmt: skip
         return OpenAIEngine(ocfg, cache=False)
+    loop, _, layout = loop.partition("@")
     cfg = EngineConfig(engine="hf", batch_size=batch, continuous_batching=loop == "continuous")
-    return HFEngine(cfg, model_and_tokenizer=model_and_tok)
+    column_major = False if layout == "row" else None  # @row: weights as loaded (row-major)
+    return HFEngine(cfg, model_and_tokenizer=model_and_tok, column_major_weights=column_major)
 
 
 def run(
@@ -321,8 +325,11 @@ def main() -> int:
     configs = []
     for c in a.configs.split(","):
         loop, batch = c.split(":")
-        if loop not in ("static", "continuous") and not loop.startswith("llama-server"):
-            raise SystemExit(f"unknown loop {loop!r}: static, continuous or llama-server[@TYPE]")
+        known = ("static", "continuous", "static@row", "continuous@row")
+        if loop not in known and not loop.startswith("llama-server"):
+            raise SystemExit(
+                f"unknown loop {loop!r}: static[@row], continuous[@row] or llama-server[@TYPE]"
+            )
         configs.append((loop, int(batch)))
     tok = load_tokenizer(a.model)
     model = load_model(a.model, dtype=a.dtype, device="cpu")
