@@ -418,9 +418,10 @@ def set_weight_layout(model: Any, column_major: bool) -> int:
 
     Only the memory order changes, never a value, so the model computes the same. Decoding on a
     CPU multiplies a few rows (the running ones) by each weight, and MKL's float32 GEMM does that
-    2-4x faster with column-major weights at 4-48 rows, and no slower elsewhere (measured on an
-    Intel Xeon, benchmarks/README.md), so :class:`HFEngine` keeps CPU float32 weights so. A weight
-    shared by two layers (tied embeddings) is changed once. Returns how many weights changed.
+    2-4x faster with column-major weights at 4-48 rows, about as fast from 64 rows, 8 % slower at
+    1 row (measured on an Intel Xeon, benchmarks/README.md), so :class:`HFEngine` keeps CPU
+    float32 weights so. A weight shared by two layers (tied embeddings) is changed once. Returns
+    how many weights changed.
     """
     seen: set[int] = set()
     changed = 0
