@@ -82,12 +82,11 @@ class LlamaServer:
         return str(out)
 
     def start(self, outtype: str, slots: int, max_tokens: int) -> str:
-        import socket
         import urllib.request
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        from siked.engines.vllm import free_port
+
+        port = free_port()
         self.proc = subprocess.Popen(
             [str(self.root / "build/bin/llama-server"), "-m", self.gguf(outtype),
              "--host", "127.0.0.1", "--port", str(port), "-np", str(slots), "-cb",
@@ -113,6 +112,13 @@ class LlamaServer:
             self.proc.terminate()
             self.proc.wait(30)
             self.proc = None
+
+    def close(self) -> None:
+        """Stop the server and remove the converted models (hundreds of MB each)."""
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _engine(model_and_tok: Any, loop: str, batch: int, server: str | None = None) -> Any:
@@ -163,7 +169,7 @@ def run(
             t0 = time.perf_counter()
             out = e.generate(prompts, stop=stops, seed=1234, **kw)
             times.append(time.perf_counter() - t0)
-            if llama is not None:
+            if server is not None and llama is not None:
                 llama.stop()
         assert out is not None
         texts = [[c.text for c in r] for r in out]
@@ -387,6 +393,8 @@ def main() -> int:
                 flush=True,
             )
         result["check_greedy"] = checks
+    if llama is not None:
+        llama.close()
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
