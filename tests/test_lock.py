@@ -185,11 +185,12 @@ FORK_THEN_WAIT = """
 import os, sys, time
 from siked.lock import output_lock
 with output_lock(sys.argv[1], "sample"):
-    child = os.fork()
-    if child == 0:
+    if os.fork() == 0:
+        # fork() returns here only after the at-fork handlers ran: the child's copy of the
+        # lock descriptor is closed by now (the parent printing the pid could come first)
+        print(os.getpid(), flush=True)
         time.sleep(60)
         os._exit(0)
-    print(child, flush=True)
     time.sleep(60)
 """
 
