@@ -16,8 +16,9 @@ one's (greedy: must be equal up to float noise; sampling: same seeds, so equal u
 at token boundaries), and ``--check-greedy N`` compares continuous greedy outputs with
 transformers' ``generate`` at batch 1 (no padding at all) on N questions.
 
-``static@row`` / ``continuous@row`` keep the linear weights row-major as loaded (the engine
-stores CPU float32 weights column-major, :func:`siked.engines.hf.set_weight_layout`).
+``LOOP@row`` runs torch's own linear layers on the weights as loaded (row-major, MKL),
+``LOOP@col`` the same on column-major weights, ``LOOP@onednn`` oneDNN's matmul; without ``@``
+the engine's default for the machine (:func:`siked.engines.hf.set_linear_kernel`).
 ``llama-server[@TYPE]:SLOTS`` (with ``--llama-cpp DIR``, a llama.cpp checkout built with CMake)
 runs the same prompts through llama.cpp instead: the model is converted to GGUF of TYPE (bf16,
 f32, q8_0...; default bf16) once with ``convert_hf_to_gguf.py``, a fresh ``build/bin/llama-server``
@@ -121,6 +122,10 @@ class LlamaServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+#: ``LOOP@LAYOUT``: how the linear layers multiply (``siked.engines.hf.set_linear_kernel``).
+LAYOUTS = {"row": "torch", "col": "column-major", "onednn": "onednn"}
+
+
 def _engine(model_and_tok: Any, loop: str, batch: int, server: str | None = None) -> Any:
     from siked.config import EngineConfig
     from siked.engines.hf import HFEngine
@@ -135,8 +140,8 @@ def _engine(model_and_tok: Any, loop: str, batch: int, server: str | None = None
         return OpenAIEngine(ocfg, cache=False)
     loop, _, layout = loop.partition("@")
     cfg = EngineConfig(engine="hf", batch_size=batch, continuous_batching=loop == "continuous")
-    column_major = False if layout == "row" else None  # @row: weights as loaded (row-major)
-    return HFEngine(cfg, model_and_tokenizer=model_and_tok, column_major_weights=column_major)
+    kernel = LAYOUTS[layout] if layout else None  # None: the engine's default
+    return HFEngine(cfg, model_and_tokenizer=model_and_tok, linear_kernel=kernel)
 
 
 def run(
@@ -207,13 +212,16 @@ def run(
 def check_greedy(
     model_and_tok: Any, prompts: list[str], stops: list[str], max_tokens: int, batch: int
 ) -> dict[str, Any]:
-    """Continuous greedy outputs vs transformers ``generate`` at batch 1, token for token; and,
-    as the yardstick of float noise, ``generate`` at batch 16 vs batch 1."""
-    ref = _engine(model_and_tok, "static", 1).generate(prompts, max_tokens=max_tokens, stop=stops)
+    """Continuous greedy outputs (the engine's default linear kernel) vs transformers
+    ``generate`` at batch 1 with torch's own linear layers, token for token; and, as the
+    yardstick of float noise, ``generate`` at batch 16 vs batch 1."""
+    ref = _engine(model_and_tok, "static@row", 1).generate(
+        prompts, max_tokens=max_tokens, stop=stops
+    )
     got = _engine(model_and_tok, "continuous", batch).generate(
         prompts, max_tokens=max_tokens, stop=stops
     )
-    padded = _engine(model_and_tok, "static", 16).generate(
+    padded = _engine(model_and_tok, "static@row", 16).generate(
         prompts, max_tokens=max_tokens, stop=stops
     )
     noise = sum(a[0].text == b[0].text for a, b in zip(ref, padded, strict=True))
@@ -331,10 +339,12 @@ def main() -> int:
     configs = []
     for c in a.configs.split(","):
         loop, batch = c.split(":")
-        known = ("static", "continuous", "static@row", "continuous@row")
-        if loop not in known and not loop.startswith("llama-server"):
+        base, _, layout = loop.partition("@")
+        hf_loop = base in ("static", "continuous") and (not layout or layout in LAYOUTS)
+        if not hf_loop and base != "llama-server":
             raise SystemExit(
-                f"unknown loop {loop!r}: static[@row], continuous[@row] or llama-server[@TYPE]"
+                f"unknown loop {loop!r}: static[@LAYOUT], continuous[@LAYOUT] (LAYOUT: "
+                f"{', '.join(LAYOUTS)}) or llama-server[@TYPE]"
             )
         configs.append((loop, int(batch)))
     tok = load_tokenizer(a.model)
