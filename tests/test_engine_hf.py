@@ -457,6 +457,14 @@ def test_onednn_kernel_leaves_training_to_torch(tiny: Any) -> None:
     assert grads[0] and all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
 
 
+def test_probing_for_onednn_leaves_the_global_rng_alone() -> None:
+    """An engine is built between seeded steps of a run: its probe must not draw random numbers."""
+    onednn_linear_available.cache_clear()
+    state = torch.get_rng_state()
+    onednn_linear_available()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_unknown_linear_kernel_is_refused(tiny: Any) -> None:
     with pytest.raises(ValueError, match="expected one of torch, column-major, onednn"):
         set_linear_kernel(tiny[0], "blas")

@@ -43,6 +43,7 @@ tokenizer adds one and the text does not start with it).
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import logging
@@ -464,16 +465,21 @@ def _onednn_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.linear(x, w, self.bias)
 
 
+@functools.cache
 def onednn_linear_available() -> bool:
     """Whether this torch multiplies a CPU float32 linear layer with oneDNN (a private op of
-    torch's CPU build, used by its compiler; checked by running it once)."""
+    torch's CPU build, used by its compiler; checked once per process by running it on fixed
+    numbers, so the global random state is left alone)."""
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        layer = torch.nn.Linear(8, 4)
-        x = torch.randn(3, 8)
         with torch.no_grad():
-            return torch.allclose(_onednn_linear(layer, x), layer(x), atol=1e-5)
+            layer = torch.nn.Linear(8, 4, device="meta").to_empty(device="cpu")
+            layer.weight.copy_(torch.linspace(-1, 1, 32).reshape(4, 8))
+            layer.bias.copy_(torch.linspace(-0.5, 0.5, 4))
+            x = torch.linspace(-2, 2, 24).reshape(3, 8)
+            want = torch.nn.functional.linear(x, layer.weight, layer.bias)
+            return torch.allclose(_onednn_linear(layer, x), want, atol=1e-5)
     except (RuntimeError, AttributeError, NotImplementedError):
         return False
 
