@@ -3,18 +3,27 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.siked-installed
+OV_VENV ?= .venv-openvino
+OV_STAMP := $(OV_VENV)/.siked-installed
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export SIKED_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup quickstart test lint typecheck unit integration clean
+.PHONY: setup openvino quickstart test lint typecheck unit integration clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
+
+# the openvino engine's converter, in its own environment (scripts/openvino_env.sh)
+openvino: $(OV_STAMP)
+
+$(OV_STAMP): scripts/openvino_env.sh
+	bash scripts/openvino_env.sh $(OV_VENV)
+	touch $(OV_STAMP)
 
 quickstart: $(STAMP)
 	$(BIN)/siked run configs/quickstart.yaml
@@ -29,11 +38,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration" -q
 
-integration: $(STAMP)
+integration: $(STAMP) $(OV_STAMP)
 	$(BIN)/pytest -m integration -q
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(OV_STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OV_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -210,6 +210,9 @@ class EngineConfig(_Section):
     extra_args: list[str] = Field(default_factory=list)  # appended to `vllm serve MODEL`
     lora_modules: dict[str, str] = Field(default_factory=dict)  # LoRA name -> adapter path
     startup_timeout: float = Field(default=900.0, gt=0)  # seconds to wait for /health
+    # openvino: the optimum-cli command that converts the student (an environment with
+    # optimum-intel); None: $SIKED_OPTIMUM_CLI, PATH, .venv-openvino/ (make openvino)
+    openvino_export: str | None = None
 
 
 class TeacherConfig(EngineConfig):

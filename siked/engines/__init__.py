@@ -85,6 +85,11 @@ register_engine(
     install_hint="pip install siked  (needs the openai client)",
 )
 register_engine("vllm", "siked.engines.vllm:VLLMEngine", install_hint="pip install 'siked[vllm]'")
+register_engine(
+    "openvino",
+    "siked.engines.openvino:OpenVINOEngine",
+    install_hint="pip install 'siked[openvino]'  (and `make openvino` for the converter)",
+)
 register_engine("gold", "siked.engines.gold:GoldEngine")
 
 

@@ -465,6 +465,28 @@ def _onednn_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.linear(x, w, self.bias)
 
 
+def encode_prompt(tokenizer: Any, prompt: Prompt, model_name: str) -> list[int]:
+    """Token ids of a prompt: text as given (the tokenizer's special tokens unless the text
+    already starts with BOS), chat messages through the chat template."""
+    if isinstance(prompt, str):
+        text = prompt
+        bos = tokenizer.bos_token
+        add_special = not (bos and text.startswith(bos))
+    else:
+        if not getattr(tokenizer, "chat_template", None):
+            raise EngineError(
+                f"{model_name}: the tokenizer has no chat template; pass text prompts"
+            )
+        text = str(
+            tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        )
+        add_special = False
+    ids = tokenizer(text, add_special_tokens=add_special)["input_ids"]
+    if not ids:
+        raise EngineError("a prompt encodes to zero tokens")
+    return list(ids)
+
+
 @functools.cache
 def onednn_linear_available() -> bool:
     """Whether this torch multiplies a CPU float32 linear layer with oneDNN (a private op of
@@ -621,22 +643,7 @@ class HFEngine(Engine):
     # -- prompts ---------------------------------------------------------------------------
     def encode(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt (chat messages get the chat template)."""
-        tok = self.tokenizer
-        if isinstance(prompt, str):
-            text = prompt
-            bos = tok.bos_token
-            add_special = not (bos and text.startswith(bos))
-        else:
-            if not getattr(tok, "chat_template", None):
-                raise EngineError(
-                    f"{self.model_name}: the tokenizer has no chat template; pass text prompts"
-                )
-            text = str(tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False))
-            add_special = False
-        ids = tok(text, add_special_tokens=add_special)["input_ids"]
-        if not ids:
-            raise EngineError("a prompt encodes to zero tokens")
-        return list(ids)
+        return encode_prompt(self.tokenizer, prompt, self.model_name)
 
     # -- generation ------------------------------------------------------------------------
     def generate(

@@ -1,0 +1,330 @@
+"""The student on a CPU through OpenVINO GenAI: continuous batching with prefix caching.
+
+The merged student is converted once to OpenVINO IR (float32 weights, nothing quantized) by
+``optimum-cli export openvino`` and cached beside it (``MODEL.openvino/``, rebuilt when the
+model's files change). optimum-intel pins an older transformers than siked needs, so the
+converter runs from its own environment, found like vLLM's command: engine
+``openvino_export``, else ``$SIKED_OPTIMUM_CLI``, else ``optimum-cli`` on PATH, else the
+project's ``.venv-openvino/`` (``make openvino``). Generation needs only ``openvino-genai`` in
+siked's own environment (``pip install 'siked[openvino]'``).
+
+What is computed is the hf engine's float32 computation: prompts are encoded with the model's
+own transformers tokenizer (:func:`siked.engines.hf.encode_prompt`), the KV cache and the
+matrix products stay float32 (``KV_CACHE_PRECISION`` / ``INFERENCE_PRECISION_HINT``; OpenVINO's
+CPU default keeps the cache in u8), and completions are decoded with the same tokenizer and cut
+at the first stop string. Every sample is its own request seeded with
+:func:`~siked.engines.base.sample_seed`, so sample ``j`` of a prompt depends only on its seed,
+never on batching (OpenVINO keeps one generator per request). The first request runs one step
+alone so that the prompts' shared prefix (system instruction) is in the prefix cache before the
+others are scheduled: the shared tokens are computed once, as in the hf engine's loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from siked.engines.base import (
+    Completion,
+    Engine,
+    EngineError,
+    Prompt,
+    check_generate_args,
+    normalize_stop,
+    prompt_seeds,
+    sample_seed,
+    truncate_at_stop,
+)
+
+if TYPE_CHECKING:
+    from siked.config import EngineConfig
+
+log = logging.getLogger("siked.engines.openvino")
+
+EXPORT_ENV = "SIKED_OPTIMUM_CLI"
+INSTALL_HINT = "pip install 'siked[openvino]'"
+#: the converter's environment, built by ``make openvino`` (scripts/openvino_env.sh)
+EXPORT_VENV = ".venv-openvino"
+#: the file an export writes last: what it was converted from
+MARKER = "siked-openvino.json"
+#: CPU plugin settings that keep the computation float32
+FLOAT32 = {"KV_CACHE_PRECISION": "f32", "INFERENCE_PRECISION_HINT": "f32"}
+
+
+def find_optimum_cli(executable: str | None = None) -> str:
+    """Path of the ``optimum-cli`` command that converts the student: ``executable``, else
+    ``$SIKED_OPTIMUM_CLI``, else on PATH, else ``.venv-openvino/bin/optimum-cli`` beside this
+    Python's environment (the project's layout)."""
+    executable = executable or os.environ.get(EXPORT_ENV) or None
+    if executable:
+        found = shutil.which(os.path.expanduser(executable))
+        if not found:
+            raise EngineError(
+                f"optimum-cli not found or not executable: {executable} "
+                f"(engine openvino_export / ${EXPORT_ENV})"
+            )
+        return found
+    found = shutil.which("optimum-cli")
+    if found:
+        return found
+    beside = Path(sys.prefix).parent / EXPORT_VENV / "bin" / "optimum-cli"
+    if beside.exists() and os.access(beside, os.X_OK):
+        return str(beside)
+    raise EngineError(
+        "the openvino engine converts the student with optimum-intel's `optimum-cli`, which "
+        f"was not found: run `make openvino` (builds {EXPORT_VENV}/) or point "
+        f"${EXPORT_ENV} at an optimum-cli of an environment with optimum-intel"
+    )
+
+
+def model_fingerprint(model_dir: Path) -> dict[str, list[int]]:
+    """Name -> [size, mtime_ns] of the files of a model directory: a retrained model (written
+    anew, :func:`siked.train.merge_adapter`) gets a new fingerprint."""
+    out: dict[str, list[int]] = {}
+    for p in sorted(model_dir.iterdir()):
+        if p.is_file():
+            st = p.stat()
+            out[p.name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def export_dir(model_dir: Path) -> Path:
+    """Where the OpenVINO copy of ``model_dir`` is cached: beside it, ``NAME.openvino``."""
+    return model_dir.with_name(model_dir.name + ".openvino")
+
+
+def export_openvino(model_dir: str | os.PathLike[str], optimum_cli: str | None = None) -> Path:
+    """The OpenVINO IR of a local transformers model directory, converted on first use.
+
+    Reused while the marker records the model's current fingerprint; otherwise converted again
+    into a temporary directory that replaces the old one when complete, so a killed conversion
+    leaves nothing half-written behind. Concurrent callers wait on a file lock.
+    """
+    from filelock import FileLock
+
+    src = Path(model_dir)
+    if not (src / "config.json").is_file():
+        raise EngineError(f"{src}: not a local transformers model directory (no config.json)")
+    out = export_dir(src)
+    want = {"source": str(src.resolve()), "files": model_fingerprint(src), "weights": "fp32"}
+    with FileLock(str(out) + ".lock"):
+        if _marker(out) == want:
+            return out
+        cli = find_optimum_cli(optimum_cli)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+        cmd = [cli, "export", "openvino", "-m", str(src), "--task", "text-generation-with-past"]
+        cmd += ["--weight-format", "fp32", str(tmp)]
+        log.info("openvino: converting %s (%s)", src, " ".join(cmd))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            log.debug("optimum-cli output:\n%s%s", proc.stdout, proc.stderr)
+            if proc.returncode != 0 or not (tmp / "openvino_model.xml").is_file():
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+                raise EngineError(
+                    f"optimum-cli could not convert {src} to OpenVINO "
+                    f"(exit {proc.returncode}):\n{tail}"
+                )
+            (tmp / MARKER).write_text(json.dumps(want, indent=1), encoding="utf-8")
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _marker(out: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out / MARKER).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def finish_of(reason: Any) -> str:
+    """siked's ``finish_reason`` for OpenVINO's (``GenerationFinishReason.STOP`` -> ``"stop"``).
+
+    >>> from types import SimpleNamespace
+    >>> finish_of(SimpleNamespace(name="LENGTH"))
+    'length'
+    """
+    return str(getattr(reason, "name", reason)).lower()
+
+
+class OpenVINOEngine(Engine):
+    """A local student on OpenVINO's CPU runtime (see the module docstring)."""
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        model: str | None = None,
+        *,
+        pipeline: Any = None,
+        tokenizer: Any = None,
+    ) -> None:
+        super().__init__()
+        from siked.models import BUNDLED_STUDENT, load_tokenizer, resolve_model
+
+        self.model_name = model or cfg.model or BUNDLED_STUDENT
+        self.batch_size = cfg.batch_size
+        local = Path(resolve_model(self.model_name))
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(str(local))
+        self.eos_ids = _eos_ids(local, self.tokenizer)
+        if pipeline is None:
+            try:
+                import openvino_genai as og
+            except ImportError as e:
+                raise EngineError(
+                    f"the openvino engine needs openvino-genai: {INSTALL_HINT}"
+                ) from e
+            ir = export_openvino(local, cfg.openvino_export)
+            sched = og.SchedulerConfig()
+            sched.enable_prefix_caching = True
+            sched.max_num_seqs = cfg.batch_size
+            pipeline = og.ContinuousBatchingPipeline(str(ir), sched, "CPU", dict(FLOAT32))
+        self.pipeline = pipeline
+        self._next_id = 0
+
+    def __repr__(self) -> str:
+        return f"OpenVINOEngine(model={self.model_name!r})"
+
+    @property
+    def chunk_generations(self) -> int:
+        return 8 * self.batch_size
+
+    def close(self) -> None:
+        self.pipeline = None
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        from siked.engines.hf import encode_prompt
+
+        return encode_prompt(self.tokenizer, prompt, self.model_name)
+
+    def _config(
+        self, temperature: float, top_p: float, max_tokens: int, stops: list[str], seed: int
+    ) -> Any:
+        import openvino_genai as og
+
+        c = og.GenerationConfig()
+        c.max_new_tokens = max_tokens
+        c.apply_chat_template = False
+        c.stop_token_ids = set(self.eos_ids)
+        if stops:
+            c.stop_strings = set(stops)
+            c.include_stop_str_in_output = True  # cut here, with the tokenizer that encoded
+        if temperature > 0:
+            c.do_sample = True
+            c.temperature = temperature
+            c.top_p = top_p
+            c.rng_seed = seed
+        return c
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        seed: int | Sequence[int] | None = None,
+        progress: bool | str = False,
+    ) -> list[list[Completion]]:
+        if self.pipeline is None:
+            raise EngineError("the openvino engine is closed")
+        check_generate_args(prompts, n, temperature, top_p, max_tokens)
+        import numpy as np
+        import openvino as ov
+
+        from siked.engines.hf import _progress_bar
+
+        stops = normalize_stop(stop)
+        seeds = prompt_seeds(prompts, seed)
+        encoded = [self.encode(p) for p in prompts]
+        samples = 1 if temperature == 0 else n
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(samples)]
+        handles: dict[tuple[int, int], Any] = {}
+        bar = _progress_bar(progress, len(jobs))
+        try:
+            for k, (i, j) in enumerate(jobs):
+                s = sample_seed(seeds[i], j)
+                cfg = self._config(
+                    temperature, top_p, max_tokens, stops, secrets.randbits(31) if s is None else s
+                )
+                ids = ov.Tensor(np.asarray([encoded[i]], dtype=np.int64))
+                handles[(i, j)] = self.pipeline.add_request(self._next_id, ids, cfg)
+                self._next_id += 1
+                if k == 0 and len(jobs) > 1:
+                    self.pipeline.step()  # the shared prefix enters the prefix cache
+                    self.stats.add(requests=1)
+            pending = set(handles)
+            while self.pipeline.has_non_finished_requests():
+                self.pipeline.step()
+                self.stats.add(requests=1)
+                if bar is not None:
+                    done = {key for key in pending if handles[key].get_status().name != "RUNNING"}
+                    pending -= done
+                    bar.update(len(done))
+        except BaseException:
+            self._drop(handles.values())
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        results = {
+            key: self._completion(h, len(encoded[key[0]]), stops) for key, h in handles.items()
+        }
+        self.stats.add(prompts=len(prompts), completions=len(prompts) * n)
+        return [
+            [results[(i, 0 if samples == 1 else j)] for j in range(n)] for i in range(len(prompts))
+        ]
+
+    def _drop(self, handles: Any) -> None:
+        """Cancel the requests of a failed or interrupted call, so the next call starts clean."""
+        try:
+            for h in handles:
+                h.cancel()
+            while self.pipeline.has_non_finished_requests():
+                self.pipeline.step()
+        except Exception:  # the original error matters more
+            log.warning("openvino: could not cancel the requests of an interrupted call")
+
+    def _completion(self, handle: Any, prompt_tokens: int, stops: list[str]) -> Completion:
+        status = handle.get_status().name
+        if status != "FINISHED":
+            raise EngineError(f"OpenVINO request ended {status.lower()}")
+        out = handle.read_all()[0]
+        gen = [int(t) for t in out.generated_ids]
+        eos = set(self.eos_ids)
+        n_tokens = next((k for k, t in enumerate(gen) if t in eos), len(gen))
+        finish = "stop" if n_tokens < len(gen) else finish_of(out.finish_reason)
+        text = str(self.tokenizer.decode(gen[:n_tokens], skip_special_tokens=True))
+        text, cut = truncate_at_stop(text, stops)
+        if cut:
+            finish = "stop"
+        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=n_tokens)
+        return Completion(text, finish, prompt_tokens, n_tokens)
+
+
+def _eos_ids(model_dir: Path, tokenizer: Any) -> list[int]:
+    """The model's end tokens: generation_config.json's ``eos_token_id`` and the tokenizer's."""
+    ids: list[int] = []
+    try:
+        gen = json.loads((model_dir / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        gen = {}
+    for e in (gen.get("eos_token_id"), getattr(tokenizer, "eos_token_id", None)):
+        for i in e if isinstance(e, list) else [e]:
+            if i is not None and int(i) not in ids:
+                ids.append(int(i))
+    return ids

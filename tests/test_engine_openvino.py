@@ -1,0 +1,331 @@
+"""The openvino engine: its request logic on a scripted pipeline, its converter cache on a fake
+optimum-cli, and (integration) the real default student converted by optimum-intel and run by
+OpenVINO GenAI against the hf engine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from siked.config import EngineConfig
+from siked.engines import ENGINES, sample_seed
+from siked.engines.base import EngineError, prompt_seeds
+from siked.engines.openvino import (
+    EXPORT_ENV,
+    MARKER,
+    OpenVINOEngine,
+    export_dir,
+    export_openvino,
+    find_optimum_cli,
+)
+
+pytest.importorskip("openvino_genai", reason="pip install 'siked[openvino]'")
+
+pytestmark = pytest.mark.timeout(600)
+
+EOS = 2
+
+
+class WordTokenizer:
+    """One token per character; 2 is EOS (decoded as nothing)."""
+
+    bos_token = None
+    eos_token_id = EOS
+    chat_template = None
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(chr(i) for i in ids if i != EOS)
+
+
+class Handle:
+    def __init__(self, ids: list[int], reason: str, steps: int) -> None:
+        self.ids, self.reason, self.left = ids, reason, steps
+        self.cancelled = False
+
+    def get_status(self) -> Any:
+        name = "CANCEL" if self.cancelled else "RUNNING" if self.left > 0 else "FINISHED"
+        return SimpleNamespace(name=name)
+
+    def read_all(self) -> list[Any]:
+        return [
+            SimpleNamespace(generated_ids=self.ids, finish_reason=SimpleNamespace(name=self.reason))
+        ]
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ScriptedPipeline:
+    """``reply(prompt_text, config) -> (text, finish)``; records the order of calls."""
+
+    def __init__(self, reply: Any, fail_at_step: int | None = None) -> None:
+        self.reply, self.fail_at_step = reply, fail_at_step
+        self.calls: list[Any] = []
+        self.handles: list[Handle] = []
+        self.steps = 0
+
+    def add_request(self, rid: int, ids: Any, cfg: Any) -> Handle:
+        text = "".join(chr(int(i)) for i in ids.data[0])
+        self.calls.append(("add", rid, text, cfg))
+        out, reason = self.reply(text, cfg)
+        h = Handle([ord(c) for c in out], reason, steps=2)
+        self.handles.append(h)
+        return h
+
+    def step(self) -> None:
+        self.steps += 1
+        self.calls.append(("step",))
+        if self.fail_at_step == self.steps:
+            raise RuntimeError("boom")
+        for h in self.handles:
+            h.left -= 1
+
+    def has_non_finished_requests(self) -> bool:
+        return any(h.left > 0 and not h.cancelled for h in self.handles)
+
+
+def engine(pipe: ScriptedPipeline, tmp_path: Path, batch_size: int = 4) -> OpenVINOEngine:
+    model = tmp_path / "m"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")
+    (model / "generation_config.json").write_text('{"eos_token_id": [2, 3]}')
+    cfg = EngineConfig(engine="openvino", batch_size=batch_size)
+    return OpenVINOEngine(cfg, str(model), pipeline=pipe, tokenizer=WordTokenizer())
+
+
+def test_openvino_is_a_registered_engine() -> None:
+    assert ENGINES.get("openvino") == "siked.engines.openvino:OpenVINOEngine"
+    assert EngineConfig(engine="openvino").openvino_export is None
+
+
+def test_completions_are_cut_at_stops_and_eos_with_reasons_and_counts(tmp_path: Path) -> None:
+    replies = {
+        "a": ("x = 1\nQuestion: more", "STOP"),  # the pipeline stopped at the stop string
+        "b": ("done" + chr(EOS), "STOP"),  # EOS: not counted, not in the text
+        "c": ("abcdef", "LENGTH"),  # max_tokens
+    }
+    e = engine(ScriptedPipeline(lambda t, c: replies[t]), tmp_path)
+    out = e.generate(["a", "b", "c"], max_tokens=6, stop=["\nQuestion:"])
+    got = [(r[0].text, r[0].finish_reason, r[0].prompt_tokens, r[0].completion_tokens) for r in out]
+    assert got == [
+        ("x = 1", "stop", 1, len("x = 1\nQuestion: more")),
+        ("done", "stop", 1, 4),
+        ("abcdef", "length", 1, 6),
+    ]
+    assert e.stats.completion_tokens == 20 + 4 + 6 and e.stats.prompts == 3
+
+
+def test_requests_keep_the_hf_engines_decoding_settings(tmp_path: Path) -> None:
+    pipe = ScriptedPipeline(lambda t, c: ("", "STOP"))
+    e = engine(pipe, tmp_path)
+    e.generate(["p"], max_tokens=7, stop=["\nQ:"])
+    greedy = pipe.calls[0][3]
+    assert (greedy.do_sample, greedy.max_new_tokens, greedy.apply_chat_template) == (
+        False,
+        7,
+        False,
+    )
+    assert greedy.stop_strings == {"\nQ:"} and greedy.include_stop_str_in_output
+    assert greedy.stop_token_ids == {2, 3}  # generation_config's and the tokenizer's
+    e.generate(["p"], n=2, temperature=0.7, top_p=0.9, seed=5)
+    sampled = [c[3] for c in pipe.calls if c[0] == "add"][1:]
+    assert all(c.do_sample and c.temperature == pytest.approx(0.7) for c in sampled)
+    assert all(c.top_p == pytest.approx(0.9) for c in sampled)
+    assert all(c.top_k > 10**9 for c in sampled)  # no top-k, as in the hf engine
+
+
+def test_each_sample_is_a_request_seeded_by_prompt_and_index(tmp_path: Path) -> None:
+    pipe = ScriptedPipeline(lambda t, c: (f"{t}-{c.rng_seed}", "STOP"))
+    e = engine(pipe, tmp_path)
+    out = e.generate(["p", "q"], n=3, temperature=0.7, seed=11)
+    seeds = prompt_seeds(["p", "q"], 11)
+    want = [
+        [f"{p}-{sample_seed(s, j)}" for j in range(3)] for p, s in zip("pq", seeds, strict=True)
+    ]
+    assert [[c.text for c in r] for r in out] == want
+    # the same prompt alone, or in another order, gets the same samples
+    again = e.generate(["q"], n=3, temperature=0.7, seed=11)
+    assert [c.text for c in again[0]] == want[1]
+
+
+def test_greedy_asks_once_per_prompt_and_repeats_it_n_times(tmp_path: Path) -> None:
+    pipe = ScriptedPipeline(lambda t, c: (t.upper(), "STOP"))
+    out = engine(pipe, tmp_path).generate(["ab", "cd"], n=3)
+    assert [[c.text for c in r] for r in out] == [["AB"] * 3, ["CD"] * 3]
+    assert sum(c[0] == "add" for c in pipe.calls) == 2
+
+
+def test_the_first_request_runs_a_step_alone_to_fill_the_prefix_cache(tmp_path: Path) -> None:
+    pipe = ScriptedPipeline(lambda t, c: ("ok", "STOP"))
+    engine(pipe, tmp_path).generate(["s1", "s2", "s3"])
+    assert [c[0] for c in pipe.calls[:3]] == ["add", "step", "add"]
+    single = ScriptedPipeline(lambda t, c: ("ok", "STOP"))
+    engine(single, tmp_path).generate(["s1"])
+    assert [c[0] for c in single.calls] == ["add", "step", "step"]
+
+
+def test_an_interrupted_call_cancels_its_requests(tmp_path: Path) -> None:
+    pipe = ScriptedPipeline(lambda t, c: ("ok", "STOP"), fail_at_step=2)
+    e = engine(pipe, tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        e.generate(["a", "b"])
+    assert all(h.cancelled for h in pipe.handles)
+    assert not pipe.has_non_finished_requests()
+
+
+def test_a_closed_engine_refuses_to_generate(tmp_path: Path) -> None:
+    e = engine(ScriptedPipeline(lambda t, c: ("", "STOP")), tmp_path)
+    e.close()
+    with pytest.raises(EngineError, match="closed"):
+        e.generate(["a"])
+
+
+# -- the converter ------------------------------------------------------------------------
+
+
+def fake_cli(tmp_path: Path, body: str = "") -> Path:
+    """An optimum-cli that writes an IR file and appends its arguments to calls.txt."""
+    cli = tmp_path / "bin" / "optimum-cli"
+    cli.parent.mkdir(exist_ok=True)
+    cli.write_text(
+        f"#!{sys.executable}\n"
+        + textwrap.dedent(
+            f"""
+            import sys, pathlib
+            here = pathlib.Path(__file__).parent
+            with open(here / "calls.txt", "a") as f:
+                f.write(" ".join(sys.argv[1:]) + "\\n")
+            {body}
+            out = pathlib.Path(sys.argv[-1])
+            (out / "openvino_model.xml").write_text("<net/>")
+            """
+        )
+    )
+    cli.chmod(cli.stat().st_mode | stat.S_IEXEC)
+    return cli
+
+
+def model_dir(tmp_path: Path) -> Path:
+    m = tmp_path / "runs" / "merged"
+    m.mkdir(parents=True)
+    (m / "config.json").write_text("{}")
+    (m / "model.safetensors").write_bytes(b"w1")
+    return m
+
+
+def test_export_converts_once_and_again_when_the_model_changes(tmp_path: Path) -> None:
+    cli, m = fake_cli(tmp_path), model_dir(tmp_path)
+    out = export_openvino(m, str(cli))
+    assert out == export_dir(m) == m.with_name("merged.openvino")
+    assert (out / "openvino_model.xml").is_file() and (out / MARKER).is_file()
+    calls = (cli.parent / "calls.txt").read_text().splitlines()
+    assert len(calls) == 1 and "--weight-format fp32" in calls[0] and str(m) in calls[0]
+    assert export_openvino(m, str(cli)) == out  # cached
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 1
+    (m / "model.safetensors").write_bytes(b"w2-retrained")
+    export_openvino(m, str(cli))
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 2
+    assert not [p for p in m.parent.iterdir() if p.name.startswith(".merged.openvino.tmp")]
+
+
+def test_a_failed_export_says_why_and_leaves_nothing(tmp_path: Path) -> None:
+    cli = fake_cli(tmp_path, body='print("KeyError: llama4"); sys.exit(3)')
+    m = model_dir(tmp_path)
+    with pytest.raises(EngineError, match=r"(?s)exit 3.*KeyError: llama4"):
+        export_openvino(m, str(cli))
+    assert sorted(p.name for p in m.parent.iterdir()) == ["merged", "merged.openvino.lock"]
+
+
+def test_export_needs_a_local_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match=r"no config\.json"):
+        export_openvino(tmp_path, "optimum-cli")
+
+
+def test_the_converter_is_found_by_setting_env_or_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = fake_cli(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    monkeypatch.delenv(EXPORT_ENV, raising=False)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "env" / ".venv"))
+    with pytest.raises(EngineError, match="make openvino"):
+        find_optimum_cli()
+    assert find_optimum_cli(str(cli)) == str(cli)
+    monkeypatch.setenv(EXPORT_ENV, str(cli))
+    assert find_optimum_cli() == str(cli)
+    monkeypatch.setenv(EXPORT_ENV, str(tmp_path / "missing"))
+    with pytest.raises(EngineError, match=EXPORT_ENV):
+        find_optimum_cli()
+    monkeypatch.delenv(EXPORT_ENV)
+    monkeypatch.setenv("PATH", str(cli.parent))
+    assert find_optimum_cli() == str(cli)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    beside = tmp_path / "env" / ".venv-openvino" / "bin"
+    beside.mkdir(parents=True)
+    shutil.copy(cli, beside / "optimum-cli")
+    assert find_optimum_cli() == str(beside / "optimum-cli")
+
+
+# -- the real thing -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def student_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled student in a temporary directory (its conversion lands beside it)."""
+    from siked.models import BUNDLED_STUDENT, resolve_model
+
+    try:
+        find_optimum_cli()
+    except EngineError as e:
+        pytest.skip(str(e))
+    dst = tmp_path_factory.mktemp("ov") / "student"
+    shutil.copytree(resolve_model(BUNDLED_STUDENT), dst)
+    return dst
+
+
+QUESTIONS = [
+    "Tom has 3 apples and buys 5 more. How many apples does he have?",
+    "A book costs $12. How much do 4 books cost?",
+    "Sara had 20 stickers and gave away 8. How many are left?",
+]
+
+
+@pytest.mark.integration
+def test_the_default_student_on_openvino_writes_what_the_hf_engine_writes(
+    student_copy: Path,
+) -> None:
+    from siked.chat import student_prompt
+    from siked.engines.hf import HFEngine
+    from siked.student import stop_strings
+
+    stops = stop_strings(["cot", "l2m", "pot"], None)
+    cfg = EngineConfig(engine="openvino", batch_size=4, dtype="float32")
+    ov_engine = OpenVINOEngine(cfg, str(student_copy))
+    assert (export_dir(student_copy) / "openvino_model.xml").is_file()
+    prompts = [student_prompt(ov_engine.tokenizer, q) for q in QUESTIONS]
+    with HFEngine(cfg.model_copy(update={"engine": "hf"}), str(student_copy)) as hf:
+        want = hf.generate(prompts, max_tokens=48, stop=stops)
+    got = ov_engine.generate(prompts, max_tokens=48, stop=stops)
+    assert [r[0].text for r in got] == [r[0].text for r in want]
+    assert [r[0].finish_reason for r in got] == [r[0].finish_reason for r in want]
+    assert [r[0].completion_tokens for r in got] == [r[0].completion_tokens for r in want]
+    # samples depend on the seed only: alone, or with other prompts, in another order
+    both = ov_engine.generate(prompts[:2], n=2, temperature=0.7, top_p=0.95, max_tokens=24, seed=3)
+    alone = ov_engine.generate(
+        prompts[1:2], n=2, temperature=0.7, top_p=0.95, max_tokens=24, seed=3
+    )
+    assert [c.text for c in both[1]] == [c.text for c in alone[0]]
+    assert both[1][0].text != both[1][1].text or both[1][0].text == ""
+    ov_engine.close()
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
