@@ -24,7 +24,10 @@ runs the same prompts through llama.cpp instead: the model is converted to GGUF 
 f32, q8_0...; default bf16) once with ``convert_hf_to_gguf.py``, a fresh ``build/bin/llama-server``
 is started per repeat (no prompt cached from the last one) with SLOTS parallel slots (continuous
 batching) and the prompts go through siked's ``openai`` engine (completions API, SLOTS requests in
-flight), so the time includes HTTP.
+flight), so the time includes HTTP. ``openvino:SEQS`` runs siked's openvino engine (float32 IR,
+converted once before the timings, ``openvino_convert`` in the JSON; a pipeline compiled afresh
+per repeat and warmed on an unrelated prompt, SEQS sequences at once); with ``--check-greedy N``
+its greedy outputs are also compared with ``generate`` at batch 1.
 
     .venv/bin/python benchmarks/generate_bench.py --model runs/quickstart/iter_02/model/merged \\
         --questions 32 --k 4 --configs static:16,continuous:16,continuous:32 --check-greedy 50
@@ -40,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -126,9 +130,16 @@ class LlamaServer:
 LAYOUTS = {"row": "torch", "col": "column-major", "onednn": "onednn"}
 
 
-def _engine(model_and_tok: Any, loop: str, batch: int, server: str | None = None) -> Any:
+def _engine(
+    model_and_tok: Any, loop: str, batch: int, server: str | None = None, model: str | None = None
+) -> Any:
     from siked.config import EngineConfig
     from siked.engines.hf import HFEngine
+
+    if loop == "openvino":
+        from siked.engines.openvino import OpenVINOEngine
+
+        return OpenVINOEngine(EngineConfig(engine="openvino", batch_size=batch), model)
 
     if loop.startswith("llama-server"):
         from siked.engines.openai import OpenAIEngine
@@ -156,6 +167,7 @@ def run(
     max_tokens: int,
     repeats: int,
     llama: LlamaServer | None = None,
+    model: str | None = None,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     ref: list[list[str]] | None = None
@@ -170,7 +182,9 @@ def run(
                     raise SystemExit("llama-server configurations need --llama-cpp DIR")
                 server = llama.start(loop.partition("@")[2] or "bf16", batch, max_tokens)
                 _engine(model_and_tok, loop, batch, server).generate(["Hello"], max_tokens=8)
-            e = _engine(model_and_tok, loop, batch, server)
+            e = _engine(model_and_tok, loop, batch, server, model)
+            if loop == "openvino":  # compiled afresh per repeat: nothing in its prefix cache
+                e.generate(["Hello"], max_tokens=8)
             t0 = time.perf_counter()
             out = e.generate(prompts, stop=stops, seed=1234, **kw)
             times.append(time.perf_counter() - t0)
@@ -209,22 +223,8 @@ def run(
     return rows
 
 
-def check_greedy(
-    model_and_tok: Any, prompts: list[str], stops: list[str], max_tokens: int, batch: int
-) -> dict[str, Any]:
-    """Continuous greedy outputs (the engine's default linear kernel) vs transformers
-    ``generate`` at batch 1 with torch's own linear layers, token for token; and, as the
-    yardstick of float noise, ``generate`` at batch 16 vs batch 1."""
-    ref = _engine(model_and_tok, "static@row", 1).generate(
-        prompts, max_tokens=max_tokens, stop=stops
-    )
-    got = _engine(model_and_tok, "continuous", batch).generate(
-        prompts, max_tokens=max_tokens, stop=stops
-    )
-    padded = _engine(model_and_tok, "static@row", 16).generate(
-        prompts, max_tokens=max_tokens, stop=stops
-    )
-    noise = sum(a[0].text == b[0].text for a, b in zip(ref, padded, strict=True))
+def _diffs(ref: list[list[Any]], got: list[list[Any]]) -> list[dict[str, Any]]:
+    """The questions whose greedy texts differ, with the first differing character."""
     diffs = []
     for i, (a, b) in enumerate(zip(ref, got, strict=True)):
         if a[0].text != b[0].text:
@@ -234,12 +234,39 @@ def check_greedy(
             )
             k = k if k is not None else min(len(a[0].text), len(b[0].text))
             diffs.append({"question": i, "first_diff_char": k, "ref": a[0].text, "got": b[0].text})
-    return {
+    return diffs
+
+
+def check_greedy(
+    model_and_tok: Any,
+    prompts: list[str],
+    stops: list[str],
+    max_tokens: int,
+    batch: int,
+    openvino: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    """Continuous greedy outputs (the engine's default linear kernel) vs transformers
+    ``generate`` at batch 1 with torch's own linear layers, token for token; and, as the
+    yardstick of float noise, ``generate`` at batch 16 vs batch 1. ``openvino`` (model,
+    batch): the openvino engine's greedy outputs against the same reference."""
+    kw: dict[str, Any] = {"max_tokens": max_tokens, "stop": stops}
+    ref = _engine(model_and_tok, "static@row", 1).generate(prompts, **kw)
+    got = _engine(model_and_tok, "continuous", batch).generate(prompts, **kw)
+    padded = _engine(model_and_tok, "static@row", 16).generate(prompts, **kw)
+    diffs = _diffs(ref, got)
+    out: dict[str, Any] = {
         "questions": len(prompts),
         "equal": len(prompts) - len(diffs),
-        "generate_batch16_equal_batch1": noise,
+        "generate_batch16_equal_batch1": sum(
+            a[0].text == b[0].text for a, b in zip(ref, padded, strict=True)
+        ),
         "diffs": diffs,
     }
+    if openvino is not None:
+        ov = _engine(model_and_tok, "openvino", openvino[1], model=openvino[0])
+        ov_diffs = _diffs(ref, ov.generate(prompts, **kw))
+        out["openvino"] = {"equal": len(prompts) - len(ov_diffs), "diffs": ov_diffs}
+    return out
 
 
 #: Functions whose cumulative time the profile reports (name as cProfile shows it).
@@ -341,10 +368,10 @@ def main() -> int:
         loop, batch = c.split(":")
         base, _, layout = loop.partition("@")
         hf_loop = base in ("static", "continuous") and (not layout or layout in LAYOUTS)
-        if not hf_loop and base != "llama-server":
+        if not hf_loop and base not in ("llama-server", "openvino"):
             raise SystemExit(
                 f"unknown loop {loop!r}: static[@LAYOUT], continuous[@LAYOUT] (LAYOUT: "
-                f"{', '.join(LAYOUTS)}) or llama-server[@TYPE]"
+                f"{', '.join(LAYOUTS)}), openvino or llama-server[@TYPE]"
             )
         configs.append((loop, int(batch)))
     tok = load_tokenizer(a.model)
@@ -367,7 +394,22 @@ def main() -> int:
             raise SystemExit("llama-server configurations need --llama-cpp DIR")
         llama = LlamaServer(a.llama_cpp, a.model)
         result["llama_cpp_convert_seconds"] = llama.convert_seconds
-    common: dict[str, Any] = {"max_tokens": a.max_tokens, "repeats": a.repeats, "llama": llama}
+    ov_batch = next((b for loop, b in configs if loop == "openvino"), None)
+    if ov_batch is not None:  # converted once, outside the timings (as in a run, per iteration)
+        from siked.engines.openvino import export_dir, export_openvino
+        from siked.models import resolve_model
+
+        local = resolve_model(a.model)
+        cached = (export_dir(Path(local)) / "openvino_model.xml").is_file()
+        t0 = time.perf_counter()
+        export_openvino(local)
+        result["openvino_convert"] = {
+            "seconds": round(time.perf_counter() - t0, 1),
+            "cached": cached,
+        }
+    common: dict[str, Any] = {
+        "max_tokens": a.max_tokens, "repeats": a.repeats, "llama": llama, "model": a.model,
+    }  # fmt: skip
     if "sample" in a.modes:
         print(f"== sample: {len(prompts)} questions x k={a.k}", flush=True)
         result["sample"] = run(
@@ -394,14 +436,16 @@ def main() -> int:
         for dtype in (a.check_dtypes or a.dtype).split(","):
             m = model if dtype == a.dtype else load_model(a.model, dtype=dtype, device="cpu")
             print(f"== greedy check ({dtype}): {len(cp)} questions", flush=True)
-            batch = max(b for loop, b in configs if loop == "continuous")
-            checks[dtype] = check_greedy((m, tok), cp, stops, a.max_tokens, batch)
-            c = checks[dtype]
+            batch = max((b for loop, b in configs if loop == "continuous"), default=32)
+            ov = (a.model, ov_batch) if ov_batch is not None and dtype == "float32" else None
+            checks[dtype] = c = check_greedy((m, tok), cp, stops, a.max_tokens, batch, ov)
             print(
                 f"   continuous == generate(batch 1): {c['equal']}/{len(cp)}; "
                 f"generate(batch 16) == generate(batch 1): {c['generate_batch16_equal_batch1']}",
                 flush=True,
             )
+            if "openvino" in c:
+                print(f"   openvino == generate(batch 1): {c['openvino']['equal']}/{len(cp)}")
         result["check_greedy"] = checks
     if llama is not None:
         llama.close()

@@ -113,7 +113,11 @@ def export_openvino(model_dir: str | os.PathLike[str], optimum_cli: str | None =
 
     src = Path(model_dir)
     if not (src / "config.json").is_file():
-        raise EngineError(f"{src}: not a local transformers model directory (no config.json)")
+        raise EngineError(
+            f"{src}: not a local transformers model directory (no config.json); the openvino "
+            "engine converts a local copy: download a hub model first "
+            "(`hf download ID --local-dir DIR`) and give DIR"
+        )
     out = export_dir(src)
     want = {"source": str(src.resolve()), "files": model_fingerprint(src), "weights": "fp32"}
     with FileLock(str(out) + ".lock"):
