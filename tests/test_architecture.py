@@ -18,7 +18,7 @@ LAYERS = [
     "verify engines engines.base config",
     "strategies",
     "chat gsm8k_rationales",
-    "engines.hf engines.openai engines.vllm engines.gold",
+    "engines.hf engines.openvino engines.openai engines.vllm engines.gold",
     "student",
     "teach train sample evaluate mix",
     "loop report report.load report.metrics report.plots report.markdown report.compare",
