@@ -465,6 +465,22 @@ def _onednn_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.linear(x, w, self.bias)
 
 
+def merge_eos_ids(*candidates: Any) -> list[int]:
+    """The end tokens named by each candidate (an id, a list of ids or None), once each.
+
+    >>> merge_eos_ids([2, 7], 2, None)
+    [2, 7]
+    """
+    ids: list[int] = []
+    for e in candidates:
+        if e is None:
+            continue
+        for i in e if isinstance(e, list | tuple) else [e]:
+            if int(i) not in ids:
+                ids.append(int(i))
+    return ids
+
+
 def encode_prompt(tokenizer: Any, prompt: Prompt, model_name: str) -> list[int]:
     """Token ids of a prompt: text as given (the tokenizer's special tokens unless the text
     already starts with BOS), chat messages through the chat template."""
@@ -623,15 +639,8 @@ class HFEngine(Engine):
         return f"HFEngine(model={self.model_name!r}, device={str(self.device)!r})"
 
     def _eos_ids(self) -> list[int]:
-        ids: list[int] = []
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        for e in (gen_eos, self.tokenizer.eos_token_id):
-            if e is None:
-                continue
-            for i in e if isinstance(e, list | tuple) else [e]:
-                if int(i) not in ids:
-                    ids.append(int(i))
-        return ids
+        return merge_eos_ids(gen_eos, self.tokenizer.eos_token_id)
 
     def close(self) -> None:
         if self._owns_model and getattr(self, "model", None) is not None:

@@ -322,13 +322,10 @@ class OpenVINOEngine(Engine):
 
 def _eos_ids(model_dir: Path, tokenizer: Any) -> list[int]:
     """The model's end tokens: generation_config.json's ``eos_token_id`` and the tokenizer's."""
-    ids: list[int] = []
+    from siked.engines.hf import merge_eos_ids
+
     try:
         gen = json.loads((model_dir / "generation_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         gen = {}
-    for e in (gen.get("eos_token_id"), getattr(tokenizer, "eos_token_id", None)):
-        for i in e if isinstance(e, list) else [e]:
-            if i is not None and int(i) not in ids:
-                ids.append(int(i))
-    return ids
+    return merge_eos_ids(gen.get("eos_token_id"), getattr(tokenizer, "eos_token_id", None))
