@@ -198,20 +198,16 @@ def fake_cli(tmp_path: Path, body: str = "") -> Path:
     """An optimum-cli that writes an IR file and appends its arguments to calls.txt."""
     cli = tmp_path / "bin" / "optimum-cli"
     cli.parent.mkdir(exist_ok=True)
-    cli.write_text(
-        f"#!{sys.executable}\n"
-        + textwrap.dedent(
-            f"""
-            import sys, pathlib
-            here = pathlib.Path(__file__).parent
-            with open(here / "calls.txt", "a") as f:
-                f.write(" ".join(sys.argv[1:]) + "\\n")
-            {body}
-            out = pathlib.Path(sys.argv[-1])
-            (out / "openvino_model.xml").write_text("<net/>")
-            """
-        )
+    head = textwrap.dedent(
+        """
+        import sys, pathlib
+        here = pathlib.Path(__file__).parent
+        with open(here / "calls.txt", "a") as f:
+            f.write(" ".join(sys.argv[1:]) + "\\n")
+        """
     )
+    tail = 'out = pathlib.Path(sys.argv[-1])\n(out / "openvino_model.xml").write_text("<net/>")\n'
+    cli.write_text(f"#!{sys.executable}\n{head}{textwrap.dedent(body)}\n{tail}")
     cli.chmod(cli.stat().st_mode | stat.S_IEXEC)
     return cli
 
@@ -245,6 +241,89 @@ def test_a_failed_export_says_why_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r"(?s)exit 3.*KeyError: llama4"):
         export_openvino(m, str(cli))
     assert sorted(p.name for p in m.parent.iterdir()) == ["merged", "merged.openvino.lock"]
+
+
+IR_CLI = """
+import struct
+from safetensors.numpy import load_file
+src = pathlib.Path(sys.argv[sys.argv.index("-m") + 1])
+out = pathlib.Path(sys.argv[-1])
+tensors = load_file(str(src / "model.safetensors"))
+layers, blob = [], struct.pack("<q", 576)
+layers.append('<layer id="0" name="Constant_1" type="Const"><data element_type="i64" '
+              'shape="" offset="0" size="8"/></layer>')
+for i, (name, t) in enumerate(sorted(tensors.items()), 1):
+    raw = t.astype("<f4").tobytes()
+    layers.append(f'<layer id="{i}" name="self.{name}" type="Const"><data element_type="f32" '
+                  f'shape="{t.size}" offset="{len(blob)}" size="{len(raw)}"/></layer>')
+    blob += raw
+(out / "openvino_model.xml").write_text("<net><layers>" + "".join(layers) + "</layers></net>")
+(out / "openvino_model.bin").write_bytes(blob)
+(out / "openvino_tokenizer.xml").write_text("<net/>")
+sys.exit(0)
+"""
+
+
+def weights_model(root: Path, name: str, scale: float, config: str = '{"layers": 2}') -> Path:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    m = root / name / "merged"
+    m.mkdir(parents=True)
+    (m / "config.json").write_text(config)
+    rng = np.random.default_rng(0)
+    w = {"model.a": rng.normal(size=(3, 4)), "model.b": rng.normal(size=5)}
+    save_file(
+        {k: (v * scale).astype(np.float32) for k, v in w.items()}, str(m / "model.safetensors")
+    )
+    return m
+
+
+def test_a_retrained_model_of_the_same_architecture_reuses_the_kept_graph(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cli = fake_cli(tmp_path, body=IR_CLI)
+    layouts = tmp_path / "layouts"
+    first = export_openvino(weights_model(tmp_path, "it0", 1.0), str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 1
+    assert len(list(layouts.iterdir())) == 1  # the graph and its layout, kept
+    second_src = weights_model(tmp_path, "it1", 2.0)
+    with caplog.at_level("INFO", logger="siked.engines.openvino"):
+        second = export_openvino(second_src, str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 1  # no conversion
+    assert "no conversion" in caplog.text
+    # what the converter itself writes for that model
+    again = weights_model(tmp_path, "check", 2.0)
+    converted = export_openvino(again, str(cli), tmp_path / "none")
+    for f in ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml"):
+        assert (second / f).read_bytes() == (converted / f).read_bytes()
+    assert (second / "openvino_model.bin").read_bytes() != (
+        first / "openvino_model.bin"
+    ).read_bytes()
+    assert (second / MARKER).is_file()
+    # another architecture is converted
+    export_openvino(weights_model(tmp_path, "other", 1.0, '{"layers": 3}'), str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 3
+
+
+def test_a_kept_layout_that_does_not_fit_falls_back_to_converting(tmp_path: Path) -> None:
+    cli = fake_cli(tmp_path, body=IR_CLI)
+    layouts = tmp_path / "layouts"
+    export_openvino(weights_model(tmp_path, "it0", 1.0), str(cli), layouts)
+    (layout,) = layouts.glob("*/siked-layout.json")
+    layout.write_text(layout.read_text().replace('"model.b"', '"model.gone"'))
+    out = export_openvino(weights_model(tmp_path, "it1", 2.0), str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 2
+    assert (out / "openvino_model.bin").is_file()
+
+
+def test_a_conversion_whose_weights_cannot_be_placed_keeps_no_layout(tmp_path: Path) -> None:
+    cli = fake_cli(tmp_path)  # writes a graph without weights
+    layouts = tmp_path / "layouts"
+    export_openvino(weights_model(tmp_path, "it0", 1.0), str(cli), layouts)
+    export_openvino(weights_model(tmp_path, "it1", 2.0), str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 2
+    assert not layouts.exists() or not list(layouts.iterdir())
 
 
 def test_export_needs_a_local_model_directory(tmp_path: Path) -> None:
@@ -281,8 +360,13 @@ def test_the_converter_is_found_by_setting_env_or_path(
 
 
 @pytest.fixture(scope="module")
-def student_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled student in a temporary directory (its conversion lands beside it)."""
+def layouts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("layouts")
+
+
+@pytest.fixture(scope="module")
+def student_copy(tmp_path_factory: pytest.TempPathFactory, layouts: Path) -> Path:
+    """The bundled student in a temporary directory, converted (beside it) by optimum-cli."""
     from siked.models import BUNDLED_STUDENT, resolve_model
 
     try:
@@ -291,6 +375,7 @@ def student_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(str(e))
     dst = tmp_path_factory.mktemp("ov") / "student"
     shutil.copytree(resolve_model(BUNDLED_STUDENT), dst)
+    export_openvino(dst, layouts=layouts)
     return dst
 
 
@@ -329,3 +414,29 @@ def test_the_default_student_on_openvino_writes_what_the_hf_engine_writes(
     assert both[1][0].text != both[1][1].text or both[1][0].text == ""
     ov_engine.close()
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+@pytest.mark.integration
+def test_a_retrained_student_in_the_kept_graph_is_its_own_conversion_byte_for_byte(
+    student_copy: Path, layouts: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    retrained = tmp_path / "a" / "student"
+    shutil.copytree(student_copy, retrained)
+    weights = load_file(str(retrained / "model.safetensors"))
+    gen = torch.Generator().manual_seed(0)
+    for name, t in weights.items():  # every tensor moves, as a full fine-tune would move it
+        weights[name] = t + 0.01 * torch.randn(t.shape, generator=gen, dtype=t.dtype)
+    save_file(weights, str(retrained / "model.safetensors"), metadata={"format": "pt"})
+    with caplog.at_level("INFO", logger="siked.engines.openvino"):
+        patched = export_openvino(retrained, layouts=layouts)
+    assert "no conversion" in caplog.text
+    converted_src = tmp_path / "b" / "student"
+    shutil.copytree(retrained, converted_src, ignore=shutil.ignore_patterns("*.openvino*"))
+    converted = export_openvino(converted_src, layouts=tmp_path / "fresh")
+    files = sorted(p.name for p in converted.iterdir() if p.name != MARKER)
+    assert files == sorted(p.name for p in patched.iterdir() if p.name != MARKER)
+    for f in files:
+        assert (patched / f).read_bytes() == (converted / f).read_bytes(), f

@@ -6,7 +6,10 @@ model's files change). optimum-intel pins an older transformers than siked needs
 converter runs from its own environment, found like vLLM's command: engine
 ``openvino_export``, else ``$SIKED_OPTIMUM_CLI``, else ``optimum-cli`` on PATH, else the
 project's ``.venv-openvino/`` (``make openvino``). Generation needs only ``openvino-genai`` in
-siked's own environment (``pip install 'siked[openvino]'``).
+siked's own environment (``pip install 'siked[openvino]'``). Each SIKeD iteration retrains the
+same architecture, so a conversion keeps its graph and where each weight lies in its weights file
+(:mod:`siked.engines.openvino_weights`); the next model of that architecture gets the same graph
+and its own weights written in a second, byte for byte what a conversion would write.
 
 What is computed is the hf engine's float32 computation: prompts are encoded with the model's
 own transformers tokenizer (:func:`siked.engines.hf.encode_prompt`), the KV cache and the
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import secrets
 import shutil
@@ -33,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from siked.engines import openvino_weights as ovw
 from siked.engines.base import (
     Completion,
     Engine,
@@ -56,6 +61,8 @@ INSTALL_HINT = "pip install 'siked[openvino]'"
 EXPORT_VENV = ".venv-openvino"
 #: the file an export writes last: what it was converted from
 MARKER = "siked-openvino.json"
+#: a kept graph's map of where each weight lies in its .bin (siked.engines.openvino_weights)
+LAYOUT = "siked-layout.json"
 #: CPU plugin settings that keep the computation float32
 FLOAT32 = {"KV_CACHE_PRECISION": "f32", "INFERENCE_PRECISION_HINT": "f32"}
 
@@ -102,12 +109,28 @@ def export_dir(model_dir: Path) -> Path:
     return model_dir.with_name(model_dir.name + ".openvino")
 
 
-def export_openvino(model_dir: str | os.PathLike[str], optimum_cli: str | None = None) -> Path:
+def layout_cache() -> Path:
+    """Where the weight layouts of converted architectures are kept (``$SIKED_CACHE_DIR``)."""
+    from siked.models import cache_root
+
+    return cache_root() / "openvino"
+
+
+def export_openvino(
+    model_dir: str | os.PathLike[str],
+    optimum_cli: str | None = None,
+    layouts: Path | None = None,
+) -> Path:
     """The OpenVINO IR of a local transformers model directory, converted on first use.
 
-    Reused while the marker records the model's current fingerprint; otherwise converted again
-    into a temporary directory that replaces the old one when complete, so a killed conversion
-    leaves nothing half-written behind. Concurrent callers wait on a file lock.
+    Reused while the marker records the model's current fingerprint. Otherwise, when a model of
+    the same architecture was converted before (the same config, tokenizer, tensor shapes and
+    converter: :func:`~siked.engines.openvino_weights.architecture_key`), its graph is reused
+    and only the weights file is written anew from this model's weights, in seconds; else
+    optimum-cli converts it, and its graph and the layout of its weights are kept in ``layouts``
+    (default :func:`layout_cache`) for the next iteration. Either way the IR is built in a temporary directory that replaces
+    the old one when complete, so a killed conversion leaves nothing half-written behind.
+    Concurrent callers wait on a file lock.
     """
     from filelock import FileLock
 
@@ -124,19 +147,12 @@ def export_openvino(model_dir: str | os.PathLike[str], optimum_cli: str | None =
         if _marker(out) == want:
             return out
         cli = find_optimum_cli(optimum_cli)
+        saved = (layouts or layout_cache()) / ovw.architecture_key(src, cli)
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-        cmd = [cli, "export", "openvino", "-m", str(src), "--task", "text-generation-with-past"]
-        cmd += ["--weight-format", "fp32", str(tmp)]
-        log.info("openvino: converting %s (%s)", src, " ".join(cmd))
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            log.debug("optimum-cli output:\n%s%s", proc.stdout, proc.stderr)
-            if proc.returncode != 0 or not (tmp / "openvino_model.xml").is_file():
-                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-                raise EngineError(
-                    f"optimum-cli could not convert {src} to OpenVINO "
-                    f"(exit {proc.returncode}):\n{tail}"
-                )
+            if not _from_layout(saved, src, tmp):
+                _convert(cli, src, tmp)
+                _keep_layout(tmp, src, saved)
             (tmp / MARKER).write_text(json.dumps(want, indent=1), encoding="utf-8")
             if out.exists():
                 shutil.rmtree(out)
@@ -144,6 +160,74 @@ def export_openvino(model_dir: str | os.PathLike[str], optimum_cli: str | None =
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _convert(cli: str, src: Path, tmp: Path) -> None:
+    cmd = [cli, "export", "openvino", "-m", str(src), "--task", "text-generation-with-past"]
+    cmd += ["--weight-format", "fp32", str(tmp)]
+    log.info("openvino: converting %s (%s)", src, " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    log.debug("optimum-cli output:\n%s%s", proc.stdout, proc.stderr)
+    if proc.returncode != 0 or not (tmp / "openvino_model.xml").is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise EngineError(
+            f"optimum-cli could not convert {src} to OpenVINO (exit {proc.returncode}):\n{tail}"
+        )
+
+
+def _from_layout(saved: Path, src: Path, tmp: Path) -> bool:
+    """Build the IR of ``src`` in ``tmp`` from a kept graph and layout; False if none fits."""
+    try:
+        layout = json.loads((saved / LAYOUT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    try:
+        ovw.write_weights(layout, ovw.float32_tensors(src), tmp / "openvino_model.bin")
+    except Exception as e:  # any misfit means: convert
+        log.info("openvino: the kept layout %s does not fit %s (%s); converting", saved, src, e)
+        return False
+    for p in saved.iterdir():
+        if p.name != LAYOUT:
+            shutil.copy2(p, tmp / p.name)
+    log.info("openvino: %s written into the graph of %s (no conversion)", src, saved)
+    return True
+
+
+def _keep_layout(ir: Path, src: Path, saved: Path) -> None:
+    """After a conversion: keep its graph and the layout of its weights for the next model."""
+    try:
+        with (
+            open(ir / "openvino_model.bin", "rb") as f,
+            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as weights,
+        ):
+            layout = ovw.find_layout(
+                (ir / "openvino_model.xml").read_text(encoding="utf-8"),
+                memoryview(weights),
+                ovw.float32_tensors(src),
+            )
+    except Exception as e:  # a layout saves time, never fails a run
+        layout = f"could not read the conversion or the weights ({e})"
+    if isinstance(layout, str):
+        log.info("openvino: every model of %s will be converted: %s", src, layout)
+        return
+    part = Path(tempfile.mkdtemp(dir=_mkdir(saved.parent), prefix=f".{saved.name}.tmp-"))
+    try:
+        for p in ir.iterdir():
+            if p.is_file() and p.name not in ("openvino_model.bin", MARKER):
+                shutil.copy2(p, part / p.name)
+        (part / LAYOUT).write_text(json.dumps(layout), encoding="utf-8")
+        if saved.exists():
+            shutil.rmtree(saved)
+        os.replace(part, saved)
+    except OSError as e:  # a cache that cannot be written costs a conversion, nothing else
+        log.warning("openvino: could not keep the layout in %s: %s", saved, e)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 def _marker(out: Path) -> dict[str, Any] | None:
