@@ -10,9 +10,13 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export SIKED_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup openvino quickstart test lint typecheck unit integration clean
+.PHONY: setup openvino envs quickstart test lint typecheck unit integration clean
 
 setup: $(STAMP)
+
+# both environments, built side by side (each pip is mostly one core)
+envs:
+	$(MAKE) -j2 $(STAMP) $(OV_STAMP)
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -25,7 +29,7 @@ $(OV_STAMP): scripts/openvino_env.sh
 	bash scripts/openvino_env.sh $(OV_VENV)
 	touch $(OV_STAMP)
 
-quickstart: $(STAMP)
+quickstart: envs
 	$(BIN)/siked run configs/quickstart.yaml
 
 lint: $(STAMP)
@@ -41,7 +45,8 @@ unit: $(STAMP)
 integration: $(STAMP) $(OV_STAMP)
 	$(BIN)/pytest -m integration -q
 
-test: $(STAMP) $(OV_STAMP) lint typecheck
+test: envs
+	$(MAKE) lint typecheck
 	$(BIN)/pytest -q
 
 clean:

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from siked.config import SikedConfig, to_yaml
+from siked.config import EngineConfig, SikedConfig, to_yaml
 from siked.console import format_duration, run_console, say
 from siked.errors import SikedError
 from siked.io import (
@@ -521,6 +521,16 @@ def should_stop(rows: list[dict[str, Any]], patience: int) -> bool:
     return rows[-1]["iteration"] - b >= patience
 
 
+def check_engines(cfg: SikedConfig) -> None:
+    """Each engine the run will build can run here (:meth:`Engine.check_ready`), or fail now."""
+    from siked.engines import engine_class
+
+    stages: list[EngineConfig] = [] if cfg.method == "base" else [cfg.teacher]
+    stages += [cfg.sample] if cfg.method == "siked" else []
+    for ecfg in [*stages, cfg.eval]:
+        engine_class(ecfg.engine).check_ready(ecfg)
+
+
 def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``).
 
@@ -536,6 +546,7 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     from siked.models import check_student
 
     check_student(cfg.student.model)  # not available: fail now, not in training
+    check_engines(cfg)
     with output_lock(cfg.run_dir, "run"):
         busy_below(cfg.run_dir, depth=2, skip=("report",))
         t0 = time.monotonic()

@@ -455,6 +455,11 @@ def _needs(cfg: SikedConfig, plan: Plan) -> None:
             "needed" + (", installed" if installed else ", NOT installed here"),
             f"engines: {', '.join(vllm)} (pip install 'siked[vllm]')",
         )
+    ov = [k for k, e in engines.items() if e.engine == "openvino"]
+    if cfg.method == "distill":
+        ov = [k for k in ov if k != "sample"]
+    if ov:
+        _openvino_lines(sec, plan, ov, engines[ov[0]].openvino_export)
     gpus = cfg.teacher.tensor_parallel_size if cfg.teacher.engine == "vllm" else 0
     need_gpu = bool(vllm)
     here = "a GPU is visible here" if _gpu_visible() else "no GPU visible here"
@@ -467,6 +472,26 @@ def _needs(cfg: SikedConfig, plan: Plan) -> None:
         )
     else:
         sec.add("GPU", "not needed", f"runs on CPU (slowly for large students); {here}")
+
+
+def _openvino_lines(sec: Section, plan: Plan, stages: list[str], executable: str | None) -> None:
+    """What the openvino engine needs: openvino-genai here, and optimum-cli to convert."""
+    from siked.engines.base import EngineError
+    from siked.engines.openvino import INSTALL_HINT, find_optimum_cli
+
+    installed = importlib.util.find_spec("openvino_genai") is not None
+    sec.add(
+        "OpenVINO",
+        "needed" + (", installed" if installed else ", NOT installed here"),
+        f"engines: {', '.join(stages)} ({INSTALL_HINT})",
+    )
+    if not installed:
+        plan.problems.append(f"the openvino engine needs openvino-genai: {INSTALL_HINT}")
+    try:
+        sec.add("converter", "found", find_optimum_cli(executable))
+    except EngineError as e:
+        sec.add("converter", "NOT found", "optimum-cli (make openvino)")
+        plan.problems.append(str(e))
 
 
 def format_plan(plan: Plan) -> str:

@@ -356,6 +356,31 @@ def test_the_converter_is_found_by_setting_env_or_path(
     assert find_optimum_cli() == str(beside / "optimum-cli")
 
 
+def test_a_run_without_the_converter_fails_before_its_first_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siked.config import load_config
+    from siked.loop import check_engines
+    from siked.plan import format_plan, make_plan
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "quickstart.yaml")
+    assert cfg.sample.engine == cfg.eval.engine == "openvino"
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    monkeypatch.delenv(EXPORT_ENV, raising=False)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "env" / ".venv"))
+    with pytest.raises(EngineError, match="make openvino"):
+        check_engines(cfg)
+    plan = make_plan(cfg)
+    assert not plan.ok and "converter               NOT found" in format_plan(plan)
+    monkeypatch.setenv(EXPORT_ENV, str(fake_cli(tmp_path)))
+    check_engines(cfg)
+    hf = load_config(root / "configs" / "quickstart.yaml", ["sample.engine=hf", "eval.engine=hf"])
+    monkeypatch.delenv(EXPORT_ENV)
+    check_engines(hf)  # no openvino engine, nothing to find
+    assert "OpenVINO" not in format_plan(make_plan(hf))
+
+
 # -- the real thing -------------------------------------------------------------------------
 
 

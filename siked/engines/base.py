@@ -216,6 +216,13 @@ class Engine(ABC):
         log or reads data overrides this to take them from ``context``."""
         return cls(cfg, model=model, **kw)  # type: ignore[call-arg]
 
+    @classmethod
+    def check_ready(cls, cfg: EngineConfig) -> None:
+        """Raise :class:`EngineError` now if this engine cannot run here (a package or a
+        command it needs is missing), so that a run fails before its first stage rather than
+        after a training. Default: nothing to check."""
+        return None
+
     @property
     def chunk_generations(self) -> int:
         """Generations one call should carry to keep this engine busy: what a stage's automatic

@@ -283,6 +283,15 @@ class OpenVINOEngine(Engine):
         self.pipeline = pipeline
         self._next_id = 0
 
+    @classmethod
+    def check_ready(cls, cfg: EngineConfig) -> None:
+        """openvino-genai is importable and an optimum-cli is found (:func:`find_optimum_cli`)."""
+        import importlib.util
+
+        if importlib.util.find_spec("openvino_genai") is None:
+            raise EngineError(f"the openvino engine needs openvino-genai: {INSTALL_HINT}")
+        find_optimum_cli(cfg.openvino_export)
+
     def __repr__(self) -> str:
         return f"OpenVINOEngine(model={self.model_name!r})"
 
