@@ -336,30 +336,37 @@ def evaluate(
             student = Student.for_engine(eng, cfg, model, names, sandbox=sandbox)
             size = chunk_size or auto_chunk_size(eng, 1)
             bar = progress_bar(todo_total, "eval", progress)
+            # one queue over every dataset, so that small sets fill the engine's batch together
+            todo = [(name, r) for name, reqs in plans for r in reqs if _key(name, r) not in done]
+            counts = {name: sum(1 for n, _ in todo if n == name) for name, _ in plans}
+            for name, reqs in plans:
+                if not counts[name]:
+                    log.info("eval %s: all %d predictions logged, skipped", name, len(reqs))
+            t0 = time.perf_counter()
             with JsonlAppender(out_dir / PREDICTIONS) as app, bar:
-                for name, reqs in plans:
-                    todo = [r for r in reqs if _key(name, r) not in done]
-                    if not todo:
-                        log.info("eval %s: all %d predictions logged, skipped", name, len(reqs))
-                        continue
-                    bar.set_description(f"eval {name}")
-                    t0 = time.perf_counter()
-                    for chunk in chunked(todo, size):
-                        outs = student.run(
-                            chunk, n=1, temperature=0.0, top_p=1.0, max_tokens=cfg.max_tokens
-                        )
-                        rows = [
-                            prediction_row(name, r, o[0]) for r, o in zip(chunk, outs, strict=True)
-                        ]
-                        app.write_many(rows)
-                        done.update((row_key(row), row) for row in rows)
-                        bar.update(len(chunk))
-                    log.info(
-                        "eval %s: %d predictions in %.1fs",
-                        name,
-                        len(todo),
-                        time.perf_counter() - t0,
+                for chunk in chunked(todo, size):
+                    names_here = list(dict.fromkeys(n for n, _ in chunk))
+                    bar.set_description("eval " + "+".join(names_here))
+                    outs = student.run(
+                        [r for _, r in chunk],
+                        n=1,
+                        temperature=0.0,
+                        top_p=1.0,
+                        max_tokens=cfg.max_tokens,
                     )
+                    rows = [
+                        prediction_row(name, r, o[0])
+                        for (name, r), o in zip(chunk, outs, strict=True)
+                    ]
+                    app.write_many(rows)
+                    done.update((row_key(row), row) for row in rows)
+                    bar.update(len(chunk))
+            log.info(
+                "eval: %d predictions (%s) in %.1fs",
+                len(todo),
+                ", ".join(f"{name} {c}" for name, c in counts.items() if c),
+                time.perf_counter() - t0,
+            )
         finally:
             if own_engine:
                 eng.close()

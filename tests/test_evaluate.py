@@ -190,6 +190,18 @@ def test_resume_after_crash(tmp_path: Path) -> None:
     assert (crash / "predictions.jsonl.stale").exists()  # moved aside, not deleted
 
 
+def test_small_datasets_share_the_engines_calls(tmp_path: Path) -> None:
+    # 4 + 2 + 1 questions, chunks of 5: two calls across the datasets, not one per dataset
+    datasets = [("validation", PROBLEMS), ("other", PROBLEMS[:2]), ("third", PROBLEMS[3:])]
+    engine = FakeEngine(free_script)
+    result = run(tmp_path, free_script, datasets=datasets, chunk_size=5, engine=engine)
+    assert [len(c["prompts"]) for c in engine.calls] == [5, 2]
+    one_by_one = run(tmp_path / "alone", free_script, datasets=datasets, chunk_size=1)
+    assert result == one_by_one
+    preds = read_jsonl(tmp_path / "predictions.jsonl")
+    assert [p["dataset"] for p in preds] == ["validation"] * 4 + ["other"] * 2 + ["third"]
+
+
 def test_foreign_predictions_file_is_kept(tmp_path: Path) -> None:
     from siked.errors import SikedError
 
