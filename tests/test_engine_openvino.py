@@ -317,6 +317,25 @@ def test_a_kept_layout_that_does_not_fit_falls_back_to_converting(tmp_path: Path
     assert (out / "openvino_model.bin").is_file()
 
 
+def test_a_kept_graph_that_vanishes_while_copied_falls_back_to_converting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = fake_cli(tmp_path, body=IR_CLI)
+    layouts = tmp_path / "layouts"
+    export_openvino(weights_model(tmp_path, "it0", 1.0), str(cli), layouts)
+    real_copy = shutil.copy2
+
+    def copy2(src: Any, dst: Any) -> Any:  # another process replaces the kept graph meanwhile
+        if str(layouts) in str(src):
+            raise FileNotFoundError(src)
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(shutil, "copy2", copy2)
+    out = export_openvino(weights_model(tmp_path, "it1", 2.0), str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 2
+    assert (out / "openvino_model.bin").is_file() and (out / MARKER).is_file()
+
+
 def test_a_conversion_whose_weights_cannot_be_placed_keeps_no_layout(tmp_path: Path) -> None:
     cli = fake_cli(tmp_path)  # writes a graph without weights
     layouts = tmp_path / "layouts"

@@ -128,9 +128,9 @@ def export_openvino(
     converter: :func:`~siked.engines.openvino_weights.architecture_key`), its graph is reused
     and only the weights file is written anew from this model's weights, in seconds; else
     optimum-cli converts it, and its graph and the layout of its weights are kept in ``layouts``
-    (default :func:`layout_cache`) for the next iteration. Either way the IR is built in a temporary directory that replaces
-    the old one when complete, so a killed conversion leaves nothing half-written behind.
-    Concurrent callers wait on a file lock.
+    (default :func:`layout_cache`) for the next iteration. Either way the IR is built in a
+    temporary directory that replaces the old one when complete, so a killed conversion leaves
+    nothing half-written behind. Concurrent callers wait on a file lock.
     """
     from filelock import FileLock
 
@@ -186,9 +186,15 @@ def _from_layout(saved: Path, src: Path, tmp: Path) -> bool:
     except Exception as e:  # any misfit means: convert
         log.info("openvino: the kept layout %s does not fit %s (%s); converting", saved, src, e)
         return False
-    for p in saved.iterdir():
-        if p.name != LAYOUT:
-            shutil.copy2(p, tmp / p.name)
+    try:
+        for p in saved.iterdir():
+            if p.name != LAYOUT:
+                shutil.copy2(p, tmp / p.name)
+    except OSError as e:  # replaced by another process meanwhile: convert
+        log.info("openvino: could not copy the kept graph %s (%s); converting", saved, e)
+        for p in tmp.iterdir():
+            p.unlink()
+        return False
     log.info("openvino: %s written into the graph of %s (no conversion)", src, saved)
     return True
 
