@@ -327,17 +327,16 @@ def evaluate(
     resolved = resolve_datasets(datasets, seed, data_dir)
     done = load_predictions(out_dir, fingerprint(model, cfg, names, seed))
     plans = [(name, plan(name, problems, cfg.mode, names, seed)) for name, problems in resolved]
-    todo_total = sum(1 for name, reqs in plans for r in reqs if _key(name, r) not in done)
+    # one queue over every dataset, so that small sets fill the engine's batch together
+    todo = [(name, r) for name, reqs in plans for r in reqs if _key(name, r) not in done]
 
-    if todo_total:
+    if todo:
         own_engine = engine is None
         eng = engine if engine is not None else open_student_engine(cfg, model)
         try:
             student = Student.for_engine(eng, cfg, model, names, sandbox=sandbox)
             size = chunk_size or auto_chunk_size(eng, 1)
-            bar = progress_bar(todo_total, "eval", progress)
-            # one queue over every dataset, so that small sets fill the engine's batch together
-            todo = [(name, r) for name, reqs in plans for r in reqs if _key(name, r) not in done]
+            bar = progress_bar(len(todo), "eval", progress)
             counts = {name: sum(1 for n, _ in todo if n == name) for name, _ in plans}
             for name, reqs in plans:
                 if not counts[name]:

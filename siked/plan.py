@@ -477,16 +477,21 @@ def _needs(cfg: SikedConfig, plan: Plan) -> None:
 def _openvino_lines(sec: Section, plan: Plan, stages: list[str], executable: str | None) -> None:
     """What the openvino engine needs: openvino-genai here, and optimum-cli to convert."""
     from siked.engines.base import EngineError
-    from siked.engines.openvino import INSTALL_HINT, find_optimum_cli
+    from siked.engines.openvino import (
+        GENAI_MISSING,
+        INSTALL_HINT,
+        find_optimum_cli,
+        genai_installed,
+    )
 
-    installed = importlib.util.find_spec("openvino_genai") is not None
+    installed = genai_installed()
     sec.add(
         "OpenVINO",
         "needed" + (", installed" if installed else ", NOT installed here"),
         f"engines: {', '.join(stages)} ({INSTALL_HINT})",
     )
     if not installed:
-        plan.problems.append(f"the openvino engine needs openvino-genai: {INSTALL_HINT}")
+        plan.problems.append(GENAI_MISSING)
     try:
         sec.add("converter", "found", find_optimum_cli(executable))
     except EngineError as e:

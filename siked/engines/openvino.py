@@ -57,6 +57,7 @@ log = logging.getLogger("siked.engines.openvino")
 
 EXPORT_ENV = "SIKED_OPTIMUM_CLI"
 INSTALL_HINT = "pip install 'siked[openvino]'"
+GENAI_MISSING = f"the openvino engine needs openvino-genai: {INSTALL_HINT}"
 #: the converter's environment, built by ``make openvino`` (scripts/openvino_env.sh)
 EXPORT_VENV = ".venv-openvino"
 #: the file an export writes last: what it was converted from
@@ -65,6 +66,13 @@ MARKER = "siked-openvino.json"
 LAYOUT = "siked-layout.json"
 #: CPU plugin settings that keep the computation float32
 FLOAT32 = {"KV_CACHE_PRECISION": "f32", "INFERENCE_PRECISION_HINT": "f32"}
+
+
+def genai_installed() -> bool:
+    """Whether openvino-genai, which generates, is importable here (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino_genai") is not None
 
 
 def find_optimum_cli(executable: str | None = None) -> str:
@@ -278,9 +286,7 @@ class OpenVINOEngine(Engine):
             try:
                 import openvino_genai as og
             except ImportError as e:
-                raise EngineError(
-                    f"the openvino engine needs openvino-genai: {INSTALL_HINT}"
-                ) from e
+                raise EngineError(GENAI_MISSING) from e
             ir = export_openvino(local, cfg.openvino_export)
             sched = og.SchedulerConfig()
             sched.enable_prefix_caching = True
@@ -292,10 +298,8 @@ class OpenVINOEngine(Engine):
     @classmethod
     def check_ready(cls, cfg: EngineConfig) -> None:
         """openvino-genai is importable and an optimum-cli is found (:func:`find_optimum_cli`)."""
-        import importlib.util
-
-        if importlib.util.find_spec("openvino_genai") is None:
-            raise EngineError(f"the openvino engine needs openvino-genai: {INSTALL_HINT}")
+        if not genai_installed():
+            raise EngineError(GENAI_MISSING)
         find_optimum_cli(cfg.openvino_export)
 
     def __repr__(self) -> str:

@@ -221,5 +221,6 @@ def architecture_key(model_dir: Path, converter: str) -> str:
                 head = f"unreadable {p.stat().st_size} {p.stat().st_mtime_ns}"
             h.update(f"{p.name} {head}\n".encode())
         elif not p.name.endswith(WEIGHT_SUFFIXES):
-            h.update(f"{p.name} {len(p.read_bytes())}\n".encode() + p.read_bytes())
+            data = p.read_bytes()
+            h.update(f"{p.name} {len(data)}\n".encode() + data)
     return h.hexdigest()[:32]
