@@ -24,10 +24,12 @@ runs the same prompts through llama.cpp instead: the model is converted to GGUF 
 f32, q8_0...; default bf16) once with ``convert_hf_to_gguf.py``, a fresh ``build/bin/llama-server``
 is started per repeat (no prompt cached from the last one) with SLOTS parallel slots (continuous
 batching) and the prompts go through siked's ``openai`` engine (completions API, SLOTS requests in
-flight), so the time includes HTTP. ``openvino:SEQS`` runs siked's openvino engine (float32 IR,
-converted once before the timings, ``openvino_convert`` in the JSON; a pipeline compiled afresh
-per repeat and warmed on an unrelated prompt, SEQS sequences at once); with ``--check-greedy N``
-its greedy outputs are also compared with ``generate`` at batch 1.
+flight), so the time includes HTTP. ``openvino[@f32|@bf16]:SEQS`` runs siked's openvino engine
+(float32 IR, converted once before the timings, ``openvino_convert`` in the JSON; a pipeline
+compiled afresh per repeat and warmed on an unrelated prompt, SEQS sequences at once) computing
+in float32 or bf16 (without ``@``: the engine's ``dtype: auto``, float32);
+with ``--check-greedy N`` its greedy outputs in each checked dtype are also compared with
+``generate`` at batch 1 in that dtype.
 
     .venv/bin/python benchmarks/generate_bench.py --model runs/quickstart/iter_02/model/merged \\
         --questions 32 --k 4 --configs static:16,continuous:16,continuous:32 --check-greedy 50
@@ -128,6 +130,8 @@ class LlamaServer:
 
 #: ``LOOP@LAYOUT``: how the linear layers multiply (``siked.engines.hf.set_linear_kernel``).
 LAYOUTS = {"row": "torch", "col": "column-major", "onednn": "onednn"}
+#: ``openvino@PRECISION``: the openvino engine's ``dtype`` (plain ``openvino``: its default)
+OV_DTYPES = {"auto": "auto", "f32": "float32", "bf16": "bfloat16"}
 
 
 def _engine(
@@ -136,10 +140,11 @@ def _engine(
     from siked.config import EngineConfig
     from siked.engines.hf import HFEngine
 
-    if loop == "openvino":
+    if loop.startswith("openvino"):
         from siked.engines.openvino import OpenVINOEngine
 
-        return OpenVINOEngine(EngineConfig(engine="openvino", batch_size=batch), model)
+        dtype = OV_DTYPES[loop.partition("@")[2] or "auto"]
+        return OpenVINOEngine(EngineConfig(engine="openvino", batch_size=batch, dtype=dtype), model)
 
     if loop.startswith("llama-server"):
         from siked.engines.openai import OpenAIEngine
@@ -183,7 +188,7 @@ def run(
                 server = llama.start(loop.partition("@")[2] or "bf16", batch, max_tokens)
                 _engine(model_and_tok, loop, batch, server).generate(["Hello"], max_tokens=8)
             e = _engine(model_and_tok, loop, batch, server, model)
-            if loop == "openvino":  # compiled afresh per repeat: nothing in its prefix cache
+            if loop.startswith("openvino"):  # compiled afresh per repeat: nothing cached
                 e.generate(["Hello"], max_tokens=8)
             t0 = time.perf_counter()
             out = e.generate(prompts, stop=stops, seed=1234, **kw)
@@ -243,12 +248,12 @@ def check_greedy(
     stops: list[str],
     max_tokens: int,
     batch: int,
-    openvino: tuple[str, int] | None = None,
+    openvino: tuple[str, int, str] | None = None,
 ) -> dict[str, Any]:
     """Continuous greedy outputs (the engine's default linear kernel) vs transformers
     ``generate`` at batch 1 with torch's own linear layers, token for token; and, as the
     yardstick of float noise, ``generate`` at batch 16 vs batch 1. ``openvino`` (model,
-    batch): the openvino engine's greedy outputs against the same reference."""
+    batch, precision): the openvino engine's greedy outputs against the same reference."""
     kw: dict[str, Any] = {"max_tokens": max_tokens, "stop": stops}
     ref = _engine(model_and_tok, "static@row", 1).generate(prompts, **kw)
     got = _engine(model_and_tok, "continuous", batch).generate(prompts, **kw)
@@ -263,7 +268,8 @@ def check_greedy(
         "diffs": diffs,
     }
     if openvino is not None:
-        ov = _engine(model_and_tok, "openvino", openvino[1], model=openvino[0])
+        loop = f"openvino@{openvino[2]}"
+        ov = _engine(model_and_tok, loop, openvino[1], model=openvino[0])
         ov_diffs = _diffs(ref, ov.generate(prompts, **kw))
         out["openvino"] = {"equal": len(prompts) - len(ov_diffs), "diffs": ov_diffs}
     return out
@@ -368,10 +374,11 @@ def main() -> int:
         loop, batch = c.split(":")
         base, _, layout = loop.partition("@")
         hf_loop = base in ("static", "continuous") and (not layout or layout in LAYOUTS)
-        if not hf_loop and base not in ("llama-server", "openvino"):
+        ov_loop = base == "openvino" and (not layout or layout in OV_DTYPES)
+        if not hf_loop and not ov_loop and base != "llama-server":
             raise SystemExit(
                 f"unknown loop {loop!r}: static[@LAYOUT], continuous[@LAYOUT] (LAYOUT: "
-                f"{', '.join(LAYOUTS)}), openvino or llama-server[@TYPE]"
+                f"{', '.join(LAYOUTS)}), openvino[@f32|@bf16] or llama-server[@TYPE]"
             )
         configs.append((loop, int(batch)))
     tok = load_tokenizer(a.model)
@@ -394,7 +401,7 @@ def main() -> int:
             raise SystemExit("llama-server configurations need --llama-cpp DIR")
         llama = LlamaServer(a.llama_cpp, a.model)
         result["llama_cpp_convert_seconds"] = llama.convert_seconds
-    ov_batch = next((b for loop, b in configs if loop == "openvino"), None)
+    ov_batch = next((b for loop, b in configs if loop.startswith("openvino")), None)
     if ov_batch is not None:  # converted once, outside the timings (as in a run, per iteration)
         from siked.engines.openvino import export_dir, export_openvino
         from siked.models import resolve_model
@@ -437,7 +444,8 @@ def main() -> int:
             m = model if dtype == a.dtype else load_model(a.model, dtype=dtype, device="cpu")
             print(f"== greedy check ({dtype}): {len(cp)} questions", flush=True)
             batch = max((b for loop, b in configs if loop == "continuous"), default=32)
-            ov = (a.model, ov_batch) if ov_batch is not None and dtype == "float32" else None
+            precision = {"float32": "f32", "bfloat16": "bf16"}.get(dtype)
+            ov = (a.model, ov_batch, precision) if ov_batch and precision else None
             checks[dtype] = c = check_greedy((m, tok), cp, stops, a.max_tokens, batch, ov)
             print(
                 f"   continuous == generate(batch 1): {c['equal']}/{len(cp)}; "

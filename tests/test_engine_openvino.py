@@ -19,7 +19,9 @@ from siked.config import EngineConfig
 from siked.engines import ENGINES, sample_seed
 from siked.engines.base import EngineError, prompt_seeds
 from siked.engines.openvino import (
+    BFLOAT16,
     EXPORT_ENV,
+    FLOAT32,
     MARKER,
     OpenVINOEngine,
     export_dir,
@@ -95,13 +97,32 @@ class ScriptedPipeline:
         return any(h.left > 0 and not h.cancelled for h in self.handles)
 
 
-def engine(pipe: ScriptedPipeline, tmp_path: Path, batch_size: int = 4) -> OpenVINOEngine:
+def engine(
+    pipe: ScriptedPipeline, tmp_path: Path, batch_size: int = 4, dtype: str = "auto"
+) -> OpenVINOEngine:
     model = tmp_path / "m"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")
     (model / "generation_config.json").write_text('{"eos_token_id": [2, 3]}')
-    cfg = EngineConfig(engine="openvino", batch_size=batch_size)
+    cfg = EngineConfig(engine="openvino", batch_size=batch_size, dtype=dtype)  # type: ignore[arg-type]
     return OpenVINOEngine(cfg, str(model), pipeline=pipe, tokenizer=WordTokenizer())
+
+
+@pytest.mark.parametrize(
+    ("dtype", "want"), [("auto", FLOAT32), ("float32", FLOAT32), ("bfloat16", BFLOAT16)]
+)
+def test_the_precision_follows_dtype(tmp_path: Path, dtype: str, want: Any) -> None:
+    e = engine(ScriptedPipeline(lambda t, c: ("", "STOP")), tmp_path, dtype=dtype)
+    assert e.plugin == want
+    assert want["INFERENCE_PRECISION_HINT"] in repr(e)
+
+
+def test_float16_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    cfg = EngineConfig(engine="openvino", dtype="float16")
+    with pytest.raises(EngineError, match="float32 or bfloat16, not float16"):
+        OpenVINOEngine.check_ready(cfg)
+    with pytest.raises(EngineError, match="float32 or bfloat16"):
+        engine(ScriptedPipeline(lambda t, c: ("", "STOP")), tmp_path, dtype="float16")
 
 
 def test_openvino_is_a_registered_engine() -> None:
