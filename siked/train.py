@@ -811,7 +811,7 @@ def train(
         raise DataError(f"{data}: every example is longer than max_length={cfg.max_length}")
 
     timer = _StepTimer()
-    with _tensorboard_dir(cfg, out):
+    with _tensorboard_dir(cfg, out), lm_head_on_completions():
         trainer = build_trainer(
             base_path, tokenizer, train_ex, eval_ex, cfg, ckpt_dir, progress, [timer.callback]
         )
@@ -905,6 +905,40 @@ def train(
         )
     _barrier()
     return TrainResult(adapter_dir=adapter_dir, merged_dir=merged_dir, metrics=metrics)
+
+
+@contextlib.contextmanager
+def lm_head_on_completions() -> Iterator[bool]:
+    """While training, TRL's fused LM head projects only the completion positions on a CPU too.
+
+    TRL's ``SFTTrainer`` (1.16) scores the loss with a fused LM head that projects, in tiles, only
+    the positions whose label is not ``-100`` on CUDA and XPU, but every position on other
+    devices (to keep tile shapes fixed for compilers such as Neuron's), masking the rest after.
+    On a CPU that computes the prompt's logits, forward and backward, only to discard them: the
+    prompt is about 40 % of a siked example, and the LM head (49 152 x 576 for SmolLM2) is the
+    largest matrix product of the model. Within this context a CPU takes TRL's compact path
+    (the same per-token log-probabilities and entropy, on the kept rows only; tested against
+    the full path). Yields whether it applies: with a TRL that has no such switch
+    (``trl.trainer.utils._use_triton``) nothing changes.
+    """
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:  # pragma: no cover - TRL is a dependency
+        yield False
+        return
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or not hasattr(trl_utils, "add_fused_lm_head"):
+        yield False
+        return
+
+    def compact(device: Any) -> bool:
+        return bool(device.type == "cpu" or original(device))
+
+    trl_utils._use_triton = compact
+    try:
+        yield True
+    finally:
+        trl_utils._use_triton = original
 
 
 @contextlib.contextmanager

@@ -254,6 +254,53 @@ def test_varlen_attention_equals_separate_passes(tmp_path, tiny_model):
     torch.testing.assert_close(got[1, :2], ref[1, :2])
 
 
+def test_lm_head_on_completions_scores_only_trained_positions_with_the_same_loss(
+    tmp_path, tiny_model, monkeypatch
+):
+    """Within ``lm_head_on_completions`` TRL's fused LM head projects only the rows whose label
+    is trained on a CPU, and gives the full path's loss, per-token values and gradients."""
+    from transformers import AutoModelForCausalLM
+    from trl.trainer import utils as trl_utils
+
+    from siked.train import lm_head_on_completions
+
+    tok = prepare_tokenizer(tiny_model)
+    examples = load_examples(write_records(tmp_path / "d.jsonl"))[:3]
+    trainer = build_trainer(tiny_model, tok, examples, [], tiny_cfg(), tmp_path / "ck", False)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    trained = int((batch["labels"][:, 1:] != -100).sum())
+    assert 0 < trained < batch["labels"].shape[1] - 1, "the prompt is masked"
+    rows: list[int] = []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting(hidden, *args):
+        rows.append(hidden.shape[0])
+        return apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+        trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy"))
+        out = model(**batch, fused_lm_head=True, use_cache=False)
+        out.loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return out.loss.detach(), out.entropy.detach(), grads
+
+    full_loss, full_entropy, full_grads = run()
+    with lm_head_on_completions() as applied:
+        assert applied
+        loss, entropy, grads = run()
+    assert trl_utils._use_triton(torch.device("cpu")) is False, "restored on exit"
+    assert rows == [batch["labels"].shape[1] - 1, trained]
+    torch.testing.assert_close(loss, full_loss)
+    torch.testing.assert_close(entropy, full_entropy)
+    assert len(grads) == len(full_grads)
+    for g, ref in zip(grads, full_grads, strict=True):
+        torch.testing.assert_close(g, ref, atol=1e-6, rtol=1e-4)
+
+
 def test_packing_puts_several_examples_in_a_row(tmp_path, tiny_model):
     tok = prepare_tokenizer(tiny_model)
     examples = load_examples(write_records(tmp_path / "d.jsonl"))
