@@ -57,7 +57,7 @@ from siked.data import check_unique_ids
 from siked.errors import SikedError
 from siked.io import JsonlAppender, atomic_write_json
 from siked.lock import locks_outputs
-from siked.resume import chunked, resume_rows
+from siked.resume import chunked, resume_rows, with_dtype
 from siked.strategies import NO_STRATEGY
 from siked.student import (
     Outcome,
@@ -177,7 +177,7 @@ def plan(
 def fingerprint(
     model: str, cfg: EvalConfig, strategies: Sequence[str], seed: int
 ) -> dict[str, Any]:
-    return {
+    fp = {
         "model": str(model),
         "mode": cfg.mode,
         "strategies": list(strategies),
@@ -185,6 +185,7 @@ def fingerprint(
         "seed": seed,
         "engine": cfg.engine,
     }
+    return with_dtype(fp, cfg.dtype)
 
 
 def load_predictions(out_dir: Path, fp: dict[str, Any]) -> dict[Key, dict[str, Any]]:

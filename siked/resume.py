@@ -4,7 +4,7 @@ Those stages write their rows (``teacher/samples.jsonl``, ``iter_NN/samples.json
 ``eval/predictions.jsonl``) one chunk of work at a time with :class:`~siked.io.JsonlAppender`,
 so a run killed at any moment leaves whole rows and at most one torn last line. Beside the
 file lies its *fingerprint*: a small JSON file with the settings that determine the rows
-(model, seed, sampling settings...; ``teach.json``, ``samples.meta.json``,
+(model, seed, sampling settings, the engine's dtype when set...; ``teach.json``, ``samples.meta.json``,
 ``predictions.meta.json``). On every start :func:`resume_rows` applies one rule:
 
 1. **Foreign file.** The file holds rows but there is no fingerprint: it was not written by the
@@ -39,6 +39,17 @@ T = TypeVar("T")
 
 #: suffix of a row file moved aside because it was made with other settings
 STALE_SUFFIX = ".stale"
+
+
+def with_dtype(fingerprint: dict[str, Any], dtype: str) -> dict[str, Any]:
+    """``fingerprint`` with the engine's ``dtype`` when one is set: bf16 and float32 give other
+    greedy outputs and samples, so rows made in one are not resumed in the other. ``auto`` adds
+    nothing, so fingerprints written before the dtype counted still match.
+
+    >>> with_dtype({"seed": 1}, "auto"), with_dtype({"seed": 1}, "float32")
+    ({'seed': 1}, {'seed': 1, 'dtype': 'float32'})
+    """
+    return fingerprint if dtype == "auto" else {**fingerprint, "dtype": dtype}
 
 
 def stale_path(path: Path) -> Path:

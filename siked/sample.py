@@ -60,7 +60,7 @@ from siked.data import check_unique_ids
 from siked.io import JsonlAppender, atomic_write_json, read_jsonl, write_jsonl
 from siked.lock import locks_outputs
 from siked.records import Record
-from siked.resume import chunked, resume_rows
+from siked.resume import chunked, resume_rows, with_dtype
 from siked.strategies import NO_STRATEGY, get_strategy
 from siked.student import (
     Outcome,
@@ -162,7 +162,7 @@ def fingerprint(
     model: str, cfg: SampleConfig, iteration: int, seed: int, strategies: Sequence[str]
 ) -> dict[str, Any]:
     """What determines the samples (a resume with different values starts afresh)."""
-    return {
+    fp = {
         "model": str(model),
         "iteration": iteration,
         "seed": seed,
@@ -174,6 +174,7 @@ def fingerprint(
         "max_tokens": cfg.max_tokens,
         "engine": cfg.engine,
     }
+    return with_dtype(fp, cfg.dtype)
 
 
 def meta_path(out_path: Path) -> Path:

@@ -260,3 +260,21 @@ def test_eval_real_student(tmp_path: Path, capsys: Any) -> None:
     assert len(preds) == 2 and all(set(p) >= PRED_KEYS for p in preds)
     assert all(p["tokens"] <= 48 for p in preds)
     assert "gsm8k:test:2" in capsys.readouterr().out
+
+
+def test_a_rerun_in_another_dtype_starts_afresh(tmp_path: Path) -> None:
+    # bf16 and float32 give other greedy outputs: predictions of one must not be reused by the other
+    def evaluate_in(dtype: str) -> FakeEngine:
+        engine = FakeEngine(free_script)
+        cfg = EvalConfig(max_tokens=32, dtype=dtype)  # type: ignore[arg-type]
+        evaluate("fake-model", [("validation", PROBLEMS)], cfg, tmp_path, STRATS, seed=5,
+                 engine=engine, progress=False, sandbox=FakeSandbox())  # fmt: skip
+        return engine
+
+    assert len(evaluate_in("auto").calls) == 1
+    assert evaluate_in("auto").calls == []  # resumed: same settings
+    assert "dtype" not in read_json(tmp_path / "predictions.meta.json")  # as before dtype counted
+    assert sum(len(c["prompts"]) for c in evaluate_in("float32").calls) == len(PROBLEMS)
+    assert (tmp_path / "predictions.jsonl.stale").exists()
+    assert read_json(tmp_path / "predictions.meta.json")["dtype"] == "float32"
+    assert evaluate_in("float32").calls == []

@@ -23,7 +23,7 @@ from siked.data import Problem
 from siked.engines.base import Completion, Engine, Prompt, derive_seed, prompt_seeds, sample_seed
 from siked.io import read_json, read_jsonl
 from siked.records import STATUSES, Record
-from siked.sample import plan_requests, sample, sample_seeds, sample_stats
+from siked.sample import fingerprint, plan_requests, sample, sample_seeds, sample_stats
 from siked.strategies import COMMON_STOP
 
 # --------------------------------------------------------------------------------------------
@@ -559,3 +559,12 @@ def test_identical_samples_at_a_temperature_are_reported(
     assert bool(greedy) is warns
     if warns:
         assert "generation_config" in greedy[0].getMessage()
+
+
+def test_the_dtype_is_part_of_the_fingerprint() -> None:
+    # samples drawn in bf16 are not resumed by a float32 rerun (other logits, other samples)
+    def fp(dtype: str) -> dict[str, Any]:
+        return fingerprint("m", SampleConfig(dtype=dtype), 1, 7, ["cot"])  # type: ignore[arg-type]
+
+    assert fp("bfloat16") != fp("float32") != fp("auto")
+    assert "dtype" not in fp("auto")  # as written before the dtype counted
