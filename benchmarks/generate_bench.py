@@ -9,9 +9,11 @@ free-choice chat prompt (``siked.chat.student_prompt``), the free-mode stop stri
 Each configuration ``LOOP:BATCH`` runs the same prompts in this process, one after the other,
 on one loaded model: ``static`` is transformers' ``generate`` on left-padded batches (the
 engine before continuous batching, ``continuous_batching: false``), ``continuous`` the default
-loop. Effective tokens/s = generated tokens up to EOS or a stop string (what the caller
-receives) / wall seconds of the ``generate`` call, prefill included; the first configuration
-runs a short warm-up first. Equality: every configuration's texts are compared with the first
+loop; with ``--repeats N`` in N rounds over all configurations, so that drift (a noisy
+neighbour, the clock) hits them alike: ``seconds`` is the median of a configuration's rounds,
+``speedup_rounds`` the first configuration's seconds over its own in each round. Effective
+tokens/s = generated tokens up to EOS or a stop string (what the caller receives) / wall seconds
+of the ``generate`` call, prefill included; a short warm-up runs first. Equality: every configuration's texts are compared with the first
 one's (greedy: must be equal up to float noise; sampling: same seeds, so equal up to float noise
 at token boundaries), and ``--check-greedy N`` compares continuous greedy outputs with
 transformers' ``generate`` at batch 1 (no padding at all) on N questions.
@@ -27,7 +29,7 @@ batching) and the prompts go through siked's ``openai`` engine (completions API,
 flight), so the time includes HTTP. ``openvino[@f32|@bf16]:SEQS`` runs siked's openvino engine
 (float32 IR, converted once before the timings, ``openvino_convert`` in the JSON; a pipeline
 compiled afresh per repeat and warmed on an unrelated prompt, SEQS sequences at once) computing
-in float32 or bf16 (without ``@``: the engine's ``dtype: auto``, float32);
+in float32 or bf16 (without ``@``: the engine's ``dtype: auto``, bf16 on a CPU with native bf16);
 with ``--check-greedy N`` its greedy outputs in each checked dtype are also compared with
 ``generate`` at batch 1 in that dtype.
 
@@ -178,9 +180,10 @@ def run(
     ref: list[list[str]] | None = None
     kw = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
     _engine(model_and_tok, "continuous", 4).generate(prompts[:2], max_tokens=8)  # warm-up
-    for loop, batch in configs:
-        times, out = [], None
-        for _ in range(repeats):
+    times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
+    outs: dict[int, Any] = {}
+    for _ in range(repeats):  # rounds over all configurations: drift hits them alike
+        for i, (loop, batch) in enumerate(configs):
             server = None
             if loop.startswith("llama-server"):  # fresh: no prompt cached from the last repeat
                 if llama is None:
@@ -191,14 +194,17 @@ def run(
             if loop.startswith("openvino"):  # compiled afresh per repeat: nothing cached
                 e.generate(["Hello"], max_tokens=8)
             t0 = time.perf_counter()
-            out = e.generate(prompts, stop=stops, seed=1234, **kw)
-            times.append(time.perf_counter() - t0)
+            outs[i] = e.generate(prompts, stop=stops, seed=1234, **kw)
+            times[i].append(time.perf_counter() - t0)
+            print(f"  {loop}:{batch} {times[i][-1]:.2f} s", file=sys.stderr, flush=True)
             if server is not None and llama is not None:
                 llama.stop()
+    for i, (loop, batch) in enumerate(configs):
+        out = outs.get(i)
         assert out is not None
         texts = [[c.text for c in r] for r in out]
         tokens = sum(c.completion_tokens or 0 for r in out for c in r)
-        secs = statistics.median(times)
+        secs = statistics.median(times[i])
         same = None
         if ref is None:
             ref = texts
@@ -215,8 +221,12 @@ def run(
                 "completions": sum(len(r) for r in out),
                 "tokens": tokens,
                 "seconds": round(secs, 2),
-                "seconds_all": [round(t, 2) for t in times],
+                "seconds_all": [round(t, 2) for t in times[i]],
                 "tok_s": round(tokens / secs, 1),
+                # per round: the first configuration's seconds / this one's (same round)
+                "speedup_rounds": [
+                    round(t0 / t, 2) for t0, t in zip(times[0], times[i], strict=True)
+                ],
                 "same_as_first": same,
                 "finish": _count(c.finish_reason for r in out for c in r),
             }
@@ -225,6 +235,7 @@ def run(
     base = rows[0]["tok_s"]
     for r in rows:
         r["speedup"] = round(r["tok_s"] / base, 2)
+        r["speedup_median_of_rounds"] = statistics.median(r["speedup_rounds"])
     return rows
 
 

@@ -109,9 +109,18 @@ def engine(
 
 
 @pytest.mark.parametrize(
-    ("dtype", "want"), [("auto", FLOAT32), ("float32", FLOAT32), ("bfloat16", BFLOAT16)]
+    ("dtype", "native_bf16", "want"),
+    [
+        ("auto", False, FLOAT32),  # as the hf engine's auto: bf16 only where the CPU computes it
+        ("auto", True, BFLOAT16),
+        ("float32", True, FLOAT32),
+        ("bfloat16", False, BFLOAT16),  # asked for: emulated, slow, but what was asked
+    ],
 )
-def test_the_precision_follows_dtype(tmp_path: Path, dtype: str, want: Any) -> None:
+def test_the_precision_follows_dtype(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, native_bf16: bool, want: Any
+) -> None:
+    monkeypatch.setattr("siked.models.cpu_supports_bf16", lambda: native_bf16)
     e = engine(ScriptedPipeline(lambda t, c: ("", "STOP")), tmp_path, dtype=dtype)
     assert e.plugin == want
     assert want["INFERENCE_PRECISION_HINT"] in repr(e)

@@ -11,12 +11,13 @@ same architecture, so a conversion keeps its graph and where each weight lies in
 (:mod:`siked.engines.openvino_weights`); the next model of that architecture gets the same graph
 and its own weights written in a second, byte for byte what a conversion would write.
 
-What is computed (``dtype`` auto or float32; bfloat16 is an opt-in, :func:`plugin_config`) is the
-hf engine's float32 computation: prompts are encoded with the model's
-own transformers tokenizer (:func:`siked.engines.hf.encode_prompt`), the KV cache and the
-matrix products stay float32 (``KV_CACHE_PRECISION`` / ``INFERENCE_PRECISION_HINT``; OpenVINO's
-CPU default keeps the cache in u8), and completions are decoded with the same tokenizer and cut
-at the first stop string. Every sample is its own request seeded with
+What is computed is the hf engine's computation in the same precision (``dtype``,
+:func:`plugin_config`: ``auto`` is bf16 on a CPU with native bf16, else float32, as for the hf
+engine): prompts are encoded with the model's own transformers tokenizer
+(:func:`siked.engines.hf.encode_prompt`), the KV cache and the matrix products are computed in
+that precision (``KV_CACHE_PRECISION`` / ``INFERENCE_PRECISION_HINT``; OpenVINO's CPU default
+keeps the cache in u8), and completions are decoded with the same tokenizer and cut at the first
+stop string. Every sample is its own request seeded with
 :func:`~siked.engines.base.sample_seed`, so sample ``j`` of a prompt depends only on its seed,
 never on batching (OpenVINO keeps one generator per request). The first request runs one step
 alone so that the prompts' shared prefix (system instruction) is in the prefix cache before the
@@ -72,23 +73,29 @@ BFLOAT16 = {"KV_CACHE_PRECISION": "bf16", "INFERENCE_PRECISION_HINT": "bf16"}
 
 
 def plugin_config(dtype: str) -> dict[str, str]:
-    """OpenVINO CPU settings for the engine's ``dtype``: ``auto`` and ``float32`` compute in
-    float32 (transformers' greedy outputs, on every CPU); ``bfloat16`` computes the matrix
-    products and the KV cache in bf16 (on a CPU with native bf16, 1.7x faster greedy evaluation,
-    with outputs that differ from transformers' by bf16 rounding, as the hf engine's in bf16).
+    """OpenVINO CPU settings for the engine's ``dtype``, chosen as the hf engine chooses
+    (:func:`siked.models.pick_dtype`): ``auto`` is bf16 on a CPU with native bf16 (AVX512-BF16
+    or AMX) and float32 elsewhere; ``float32`` computes in float32 (transformers' float32 greedy
+    outputs, token for token); ``bfloat16`` computes the matrix products and the KV cache in bf16
+    (on a CPU with native bf16, 1.7x faster greedy evaluation than float32, with outputs that
+    differ from transformers' by bf16 rounding, as the hf engine's in bf16 do).
 
-    >>> plugin_config("auto")["INFERENCE_PRECISION_HINT"]
+    >>> plugin_config("float32")["INFERENCE_PRECISION_HINT"]
     'f32'
     >>> plugin_config("bfloat16")["KV_CACHE_PRECISION"]
     'bf16'
     """
-    if dtype in ("auto", "float32"):
+    if dtype == "auto":
+        from siked.models import cpu_supports_bf16
+
+        dtype = "bfloat16" if cpu_supports_bf16() else "float32"
+    if dtype == "float32":
         return dict(FLOAT32)
     if dtype == "bfloat16":
         return dict(BFLOAT16)
     raise EngineError(
         f"the openvino engine computes in float32 or bfloat16, not {dtype}: set dtype to "
-        "auto (float32), float32 or bfloat16"
+        "auto (bf16 where the CPU computes it natively, else float32), float32 or bfloat16"
     )
 
 
