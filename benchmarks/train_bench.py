@@ -20,7 +20,9 @@ Configurations (each in its own subprocess, so peak RSS is clean):
   tokens, ``--pack-rows`` rows per step (the authors' way; fewer, larger steps);
 - ``siked-long-instruction``: siked with the student's first, longer system instruction (90
   tokens instead of 59): what every example pays for it;
-- with ``--ablations`` also ``siked-fp32`` (bf16 off) and ``siked-gc`` (gradient checkpointing).
+- with ``--ablations`` also ``siked-fp32`` (bf16 off), ``siked-gc`` (gradient checkpointing)
+  and ``siked-full-lm-head`` (without ``siked.train.lm_head_on_completions``: TRL's fused LM
+  head projects every position on a CPU, the prompt's too, and masks them after).
 
 Throughput is real (non-pad) input tokens per second of training steps (model loading, data
 preparation and the merge are excluded); ``seconds`` is the epoch's training time, which is what
@@ -115,6 +117,12 @@ def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str)
         elif name == "siked-packed":
             update = {"packing": True, "max_length": PACK[0], "per_device_batch_size": PACK[1]}
             cfg = cfg.model_copy(update={**update, "max_steps": -1, "epochs": 1.0})
+        elif name == "siked-full-lm-head":
+            import contextlib
+
+            import siked.train
+
+            siked.train.lm_head_on_completions = contextlib.nullcontext  # type: ignore[assignment]
         elif name == "siked-long-instruction":
             from siked import chat
 
@@ -202,7 +210,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--model", default="bundled:smollm2-135m-instruct")
-    ap.add_argument("--ablations", action="store_true", help="also siked-fp32 and siked-gc")
+    ap.add_argument(
+        "--ablations", action="store_true", help="also siked-fp32, siked-gc and siked-full-lm-head"
+    )
     ap.add_argument("--repeats", type=int, default=1, help="rounds over all configurations")
     ap.add_argument("--pack-length", type=int, default=1024, help="siked-packed: row tokens")
     ap.add_argument("--pack-rows", type=int, default=2, help="siked-packed: rows per step")
@@ -225,7 +235,7 @@ def main() -> int:
     resolve_model(a.model)  # convert the bundled student once, before timing anything
     configs = ["plain", "siked", "siked-padded", "siked-packed", "siked-long-instruction"]
     if a.ablations:
-        configs += ["siked-fp32", "siked-gc"]
+        configs += ["siked-fp32", "siked-gc", "siked-full-lm-head"]
     if a.configs:
         configs = [c.strip() for c in a.configs.split(",") if c.strip()]
     runs: dict[str, list[dict]] = {name: [] for name in configs}
