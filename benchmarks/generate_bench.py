@@ -13,10 +13,11 @@ loop; with ``--repeats N`` in N rounds over all configurations, so that drift (a
 neighbour, the clock) hits them alike: ``seconds`` is the median of a configuration's rounds,
 ``speedup_rounds`` the first configuration's seconds over its own in each round. Effective
 tokens/s = generated tokens up to EOS or a stop string (what the caller receives) / wall seconds
-of the ``generate`` call, prefill included; a short warm-up runs first. Equality: every configuration's texts are compared with the first
-one's (greedy: must be equal up to float noise; sampling: same seeds, so equal up to float noise
-at token boundaries), and ``--check-greedy N`` compares continuous greedy outputs with
-transformers' ``generate`` at batch 1 (no padding at all) on N questions.
+of the ``generate`` call, prefill included; a short warm-up runs first. Equality: every
+configuration's texts are compared with the first one's (greedy: must be equal up to float
+noise; sampling: same seeds, so equal up to float noise at token boundaries), and
+``--check-greedy N`` compares continuous greedy outputs with transformers' ``generate`` at
+batch 1 (no padding at all) on N questions.
 
 ``LOOP@row`` runs torch's own linear layers on the weights as loaded (row-major, MKL),
 ``LOOP@col`` the same on column-major weights, ``LOOP@onednn`` oneDNN's matmul; without ``@``
@@ -455,7 +456,7 @@ def main() -> int:
             m = model if dtype == a.dtype else load_model(a.model, dtype=dtype, device="cpu")
             print(f"== greedy check ({dtype}): {len(cp)} questions", flush=True)
             batch = max((b for loop, b in configs if loop == "continuous"), default=32)
-            precision = {"float32": "f32", "bfloat16": "bf16"}.get(dtype)
+            precision = {v: k for k, v in OV_DTYPES.items() if k != "auto"}.get(dtype)
             ov = (a.model, ov_batch, precision) if ov_batch and precision else None
             checks[dtype] = c = check_greedy((m, tok), cp, stops, a.max_tokens, batch, ov)
             print(

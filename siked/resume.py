@@ -4,8 +4,8 @@ Those stages write their rows (``teacher/samples.jsonl``, ``iter_NN/samples.json
 ``eval/predictions.jsonl``) one chunk of work at a time with :class:`~siked.io.JsonlAppender`,
 so a run killed at any moment leaves whole rows and at most one torn last line. Beside the
 file lies its *fingerprint*: a small JSON file with the settings that determine the rows
-(model, seed, sampling settings, the engine's dtype when set...; ``teach.json``, ``samples.meta.json``,
-``predictions.meta.json``). On every start :func:`resume_rows` applies one rule:
+(model, seed, sampling settings, the engine's dtype when set...; ``teach.json``,
+``samples.meta.json``, ``predictions.meta.json``). On every start :func:`resume_rows` applies one rule:
 
 1. **Foreign file.** The file holds rows but there is no fingerprint: it was not written by the
    stage. That is an error naming the file; it is never overwritten.
