@@ -31,6 +31,7 @@ flight), so the time includes HTTP. ``openvino[@f32|@bf16]:SEQS`` runs siked's o
 (float32 IR, converted once before the timings, ``openvino_convert`` in the JSON; a pipeline
 compiled afresh per repeat and warmed on an unrelated prompt, SEQS sequences at once) computing
 in float32 or bf16 (without ``@``: the engine's ``dtype: auto``, bf16 on a CPU with native bf16);
+``openvino...:SEQS:TOKENS`` also sets its ``max_num_batched_tokens`` (tokens per scheduler step);
 with ``--check-greedy N`` its greedy outputs in each checked dtype are also compared with
 ``generate`` at batch 1 in that dtype.
 
@@ -138,7 +139,12 @@ OV_DTYPES = {"auto": "auto", "f32": "float32", "bf16": "bfloat16"}
 
 
 def _engine(
-    model_and_tok: Any, loop: str, batch: int, server: str | None = None, model: str | None = None
+    model_and_tok: Any,
+    loop: str,
+    batch: int,
+    server: str | None = None,
+    model: str | None = None,
+    tokens: int | None = None,
 ) -> Any:
     from siked.config import EngineConfig
     from siked.engines.hf import HFEngine
@@ -147,7 +153,9 @@ def _engine(
         from siked.engines.openvino import OpenVINOEngine
 
         dtype = OV_DTYPES[loop.partition("@")[2] or "auto"]
-        return OpenVINOEngine(EngineConfig(engine="openvino", batch_size=batch, dtype=dtype), model)
+        budget = {} if tokens is None else {"max_num_batched_tokens": tokens}
+        cfg = EngineConfig(engine="openvino", batch_size=batch, dtype=dtype, **budget)
+        return OpenVINOEngine(cfg, model)
 
     if loop.startswith("llama-server"):
         from siked.engines.openai import OpenAIEngine
@@ -165,7 +173,7 @@ def _engine(
 
 def run(
     model_and_tok: Any,
-    configs: list[tuple[str, int]],
+    configs: list[tuple[str, int, int | None]],
     prompts: list[str],
     stops: list[str],
     *,
@@ -184,23 +192,24 @@ def run(
     times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
     outs: dict[int, Any] = {}
     for _ in range(repeats):  # rounds over all configurations: drift hits them alike
-        for i, (loop, batch) in enumerate(configs):
+        for i, (loop, batch, budget) in enumerate(configs):
             server = None
             if loop.startswith("llama-server"):  # fresh: no prompt cached from the last repeat
                 if llama is None:
                     raise SystemExit("llama-server configurations need --llama-cpp DIR")
                 server = llama.start(loop.partition("@")[2] or "bf16", batch, max_tokens)
                 _engine(model_and_tok, loop, batch, server).generate(["Hello"], max_tokens=8)
-            e = _engine(model_and_tok, loop, batch, server, model)
+            e = _engine(model_and_tok, loop, batch, server, model, budget)
             if loop.startswith("openvino"):  # compiled afresh per repeat: nothing cached
                 e.generate(["Hello"], max_tokens=8)
             t0 = time.perf_counter()
             outs[i] = e.generate(prompts, stop=stops, seed=1234, **kw)
             times[i].append(time.perf_counter() - t0)
-            print(f"  {loop}:{batch} {times[i][-1]:.2f} s", file=sys.stderr, flush=True)
+            name = f"{loop}:{batch}" + (f":{budget}" if budget else "")
+            print(f"  {name} {times[i][-1]:.2f} s", file=sys.stderr, flush=True)
             if server is not None and llama is not None:
                 llama.stop()
-    for i, (loop, batch) in enumerate(configs):
+    for i, (loop, batch, budget) in enumerate(configs):
         out = outs.get(i)
         assert out is not None
         texts = [[c.text for c in r] for r in out]
@@ -219,6 +228,7 @@ def run(
             {
                 "loop": loop,
                 "batch": batch,
+                "max_num_batched_tokens": budget,
                 "completions": sum(len(r) for r in out),
                 "tokens": tokens,
                 "seconds": round(secs, 2),
@@ -379,11 +389,12 @@ def main() -> int:
 
     import torch
 
+    from siked.config import EngineConfig
     from siked.models import load_model, load_tokenizer
 
     configs = []
     for c in a.configs.split(","):
-        loop, batch = c.split(":")
+        loop, batch, *budget = c.split(":")
         base, _, layout = loop.partition("@")
         hf_loop = base in ("static", "continuous") and (not layout or layout in LAYOUTS)
         ov_loop = base == "openvino" and (not layout or layout in OV_DTYPES)
@@ -392,7 +403,11 @@ def main() -> int:
                 f"unknown loop {loop!r}: static[@LAYOUT], continuous[@LAYOUT] (LAYOUT: "
                 f"{', '.join(LAYOUTS)}), openvino[@f32|@bf16] or llama-server[@TYPE]"
             )
-        configs.append((loop, int(batch)))
+        if budget and (not ov_loop or len(budget) > 1):
+            raise SystemExit(f"{c}: only openvino takes a third field (max_num_batched_tokens)")
+        if ov_loop and not budget:  # the engine's default, recorded as such
+            budget = [str(EngineConfig.model_fields["max_num_batched_tokens"].default)]
+        configs.append((loop, int(batch), int(budget[0]) if budget else None))
     tok = load_tokenizer(a.model)
     model = load_model(a.model, dtype=a.dtype, device="cpu")
     mt = (model, tok)
@@ -408,12 +423,12 @@ def main() -> int:
     }
     prompts, stops = _prompts(tok, a.questions, a.offset)
     llama = None
-    if any(loop.startswith("llama-server") for loop, _ in configs):
+    if any(loop.startswith("llama-server") for loop, _, _ in configs):
         if not a.llama_cpp:
             raise SystemExit("llama-server configurations need --llama-cpp DIR")
         llama = LlamaServer(a.llama_cpp, a.model)
         result["llama_cpp_convert_seconds"] = llama.convert_seconds
-    ov_batch = next((b for loop, b in configs if loop.startswith("openvino")), None)
+    ov_batch = next((b for loop, b, _ in configs if loop.startswith("openvino")), None)
     if ov_batch is not None:  # converted once, outside the timings (as in a run, per iteration)
         from siked.engines.openvino import export_dir, export_openvino
         from siked.models import resolve_model
@@ -455,7 +470,7 @@ def main() -> int:
         for dtype in (a.check_dtypes or a.dtype).split(","):
             m = model if dtype == a.dtype else load_model(a.model, dtype=dtype, device="cpu")
             print(f"== greedy check ({dtype}): {len(cp)} questions", flush=True)
-            batch = max((b for loop, b in configs if loop == "continuous"), default=32)
+            batch = max((b for loop, b, _ in configs if loop == "continuous"), default=32)
             precision = {v: k for k, v in OV_DTYPES.items() if k != "auto"}.get(dtype)
             ov = (a.model, ov_batch, precision) if ov_batch and precision else None
             checks[dtype] = c = check_greedy((m, tok), cp, stops, a.max_tokens, batch, ov)

@@ -213,6 +213,9 @@ class EngineConfig(_Section):
     # openvino: the optimum-cli command that converts the student (an environment with
     # optimum-intel); None: $SIKED_OPTIMUM_CLI, PATH, .venv-openvino/ (make openvino)
     openvino_export: str | None = None
+    # openvino: tokens one scheduler step computes, prompt chunks and one per running sequence
+    # together (OpenVINO's own default, 256, left the matrix products small: benchmarks/README)
+    max_num_batched_tokens: int = Field(default=2048, gt=0)
 
 
 class TeacherConfig(EngineConfig):

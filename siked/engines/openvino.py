@@ -99,6 +99,23 @@ def plugin_config(dtype: str) -> dict[str, str]:
     )
 
 
+def scheduler_config(sched: Any, cfg: EngineConfig) -> Any:
+    """OpenVINO GenAI's ``SchedulerConfig`` set for the engine: prefix caching on (the prompts'
+    shared system instruction is computed once), ``batch_size`` sequences at once, and
+    ``max_num_batched_tokens`` tokens per step.
+
+    >>> from types import SimpleNamespace
+    >>> from siked.config import EngineConfig
+    >>> s = scheduler_config(SimpleNamespace(), EngineConfig(engine="openvino", batch_size=64))
+    >>> (s.enable_prefix_caching, s.max_num_seqs, s.max_num_batched_tokens)
+    (True, 64, 2048)
+    """
+    sched.enable_prefix_caching = True
+    sched.max_num_seqs = cfg.batch_size
+    sched.max_num_batched_tokens = cfg.max_num_batched_tokens
+    return sched
+
+
 def genai_installed() -> bool:
     """Whether openvino-genai, which generates, is importable here (without importing it)."""
     import importlib.util
@@ -320,9 +337,7 @@ class OpenVINOEngine(Engine):
             except ImportError as e:
                 raise EngineError(GENAI_MISSING) from e
             ir = export_openvino(local, cfg.openvino_export)
-            sched = og.SchedulerConfig()
-            sched.enable_prefix_caching = True
-            sched.max_num_seqs = cfg.batch_size
+            sched = scheduler_config(og.SchedulerConfig(), cfg)
             pipeline = og.ContinuousBatchingPipeline(str(ir), sched, "CPU", self.plugin)
         self.pipeline = pipeline
         self._next_id = 0
