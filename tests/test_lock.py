@@ -288,9 +288,11 @@ def test_every_writing_command_refuses_a_held_directory(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import siked.report
+    import siked.report.markdown
 
-    monkeypatch.setattr(siked.report, "REPORT_LOCK_WAIT_S", 0.5)
+    # where write_report reads it (siked.report only re-exports the value: patching that name
+    # left the report case waiting the full 120 s)
+    monkeypatch.setattr(siked.report.markdown, "REPORT_LOCK_WAIT_S", 0.5)
     out = tmp_path / "runs" / ("report" if command == "report" else "out")
     argv = _command(command, out, tmp_path)
     with held_elsewhere(out, "x", nested=command != "report") as proc:
