@@ -405,9 +405,9 @@ def main() -> int:
             )
         if budget and (not ov_loop or len(budget) > 1):
             raise SystemExit(f"{c}: only openvino takes a third field (max_num_batched_tokens)")
-        if ov_loop and not budget:  # the engine's default, recorded as such
-            budget = [str(EngineConfig.model_fields["max_num_batched_tokens"].default)]
-        configs.append((loop, int(batch), int(budget[0]) if budget else None))
+        default = EngineConfig.model_fields["max_num_batched_tokens"].default
+        tokens = int(budget[0]) if budget else default if ov_loop else None  # recorded as run
+        configs.append((loop, int(batch), tokens))
     tok = load_tokenizer(a.model)
     model = load_model(a.model, dtype=a.dtype, device="cpu")
     mt = (model, tok)
