@@ -404,7 +404,7 @@ def main() -> int:
                 f"{', '.join(LAYOUTS)}), openvino[@f32|@bf16] or llama-server[@TYPE]"
             )
         if budget and (not ov_loop or len(budget) > 1):
-            raise SystemExit(f"{c}: only openvino takes a third field (max_num_batched_tokens)")
+            raise SystemExit(f"{c}: LOOP:BATCH, or openvino[@...]:SEQS:TOKENS (tokens per step)")
         default = EngineConfig.model_fields["max_num_batched_tokens"].default
         tokens = int(budget[0]) if budget else default if ov_loop else None  # recorded as run
         configs.append((loop, int(batch), tokens))
