@@ -13,6 +13,12 @@ prints its one line), any other exception with the child's traceback as its caus
 out-of-memory killer) raises :class:`ChildError` with the exit status. The child dies
 with its parent (``PR_SET_PDEATHSIG`` on Linux), and Ctrl-C or an exception in the parent stops
 the child before it returns.
+
+The child works *for* its parent: it runs under the output locks the parent holds
+(:func:`siked.lock.inherited`; a stage in the child writing inside the parent's run directory is
+covered, not refused), it logs where the parent logs (inside ``siked run``, the run's
+``siked.log`` and the same terminal filter: :func:`siked.console.run_console`), and ``env``
+sets environment variables in it before anything else runs (e.g. ``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ import pickle
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from siked.console import ConsoleSettings, console_settings, run_console
 from siked.errors import SikedError
+from siked.lock import Holder, held, inherited
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +76,31 @@ def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class _Inherited:
+    """What the child takes over from its parent."""
+
+    log_level: int
+    console: ConsoleSettings | None
+    locks: list[Holder]
+    env: dict[str, str]
+
+
 def _child_main(
-    conn: Any, parent: int, log_level: int, fn: Callable[..., Any], args: Any, kwargs: Any
+    conn: Any, parent: int, given: _Inherited, fn: Callable[..., Any], args: Any, kwargs: Any
 ) -> None:  # pragma: no cover - runs in the child (covered through call_in_child)
     set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the signal was armed
         os._exit(1)
-    if log_level != logging.NOTSET:
-        logging.basicConfig(level=log_level)
+    os.environ.update(given.env)
     try:
-        result = fn(*args, **kwargs)
+        with contextlib.ExitStack() as stack:
+            if given.console is not None:
+                stack.enter_context(run_console(given.console.log_file, given.console.verbose))
+            elif given.log_level != logging.NOTSET:
+                logging.basicConfig(level=given.log_level)
+            stack.enter_context(inherited(given.locks))
+            result = fn(*args, **kwargs)
         conn.send(("ok", result))
     except BaseException as e:
         conn.send(("error", _portable(e), traceback.format_exc()))
@@ -102,18 +126,26 @@ def _stop(proc: Any) -> None:
         proc.join()
 
 
-def call_in_child(fn: Callable[..., T], *args: Any, what: str = "child", **kwargs: Any) -> T:
+def call_in_child(
+    fn: Callable[..., T],
+    *args: Any,
+    what: str = "child",
+    env: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> T:
     """``fn(*args, **kwargs)`` in a spawned child process; see the module docstring.
 
     ``fn``, its arguments and its result must be picklable (a module-level function). ``what``
-    names the work in error messages ("training").
+    names the work in error messages ("training"); ``env`` is set in the child's environment
+    before ``fn`` runs (importing a module such as torch initialises no GPU).
     """
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     level = logging.getLogger().level if logging.getLogger().handlers else logging.NOTSET
+    given = _Inherited(level, console_settings(), held(), dict(env or {}))
     proc = ctx.Process(
         target=_child_main,
-        args=(send, os.getpid(), level, fn, args, kwargs),
+        args=(send, os.getpid(), given, fn, args, kwargs),
         name=f"siked-{what}",
     )
     proc.start()

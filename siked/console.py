@@ -17,6 +17,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,22 @@ def progress_bar(
     )
 
 
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The arguments of the :func:`run_console` in force (a child process enters the same)."""
+
+    log_file: str | None
+    verbose: bool
+
+
+_ACTIVE: list[ConsoleSettings] = []
+
+
+def console_settings() -> ConsoleSettings | None:
+    """The innermost :func:`run_console` in force in this process, or None."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
 @contextlib.contextmanager
 def run_console(log_file: str | Path | None, verbose: bool = False) -> Iterator[None]:
     """Route logs and warnings to ``log_file`` (appended), keep the terminal for :func:`say`
@@ -119,11 +136,13 @@ def run_console(log_file: str | Path | None, verbose: bool = False) -> Iterator[
     root.setLevel(logging.INFO)
     restore_libs = _libraries_to_root(quiet=not verbose)
     logging.captureWarnings(True)
+    _ACTIVE.append(ConsoleSettings(None if log_file is None else str(log_file), verbose))
     with warnings.catch_warnings():
         warnings.simplefilter("default")  # each distinct warning once, to the log
         try:
             yield
         finally:
+            _ACTIVE.pop()
             logging.captureWarnings(False)
             restore_libs()
             for h in handlers:

@@ -25,6 +25,11 @@ holds the holder's pid, host, command line and start time as one JSON line.
 - A forked child closes its copies of the lock descriptors (:func:`os.register_at_fork`), so a
   worker that outlives a killed parent does not keep the lock. Threads of one process share
   its locks.
+- **Children that work for their parent** (the loop trains in a spawned child,
+  :mod:`siked.child`) run under the parent's locks: the parent hands :func:`held` to the child,
+  which enters :func:`inherited` (after checking that the parent still holds each one). The
+  child's stage locks inside those trees are then covered, as in the parent itself; the child
+  never takes or releases the parent's locks, and it dies with its parent.
 
 POSIX only (``fcntl``). On a network file system the lock is as reliable as the file system's
 ``flock`` (NFSv4 emulates it with byte-range locks).
@@ -106,10 +111,13 @@ class OutputLocked(SikedError):
             f"wait for it to finish or stop it, then rerun (lock: {locked / LOCK_NAME})"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (siked.child)
+        return (type(self), (self.directory, self.holder))
+
 
 @dataclass
 class _Held:
-    fd: int
+    fd: int | None  # None: a lock the parent process holds for us (:func:`inherited`)
     holder: Holder
     count: int = 1
 
@@ -300,7 +308,50 @@ def output_lock(
             mine.count -= 1
             if mine.count == 0:
                 del _HELD[d]
-                _release(mine.fd)
+                if mine.fd is not None:
+                    _release(mine.fd)
+
+
+def held() -> list[Holder]:
+    """The locks this process works under (its own and inherited ones), for a child process
+    that works for it (:func:`inherited`)."""
+    with _REGISTRY:
+        return [h.holder for h in _HELD.values()]
+
+
+@contextmanager
+def inherited(holders: Iterable[Holder]) -> Iterator[None]:
+    """Work under locks another process (the parent) holds, without taking them: inside the
+    block this process's :func:`output_lock` calls in those trees are covered, as in the holder.
+
+    Each lock must still be held by the process its :class:`Holder` names, else the parent is
+    gone (or never held it) and :class:`~siked.errors.SikedError` is raised.
+    """
+    added: list[Path] = []
+    with _REGISTRY:
+        try:
+            for h in holders:
+                d = _key(h.directory)
+                if d in _HELD:
+                    continue
+                now = holder_of(d)
+                if now is None or (now.pid, now.host) != (h.pid, h.host):
+                    raise SikedError(
+                        f"{d}: the lock handed down by pid {h.pid} is not held by it any more"
+                        + (f" (now: {now.describe()})" if now is not None else "")
+                    )
+                _HELD[d] = _Held(fd=None, holder=h)
+                added.append(d)
+        except BaseException:
+            for d in added:
+                del _HELD[d]
+            raise
+    try:
+        yield
+    finally:
+        with _REGISTRY:
+            for d in added:
+                _HELD.pop(d, None)
 
 
 def busy_below(directory: str | os.PathLike[str], depth: int = 2, skip: Iterable[str] = ()) -> None:
@@ -362,9 +413,10 @@ def _forget_after_fork() -> None:
     (an flock belongs to the open file, shared with the parent, which keeps holding it)."""
     global _REGISTRY
     _REGISTRY = threading.RLock()  # another thread may have held it at fork time
-    for held in _HELD.values():
-        with contextlib.suppress(OSError):
-            os.close(held.fd)
+    for h in _HELD.values():
+        if h.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(h.fd)
     _HELD.clear()
 
 
@@ -377,7 +429,9 @@ __all__ = [
     "OutputLocked",
     "busy_below",
     "current_command",
+    "held",
     "holder_of",
+    "inherited",
     "locks_outputs",
     "output_lock",
 ]

@@ -19,6 +19,7 @@ command after a kill continues where it stopped, and a finished stage is not rec
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import time
@@ -313,9 +314,13 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
         forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
         args = (data, base, paths.model(it), train_cfg)
         if train_in_child(cfg.loop.train_subprocess):
-            from siked.child import call_in_child
+            import torch
 
-            result = call_in_child(train, *args, what="training", forced=forced)
+            from siked.child import call_in_child
+            from siked.train import one_gpu_env
+
+            env = one_gpu_env(torch.cuda.device_count(), os.environ)
+            result = call_in_child(train, *args, what="training", env=env, forced=forced)
         else:
             result = train(*args, forced=forced)
         st["outputs"] = {"model": result.adapter_dir or result.merged_dir}

@@ -724,6 +724,38 @@ def _load_done(out_dir: Path, fingerprint: dict[str, Any]) -> TrainResult | None
     )
 
 
+def one_gpu_env(device_count: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment that gives a training process started without a launcher one GPU.
+
+    A plain process that sees several GPUs trains on all of them through ``DataParallel``,
+    which splits the padding-free batch's sequence boundaries across devices; the loop's
+    training child gets the first visible GPU instead (multi-GPU training is ``accelerate
+    launch``, which sets ``WORLD_SIZE``).
+
+    >>> one_gpu_env(4, {"CUDA_VISIBLE_DEVICES": "2,3,5,7"})
+    {'CUDA_VISIBLE_DEVICES': '2'}
+    >>> one_gpu_env(4, {}), one_gpu_env(1, {}), one_gpu_env(4, {"WORLD_SIZE": "4"})
+    ({'CUDA_VISIBLE_DEVICES': '0'}, {}, {})
+    """
+    if device_count <= 1 or int(environ.get("WORLD_SIZE", "1")) > 1:
+        return {}
+    visible = environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return {"CUDA_VISIBLE_DEVICES": visible or "0"}
+
+
+def check_launch(device_count: int, environ: Mapping[str, str]) -> None:
+    """Refuse to train on several GPUs without a launcher (``DataParallel``: see
+    :func:`one_gpu_env`), naming the two ways out."""
+    if one_gpu_env(device_count, environ):
+        raise TrainError(
+            f"{device_count} GPUs are visible but this process was not started by a launcher: "
+            "train on one GPU (CUDA_VISIBLE_DEVICES=0 siked train ...; `siked run` does this "
+            "itself with loop.train_subprocess) or on all of them with `accelerate launch "
+            f"--config_file configs/accelerate/ddp.yaml --num_processes {device_count} "
+            "-m siked train ...` (docs/training.md)"
+        )
+
+
 def _locked_dirs(args: Mapping[str, Any]) -> list[Any]:
     """``out_dir`` on the main process; every rank of ``accelerate launch`` runs :func:`train`,
     but only the main one (global rank 0, ``RANK``) writes the outputs, so only it locks."""
@@ -783,6 +815,7 @@ def train(
     import torch
     from accelerate.utils import gather_object
 
+    check_launch(torch.cuda.device_count(), os.environ)
     base_path = resolve_model(model)
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)

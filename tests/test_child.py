@@ -90,3 +90,34 @@ def test_interrupt_in_the_parent_stops_the_child(
         call_in_child(sleep_and_mark, str(marker))
     assert time.monotonic() - t0 < 30
     assert not marker.exists()
+
+
+def write_under_lock(run: str) -> list[int | None]:
+    """A stage in the child: locks a directory inside ``run`` (as ``train`` locks its out_dir);
+    returns the pids of the locks it worked under."""
+    from siked.lock import held, output_lock
+
+    model = Path(run) / "iter_00" / "model"
+    with output_lock(model, "train"):
+        (model / "done").write_text("ok")
+        return [h.pid for h in held()]
+
+
+def test_child_works_under_the_lock_its_parent_holds(tmp_path: Path) -> None:
+    """The loop holds the run directory's lock and trains in a child: the child's stage lock
+    on a directory inside the run is covered by the parent's lock, not refused by it."""
+    from siked.lock import holder_of, output_lock
+
+    run = tmp_path / "run"
+    with output_lock(run, "run"):
+        pids = call_in_child(write_under_lock, str(run), what="training")
+        assert pids == [os.getpid()]  # the child wrote under its parent's lock, took none
+        assert (run / "iter_00" / "model" / "done").read_text() == "ok"
+        holder = holder_of(run)
+        assert holder is not None and holder.pid == os.getpid()  # still held by the parent
+    assert holder_of(run) is None
+
+
+def test_child_without_a_parent_lock_locks_for_itself(tmp_path: Path) -> None:
+    (pid,) = call_in_child(write_under_lock, str(tmp_path / "run"))
+    assert pid is not None and pid != os.getpid()

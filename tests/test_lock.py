@@ -523,3 +523,22 @@ def test_disk_full_mid_write_then_rerun(tmp_path: Path) -> None:
     for r in read_jsonl(single / "samples.jsonl"):
         assert by_key[(r["qid"], r["strategy"], r["sample"])] == r
     assert (out / "kept.jsonl").read_text() == (single / "kept.jsonl").read_text()
+
+
+def test_inherited_lock_must_still_be_held_by_its_holder(tmp_path: Path) -> None:
+    from siked.errors import SikedError
+    from siked.lock import Holder, inherited
+
+    gone = Holder(directory=str(tmp_path), pid=1, host="elsewhere")
+    with pytest.raises(SikedError, match="not held by it any more"), inherited([gone]):
+        pass
+
+
+def test_output_locked_survives_pickling(tmp_path: Path) -> None:
+    import pickle
+
+    from siked.lock import Holder, OutputLocked
+
+    e = OutputLocked(tmp_path / "a", Holder(directory=str(tmp_path), pid=7, host="h"))
+    back = pickle.loads(pickle.dumps(e))
+    assert str(back) == str(e) and back.holder.pid == 7

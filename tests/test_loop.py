@@ -19,6 +19,7 @@ from siked import loop
 from siked.config import SikedConfig, load_config
 from siked.errors import DataError, SikedError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
+from siked.lock import locks_outputs
 
 pytest.importorskip("siked.teach")
 pytest.importorskip("siked.mix")
@@ -391,12 +392,15 @@ def test_server_settings_are_not_stage_inputs(tmp_path: Path, fakes: FakeStages)
     assert fakes.calls == []
 
 
+@locks_outputs("train", lambda args: [args["out_dir"]])  # the real lock, as train takes it
 def child_train(data: Any, model: str, out_dir: Any, cfg: Any, **kw: Any) -> Any:
     """A stand-in for siked.train.train that can run in a child process (module-level, so it
-    pickles); it records the process it ran in and fails where $SIKED_TEST_FAIL_TRAIN says."""
+    pickles); it locks its output directory as the real one does, records the process it ran in
+    and the GPUs it was given, and fails where $SIKED_TEST_FAIL_TRAIN says."""
     import os
 
     out = Path(out_dir)
+    (out / "gpus").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "all"))
     if os.environ.get("SIKED_TEST_FAIL_TRAIN") == out.parent.name:
         raise DataError(f"{data}: injected failure")
     merged = out / "merged"
@@ -426,6 +430,22 @@ def test_training_in_a_child_process_resumes(
     assert [r["iteration"] for r in summary["iterations"]] == [0, 1]
     pids = {int((tmp_path / "t" / f"iter_{i:02d}" / "model" / "pid").read_text()) for i in (0, 1)}
     assert os.getpid() not in pids and len(pids) == 2  # a fresh process per training
+
+
+def test_training_child_gets_one_of_several_gpus(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a launcher, a child seeing 4 GPUs would train with DataParallel: it gets one."""
+    import torch
+
+    import siked.train
+
+    monkeypatch.setattr(siked.train, "train", child_train)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1,0,2")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    loop.run(tiny_config(tmp_path, **{"loop.train_subprocess": True, "loop.iterations": 0}))
+    assert (tmp_path / "t" / "iter_00" / "model" / "gpus").read_text() == "3"
 
 
 @pytest.mark.parametrize(

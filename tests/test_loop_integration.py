@@ -150,3 +150,17 @@ def test_sigkill_at_several_points_then_resume_equals_uninterrupted(tmp_path: Pa
     man = read_json(run / "manifest.json")
     assert all(st["status"] == "done" for st in man["stages"].values())
     assert max(st["attempts"] for st in man["stages"].values()) >= 2
+
+
+def test_run_trains_in_a_child_process_under_the_run_lock(tmp_path: Path) -> None:
+    """The GPU path (`loop.train_subprocess`, auto on CUDA) on CPU: the real training stage in a
+    real child process, under the lock `siked run` holds; its log lines reach the run's log."""
+    cmd = [*command(tmp_path), "--set", "loop.train_subprocess=true"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    said = proc.stdout.splitlines()
+    assert any(ln.startswith("[siked] iter 01 train: ") for ln in said)
+    log = (tmp_path / "tiny" / "siked.log").read_text()
+    assert "siked.train: step 1: " in log  # written by the child
+    for noise in ("Loading weights", "{'loss'"):
+        assert noise not in proc.stdout + proc.stderr, noise

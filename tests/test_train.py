@@ -545,6 +545,48 @@ def test_training_in_a_child_process(tmp_path, tiny_model, capfd):
         call_in_child(train, data, tiny_model, tmp_path / "run", tiny_cfg(lora_r=4))
 
 
+def test_real_training_in_a_child_under_the_run_lock(tmp_path, tiny_model):
+    """`siked run` holds the run directory's lock and trains in a child (loop.train_subprocess):
+    the child's own lock on iter_00/model is covered by its parent's, not refused."""
+    from siked.child import call_in_child
+    from siked.lock import holder_of, output_lock
+
+    data = write_records(tmp_path / "d.jsonl")
+    run = tmp_path / "run"
+    with output_lock(run, "run"):
+        res = call_in_child(
+            train, data, tiny_model, run / "iter_00" / "model", tiny_cfg(), progress=False
+        )
+        assert res.metrics["global_steps"] == 2
+        assert holder_of(run).pid == os.getpid()
+
+
+@pytest.mark.parametrize(
+    "count,env,refused",
+    [
+        (1, {}, False),
+        (2, {}, True),
+        (8, {"WORLD_SIZE": "8"}, False),
+        (2, {"WORLD_SIZE": "1"}, True),
+    ],
+)
+def test_several_gpus_without_a_launcher_are_refused(tmp_path, monkeypatch, count, env, refused):
+    """Faked device count: the Trainer would wrap the model in DataParallel, which splits the
+    padding-free batch's sequence boundaries across devices; train refuses before loading."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    data = write_records(tmp_path / "d.jsonl")
+    if refused:
+        with pytest.raises(TrainError, match=r"accelerate launch .*--num_processes 2"):
+            train(data, "no/such-model", tmp_path / "run", tiny_cfg(), progress=False)
+    else:  # past the check: the next thing is loading the (missing) model
+        with pytest.raises(Exception) as e:
+            train(data, "no/such-model", tmp_path / "run", tiny_cfg(), progress=False)
+        assert not isinstance(e.value, TrainError) or "launcher" not in str(e.value)
+
+
 def test_cli_set_errors_name_the_key(tmp_path):
     from siked.cli import main
 
