@@ -5,20 +5,27 @@ The loaders read the original public files, unconverted (see ``../shared/data/RE
 =================  ======================================  ==========================================
 name               splits                                  file(s) under the data directory
 =================  ======================================  ==========================================
-``gsm8k``          ``train`` (7473), ``test`` (1319)       ``gsm8k/{train,test}.jsonl``
+``gsm8k``          ``train`` (7473), ``test`` (1319),      ``gsm8k/{train,test}.jsonl``
+                   ``train-easy`` (2674), ``test-easy`` (440)
 ``gsm8k-socratic`` ``train``, ``test`` (same ids)          ``gsm8k/{train,test}_socratic.jsonl``
 ``svamp``          ``test`` (1000)                         ``svamp/SVAMP.json``
 ``asdiv``          ``test`` (all 2305 raw records)         ``asdiv/ASDiv.xml``
 ``asdiv-a``        ``test`` (the 1218-id arithmetic set)   ``+ asdiv/nfolds/asdiv-a/fold{0..4}.txt``
 ``multiarith``     ``test`` (180: ChilleD/MultiArith),     ``multiarith/MultiArith.json``
-                   ``all`` (600)                           ``+ multiarith/test_ids_chilled.json``
+                   ``train`` (the other 420), ``all``      ``+ multiarith/test_ids_chilled.json``
 =================  ======================================  ==========================================
 
 ``multiarith:test`` is the 180-problem test split of the Hugging Face ``ChilleD/MultiArith``
 re-split that the SIKeD authors evaluate on (``inference/inference_all_checkpoints.py``:
 ``load_dataset('ChilleD/MultiArith', split='test')``), in that split's row order; its ids come
 from ``multiarith/test_ids_chilled.json`` (an id list derived from the public split, see
-``docs/data.md``). ``multiarith:all`` is the whole original file.
+``docs/data.md``). ``multiarith:train`` is the other 420 problems (nothing of the test split),
+``multiarith:all`` the whole original file.
+
+``gsm8k:train-easy`` / ``gsm8k:test-easy`` are the problems whose reference solution has at most
+:data:`EASY_MAX_STEPS` (2) calculation steps (``<<expr=value>>`` annotations): a rule on the
+published solution, not a hand pick, for students too small for full GSM8K. They keep the full
+split's ids (``gsm8k-train-00012``), so the gold teacher and the Socratic file find them.
 
 **Data directory.** The first of these that applies is used:
 
@@ -509,13 +516,31 @@ def _read_json_list(path: Path) -> list[Any]:
     return data
 
 
+#: the most calculation steps (``<<expr=value>>`` annotations) of a ``-easy`` GSM8K problem
+EASY_MAX_STEPS = 2
+
+
+def calculation_steps(solution: str) -> int:
+    """The calculation steps of a GSM8K reference solution: its ``<<expr=value>>`` annotations.
+
+    >>> calculation_steps("He has 2*3=<<2*3=6>>6 apples.\\n6+1=<<6+1=7>>7\\n#### 7")
+    2
+    """
+    return solution.count("<<")
+
+
 def _parse_gsm8k(paths: Sequence[Path], split: str) -> Parsed:
+    """``train``/``test``; ``train-easy``/``test-easy`` keep the problems whose reference
+    solution has at most :data:`EASY_MAX_STEPS` calculation steps, with the full split's ids."""
     rows = _read_jsonl_rows(paths[0])
+    base, easy = split.removesuffix("-easy"), split.endswith("-easy")
     problems: list[Problem] = []
     skipped: list[tuple[str, str]] = []
     for i, row in enumerate(rows):
-        pid = f"gsm8k-{split}-{i:05d}"
+        pid = f"gsm8k-{base}-{i:05d}"
         solution = str(row.get("answer") or "")
+        if easy and calculation_steps(solution) > EASY_MAX_STEPS:
+            continue
         p = _check(
             pid,
             str(row.get("question") or "").strip(),
@@ -608,9 +633,13 @@ def _parse_multiarith(paths: Sequence[Path], split: str) -> Parsed:
             by_index[pid] = p
     if split == "all":
         return problems, len(rows), skipped
-    # test: the ChilleD/MultiArith test split, in its row order
     ids = [f"multiarith-{i}" for i in _read_test_ids(paths[1])]
     wanted = set(ids)
+    if split == "train":  # every problem outside the test split, in file order
+        train = [p for p in problems if p.id not in wanted]
+        kept = [s for s in skipped if s[0] not in wanted]
+        return train, len(rows) - len(wanted), kept
+    # test: the ChilleD/MultiArith test split, in its row order
     test = [by_index[i] for i in ids if i in by_index]
     skipped = [s for s in skipped if s[0] in wanted]
     listed = {s[0] for s in skipped}
@@ -667,7 +696,12 @@ register_dataset(
     DatasetInfo(
         "gsm8k",
         "GSM8K grade-school math (Cobbe et al. 2021), official train/test split",
-        {"train": (GSM8K_TRAIN,), "test": (GSM8K_TEST,)},
+        {
+            "train": (GSM8K_TRAIN,),
+            "test": (GSM8K_TEST,),
+            "train-easy": (GSM8K_TRAIN,),
+            "test-easy": (GSM8K_TEST,),
+        },
         _parse_gsm8k,
     )
 )
@@ -675,7 +709,12 @@ register_dataset(
     DatasetInfo(
         "gsm8k-socratic",
         "GSM8K, Socratic solution files (same questions and ids as gsm8k)",
-        {"train": (GSM8K_TRAIN_SOCRATIC,), "test": (GSM8K_TEST_SOCRATIC,)},
+        {
+            "train": (GSM8K_TRAIN_SOCRATIC,),
+            "test": (GSM8K_TEST_SOCRATIC,),
+            "train-easy": (GSM8K_TRAIN_SOCRATIC,),
+            "test-easy": (GSM8K_TEST_SOCRATIC,),
+        },
         _parse_gsm8k,
     )
 )
@@ -707,8 +746,12 @@ register_dataset(
     DatasetInfo(
         "multiarith",
         "MultiArith (Roy & Roth 2015): test = the 180-problem ChilleD/MultiArith test split "
-        "(the SIKeD authors' evaluation set), all = the 600 problems",
-        {"test": (MULTIARITH_JSON, MULTIARITH_TEST_SPLIT), "all": (MULTIARITH_JSON,)},
+        "(the SIKeD authors' evaluation set), train = the other 420, all = the 600 problems",
+        {
+            "test": (MULTIARITH_JSON, MULTIARITH_TEST_SPLIT),
+            "train": (MULTIARITH_JSON, MULTIARITH_TEST_SPLIT),
+            "all": (MULTIARITH_JSON,),
+        },
         _parse_multiarith,
     )
 )
