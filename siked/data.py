@@ -534,12 +534,14 @@ def _parse_gsm8k(paths: Sequence[Path], split: str) -> Parsed:
     solution has at most :data:`EASY_MAX_STEPS` calculation steps, with the full split's ids."""
     rows = _read_jsonl_rows(paths[0])
     base, easy = split.removesuffix("-easy"), split.endswith("-easy")
+    raw = len(rows)
     problems: list[Problem] = []
     skipped: list[tuple[str, str]] = []
     for i, row in enumerate(rows):
         pid = f"gsm8k-{base}-{i:05d}"
         solution = str(row.get("answer") or "")
         if easy and calculation_steps(solution) > EASY_MAX_STEPS:
+            raw -= 1  # not a record of this split
             continue
         p = _check(
             pid,
@@ -550,7 +552,7 @@ def _parse_gsm8k(paths: Sequence[Path], split: str) -> Parsed:
         )
         if p is not None:
             problems.append(p)
-    return problems, len(rows), skipped
+    return problems, raw, skipped
 
 
 def _parse_svamp(paths: Sequence[Path], split: str) -> Parsed:

@@ -80,12 +80,17 @@ def test_float_to_fraction_is_exact() -> None:
 EXPECTED = [
     ("gsm8k", "train", 7473, 7473),
     ("gsm8k", "test", 1319, 1319),
+    ("gsm8k", "train-easy", 2674, 2674),
+    ("gsm8k", "test-easy", 440, 440),
     ("gsm8k-socratic", "train", 7473, 7473),
     ("gsm8k-socratic", "test", 1319, 1319),
+    ("gsm8k-socratic", "train-easy", 2674, 2674),
+    ("gsm8k-socratic", "test-easy", 440, 440),
     ("svamp", "test", 1000, 1000),
     ("asdiv", "test", 2305, 2093),
     ("asdiv-a", "test", 1218, 1218),
     ("multiarith", "test", 180, 180),
+    ("multiarith", "train", 420, 420),
     ("multiarith", "all", 600, 600),
 ]
 
@@ -543,3 +548,28 @@ def test_fetch_url_writes_atomically(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         data.fetch_url((tmp_path / "absent").as_uri(), tmp_path / "out" / "y.json")
     assert [p.name for p in dest.parent.iterdir()] == ["x.json"]
+
+
+def test_multiarith_train_is_the_rest_of_the_600(real_data: Path) -> None:
+    train = load_problems("multiarith", "train")
+    test = {p.id for p in load_problems("multiarith", "test")}
+    assert len(train) == 420 and not test & {p.id for p in train}
+    full = {p.id: p for p in load_problems("multiarith", "all")}
+    assert all(full[p.id] == p for p in train) and len(test) + len(train) == len(full)
+
+
+@pytest.mark.parametrize("split,n", [("train", 2674), ("test", 440)])
+def test_gsm8k_easy_splits_keep_the_problems_of_at_most_two_steps(
+    real_data: Path, split: str, n: int
+) -> None:
+    easy = load_problems("gsm8k", f"{split}-easy")
+    rows = [json.loads(x) for x in (real_data / "gsm8k" / f"{split}.jsonl").open()]
+    steps = {
+        f"gsm8k-{split}-{i:05d}": data.calculation_steps(r["answer"]) for i, r in enumerate(rows)
+    }
+    assert len(easy) == n and all(steps[p.id] <= data.EASY_MAX_STEPS for p in easy)
+    full = {p.id: p for p in load_problems("gsm8k", split)}
+    assert all(full[p.id] == p for p in easy)  # the full split's ids and problems
+    assert sum(s <= 2 for s in steps.values()) == n  # every such problem, none picked by hand
+    socratic = load_problems("gsm8k-socratic", f"{split}-easy")
+    assert [p.id for p in socratic] == [p.id for p in easy]
