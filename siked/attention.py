@@ -6,9 +6,13 @@ examples whose ``position_ids`` restart at 0 where an example starts. A varlen f
 builds a block-diagonal causal mask over the whole flattened sequence and the kernel computes
 (sum of lengths)^2 scores, most of them masked.
 
-:func:`varlen_sdpa` is the CPU (and non-flash GPU) equivalent of the varlen kernel: it cuts the
-flattened sequence at the restarts and runs causal sdpa on each example alone, so the work is
-sum(length^2) and no mask is materialised. Registered with transformers as
+:func:`varlen_sdpa` is the equivalent of the varlen kernel without ``flash-attn``: on a CUDA
+GPU in fp16/bf16 it calls PyTorch's own fused varlen flash kernel
+(``torch.nn.attention.varlen.varlen_attn``, torch >= 2.10) once for all examples, with the
+example boundaries TRL's collator computed (``cu_seq_lens_q``, ``max_length_q``: no host
+synchronisation per layer); elsewhere (CPU, fp32) it cuts the flattened sequence at the restarts
+and runs causal sdpa on each example alone. Either way the work is sum(length^2) and no mask is
+materialised. Registered with transformers as
 ``attn_implementation="siked_varlen"`` (:func:`register`); batches that are not padding-free
 (several rows, or no ``position_ids``) fall back to transformers' own sdpa path, so the model
 stays usable for anything else.
@@ -52,6 +56,32 @@ def _bounds(cu_seq_lens: torch.Tensor | None, position_ids: torch.Tensor) -> lis
     return list(itertools.pairwise(idx))
 
 
+def cu_seq_lens(position_ids: torch.Tensor) -> torch.Tensor:
+    """Cumulative example bounds (int32, on ``position_ids``' device, no host synchronisation)
+    of a flattened row, as a varlen kernel takes them.
+
+    >>> cu_seq_lens(torch.tensor([[0, 1, 2, 0, 1, 0]])).tolist()
+    [0, 3, 5, 6]
+    """
+    pos = position_ids.reshape(-1)
+    starts = torch.ones_like(pos, dtype=torch.bool)
+    starts[1:] = pos[1:] != pos[:-1] + 1
+    end = torch.tensor([pos.numel()], device=pos.device)
+    return torch.cat([starts.nonzero().flatten(), end]).to(torch.int32)
+
+
+def fused_varlen_kernel(query: torch.Tensor, dropout: float) -> Any:
+    """PyTorch's fused varlen flash attention where it runs (CUDA, fp16/bf16, no dropout), else
+    None (then :func:`varlen_sdpa` loops over the examples)."""
+    if not query.is_cuda or query.dtype not in (torch.float16, torch.bfloat16) or dropout:
+        return None
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:  # torch < 2.10
+        return None
+    return varlen_attn
+
+
 def varlen_sdpa(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -80,6 +110,26 @@ def varlen_sdpa(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     gqa = query.shape[1] != key.shape[1]
+    kernel = fused_varlen_kernel(query, dropout)
+    if kernel is not None:
+        cu = kwargs.get("cu_seq_lens_q")
+        cu = cu_seq_lens(position_ids) if cu is None else cu.to(torch.int32)
+        longest = kwargs.get("max_length_q")
+        if longest is None:
+            longest = int((cu[1:] - cu[:-1]).max())
+        out = kernel(
+            query[0].transpose(0, 1),  # [tokens, heads, dim]
+            key[0].transpose(0, 1),
+            value[0].transpose(0, 1),
+            cu,
+            cu,
+            int(longest),
+            int(longest),
+            scale=scaling,
+            window_size=(-1, 0),  # causal
+            enable_gqa=gqa,
+        )
+        return out.unsqueeze(0), None
     outs = [
         torch.nn.functional.scaled_dot_product_attention(
             query[:, :, s:e],

@@ -23,7 +23,8 @@ iteration's ``merged/`` directory as ``model`` (merge, then train a fresh LoRA).
 Batching. With ``padding_free`` (the default) each batch is flattened into one sequence with
 restarting ``position_ids``: no padding, and examples never attend to each other. Attention runs
 per example: ``flash_attention_2``'s varlen kernel on CUDA when ``flash-attn`` is installed, else
-:func:`siked.attention.varlen_sdpa` (sdpa on each example alone, CPU included;
+:func:`siked.attention.varlen_sdpa` (PyTorch's fused varlen kernel on CUDA in half precision,
+sdpa on each example alone elsewhere, CPU included;
 ``tests/test_train.py`` checks both against separate forward passes). With ``packing`` the
 examples are first packed best-fit-decreasing (TRL's ``bfd``) into rows of ``max_length``
 tokens, and ``per_device_batch_size`` counts packed rows: the authors' setting, which puts
