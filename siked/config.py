@@ -276,6 +276,8 @@ class TrainConfig(_Section):
     logging_steps: int = Field(default=5, gt=0)
     save_steps: int = Field(default=50, gt=0)  # checkpoint interval (for resume after a kill)
     report_to: list[str] | str = "none"
+    # seconds a rank waits at a collective (e.g. while rank 0 merges the LoRA) under a launcher
+    ddp_timeout: int = Field(default=1800, gt=0)
     eval_fraction: float = Field(default=0.0, ge=0, lt=1)  # held-out share for validation loss
 
 

@@ -205,16 +205,41 @@ def _load_dtype(cfg: TrainConfig, bf16: bool) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def is_main_process() -> bool:
+def process_state(timeout_s: float | None = None) -> Any:
+    """accelerate's process state; under a launcher the first call creates the process group,
+    so :func:`train` makes it first, with ``train.ddp_timeout`` (a group created by a bare
+    ``PartialState()`` has NCCL's 10-minute default, and the Trainer's ``ddp_timeout`` comes too
+    late to change it)."""
+    from datetime import timedelta
+
     from accelerate import PartialState
 
-    return bool(PartialState().is_main_process)
+    if timeout_s is None:
+        return PartialState()
+    return PartialState(timeout=timedelta(seconds=timeout_s))
+
+
+def process_group_timeout() -> float | None:
+    """Seconds of the default process group's timeout, or None outside a distributed run."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    group: Any = dist.group.WORLD
+    device = torch.device("cuda" if dist.get_backend() == "nccl" else "cpu")
+    try:
+        return float(group._get_backend(device).options._timeout.total_seconds())
+    except (AttributeError, RuntimeError):  # pragma: no cover - a backend without options
+        return None
+
+
+def is_main_process() -> bool:
+    return bool(process_state().is_main_process)
 
 
 def _barrier() -> None:
-    from accelerate import PartialState
-
-    PartialState().wait_for_everyone()
+    process_state().wait_for_everyone()
 
 
 def _peak_rss_mb() -> float:
@@ -562,6 +587,7 @@ def _sft_config(
             save_total_limit=2,
             eval_strategy="epoch" if has_eval else "no",
             report_to=cfg.report_to,
+            ddp_timeout=cfg.ddp_timeout,
             disable_tqdm=True,  # siked's own bar (_StepBar); metrics go to the log
             include_num_input_tokens_seen="non_padding",
             # data: prompt/completion, loss on the completion only
@@ -817,6 +843,7 @@ def train(
     from accelerate.utils import gather_object
 
     check_launch(torch.cuda.device_count(), os.environ)
+    process_state(cfg.ddp_timeout)  # before anything else creates the process group
     base_path = resolve_model(model)
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)
@@ -918,6 +945,7 @@ def train(
         if torch.cuda.is_available()
         else None,
         "weights_sha256_by_rank": hashes,
+        "process_group_timeout_s": process_group_timeout(),
         "versions": _versions(),
     }
     del trainer

@@ -62,6 +62,8 @@ def test_two_cpu_processes_train_the_same_weights(tmp_path):
         "max_length=192",
         "--set",
         "logging_steps=1",
+        "--set",
+        "ddp_timeout=1234",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
@@ -74,6 +76,8 @@ def test_two_cpu_processes_train_the_same_weights(tmp_path):
 
     log = json.loads((out / "train_log.json").read_text())
     assert log["world_size"] == 2 and log["global_steps"] == 2
+    # the process group was created with train.ddp_timeout, not a library default
+    assert log["process_group_timeout_s"] == 1234
     hashes = log["weights_sha256_by_rank"]
     assert len(hashes) == 2 and hashes[0] and hashes[0] == hashes[1], hashes
     assert (out / "train_done.json").is_file()
