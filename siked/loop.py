@@ -41,6 +41,7 @@ from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
 from siked.rundir import RunPaths, best_iteration, iteration_summary
+from siked.text import collapse_whitespace
 
 log = logging.getLogger("siked.loop")
 
@@ -109,14 +110,20 @@ def split_train_validation(cfg: SikedConfig) -> tuple[list[Any], list[Any]]:
 
     All questions of ``data.train`` are shuffled with the run seed (when ``data.shuffle``);
     the first ``validation_size`` are the validation set, the training questions follow
-    (after ``offset``), ``data.train.limit`` of them.
+    (after ``offset``), ``data.train.limit`` of them. Questions the teacher sees as exemplars
+    in ``teacher.prompt_style`` (:func:`siked.strategies.exemplar_questions`: the authors'
+    style shows eight GSM8K training problems) are left out after shuffling (the others keep
+    their order; with the default style nothing is left out).
     """
     from siked.data import load_problems
+    from siked.strategies import exemplar_questions
 
     spec = cfg.data.train
     problems = list(load_problems(spec.name, spec.split, data_dir=cfg.data.dir))
     if cfg.data.shuffle:
         random.Random(cfg.seed).shuffle(problems)
+    shown = exemplar_questions(cfg.teacher.prompt_style, list(cfg.strategies))
+    problems = [p for p in problems if collapse_whitespace(p.question) not in shown]
     n_val = cfg.data.validation_size
     validation = problems[:n_val]
     rest = problems[n_val + cfg.data.offset :]

@@ -181,7 +181,7 @@ def measure_lengths(cfg: SikedConfig, train: list[Any]) -> Lengths:
             if sol is None:
                 continue
             for s in cfg.strategies:
-                text = gold_rationale(sol, s, p.question)
+                text = gold_rationale(sol, s, p.question, cfg.teacher.prompt_style)
                 if text:
                     texts[s].append((p.question, text))
     tok = _student_tokenizer(cfg.student.model)
