@@ -21,6 +21,13 @@ Formats (stored rationales, without the ``[tag]: `` prefix):
 * **l2m**: numbered sub-question/answer pairs ``Q1: ...?`` / ``A1: ...``, then the marker line;
 * **pot**: plain Python (no code fence) that assigns the result to ``answer``.
 
+Those are the forms of the default prompt style; the teacher's prompt style
+(``teacher.prompt_style``, :mod:`siked.styles`) decides the prompt's layout, its instruction and
+exemplars (:meth:`Strategy.form`; the ``authors`` style's are in :mod:`siked.authors_prompts`)
+and so the forms the teacher writes in: ``authors`` keeps ``<<48/2=24>>`` annotations, writes
+``Sub-question 1: ...`` / ``Answer to Sub-question 1: ...`` and ends with ``Final Answer: N``.
+The validators accept the forms of every registered style.
+
 Adding a strategy is one :func:`register` call (see ``docs/strategies.md``).
 
 >>> strategy_names()

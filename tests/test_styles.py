@@ -234,3 +234,25 @@ def test_the_draw_leaves_the_exemplar_questions_out() -> None:
     assert len(base_train) + len(base_val) == 7473
     kept = [p.id for p in base_val + base_train if collapse_whitespace(p.question) in drawn]
     assert kept == [p.id for p in validation + train]
+
+
+def test_student_responses_in_the_authors_forms_are_judged_like_the_teacher(
+    sandbox: verify.SandboxLike,
+) -> None:
+    from siked.student import judge
+
+    first = get_strategy("l2m").form("authors").exemplars[0]
+    responses = [
+        (f"[{name}]: {get_strategy(name).form('authors').exemplars[0].rationale}", first.answer)
+        for name in NAMES
+    ]
+    # an L2M sub-question left without its answer line is not valid in either style
+    broken = "[l2m]: Sub-question 1: How many?\nSub-question 2: And now?\nFinal Answer: 5"
+    outcomes = judge([(o, None, g) for o, g in [*responses, (broken, Fraction(5))]], NAMES, sandbox)
+    assert [(o.strategy, o.correct, o.valid) for o in outcomes] == [
+        ("cot", True, True),
+        ("l2m", True, True),
+        ("pot", True, True),
+        ("l2m", True, False),
+    ]
+    assert outcomes[0].rule == "marker" and outcomes[2].rule == "program"
