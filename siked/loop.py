@@ -41,6 +41,7 @@ from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
 from siked.rundir import RunPaths, best_iteration, iteration_summary
+from siked.styles import DEFAULT_STYLE
 from siked.text import collapse_whitespace
 
 log = logging.getLogger("siked.loop")
@@ -163,19 +164,27 @@ def _say(msg: str) -> None:
     say(msg)
 
 
-def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
-    from siked.teach import teach
-
+def teacher_inputs(cfg: SikedConfig, train: list[Any]) -> dict[str, Any]:
+    """What the teacher stage's outputs depend on (the manifest's key for it). The default
+    ``prompt_style`` is left out, as before the key existed, so earlier runs stay done."""
     teacher_cfg = cfg.teacher.model_dump(
         mode="json",
         exclude={"cache_dir", "concurrency", "chunk_size", "batch_size", *_HOW_TO_START},
     )
-    inputs = {
+    if teacher_cfg.get("prompt_style") == DEFAULT_STYLE:
+        del teacher_cfg["prompt_style"]
+    return {
         "teacher": teacher_cfg,
         "strategies": cfg.strategies,
         "questions": _qids_hash(train),
         "seed": cfg.seed,
     }
+
+
+def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
+    from siked.teach import teach
+
+    inputs = teacher_inputs(cfg, train)
     kept = paths.teacher_kept
     took = ""
     if not man.is_done("teacher", sha256_json(inputs)):

@@ -256,3 +256,12 @@ def test_student_responses_in_the_authors_forms_are_judged_like_the_teacher(
         ("l2m", True, False),
     ]
     assert outcomes[0].rule == "marker" and outcomes[2].rule == "program"
+
+
+def test_the_teacher_stage_key_names_a_style_other_than_the_default() -> None:
+    from siked.loop import teacher_inputs
+
+    default = teacher_inputs(load_config(), [])
+    assert "prompt_style" not in default["teacher"]  # runs made before the key stay done
+    authors = teacher_inputs(load_config(None, ["teacher.prompt_style=authors"]), [])
+    assert authors["teacher"] == {**default["teacher"], "prompt_style": "authors"}
