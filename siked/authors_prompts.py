@@ -1,4 +1,4 @@
-"""The teacher's exemplars and instructions in the authors' prompt style (``prompt_style: authors``).
+"""The teacher's exemplars and instructions in the authors' prompt style (``authors``).
 
 The SIKeD authors prompt their teacher with eight GSM8K-style problems per strategy
 (``dataset_creation/PROMPTS/{COT,L2M,POT}-prompt.txt`` in github.com/shivam0109/SIKeD). These

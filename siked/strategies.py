@@ -41,7 +41,7 @@ Adding a strategy is one :func:`register` call (see ``docs/strategies.md``).
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, NamedTuple
@@ -253,7 +253,7 @@ class Strategy:
         """``None`` if ``text`` (a stored rationale) has this strategy's format, else the reason.
 
         >>> get_strategy("cot").validate("3 + 4 = 7.")
-        "missing the final answer line 'The answer is N.'"
+        "missing the final answer line ('The answer is N.' or 'Final Answer: N')"
         >>> get_strategy("pot").validate("x = 3 + 4") is not None
         True
         """
@@ -288,6 +288,22 @@ class Strategy:
 # validity checks (pure; each returns None or the reason)
 
 
+def _or_forms(forms: Iterable[str]) -> str:
+    """``a or b``: the distinct forms of the registered styles (for messages)."""
+    return " or ".join(dict.fromkeys(forms))
+
+
+def _final_lines() -> str:
+    return _or_forms(f"'{s.final_line('N')}'" for s in all_styles())
+
+
+def _l2m_forms() -> str:
+    return _or_forms(
+        f"'{s.l2m_question.format(k=1, text='...?')}' then '{s.l2m_answer.format(k=1, text='...')}'"
+        for s in all_styles()
+    )
+
+
 def has_marker(text: str) -> str | None:
     """The rationale states its final answer with a marker line (``The answer is N.``, or
     ``Final Answer: N`` in the authors' style: :data:`verify.FINAL_ANSWER_MARKERS`).
@@ -299,7 +315,7 @@ def has_marker(text: str) -> str | None:
     """
     lower = text.lower()
     if not any(m.lower() in lower for m in verify.FINAL_ANSWER_MARKERS):
-        return f"missing the final answer line '{verify.marker_line('N')}'"
+        return f"missing the final answer line ({_final_lines()})"
     return None
 
 
@@ -339,11 +355,11 @@ def has_subquestions(text: str) -> str | None:
     >>> has_subquestions("Q1: How many?\\nA1: 3.") is None
     True
     >>> has_subquestions("First 3 + 4 = 7.")
-    "no sub-question/answer pairs ('Q1: ...?' then 'A1: ...')"
+    "no sub-question/answer pairs ('Q1: ...?' then 'A1: ...' or 'Sub-question 1: ...?' then 'Answer to Sub-question 1: ...')"
     """
     pairs = l2m_pairs(text)
     if not any("?" in q and a for q, a in pairs):
-        return "no sub-question/answer pairs ('Q1: ...?' then 'A1: ...')"
+        return f"no sub-question/answer pairs ({_l2m_forms()})"
     n_questions = sum(1 for line in text.splitlines() if l2m_question_match(line))
     if n_questions > len(pairs):
         return f"{n_questions - len(pairs)} sub-question(s) without an answer line"
