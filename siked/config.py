@@ -231,6 +231,22 @@ class TeacherConfig(EngineConfig):
     # > 0: also let the (LLM) teacher choose the strategy itself, this many samples per
     # question, to measure its real strategy choice (teacher/choice.jsonl; not trained on)
     free_choice_n: int = Field(default=0, ge=0)
+    # how the teacher is prompted, and so the rationale format the student learns
+    # (siked.styles): "siked" (Question/Answer blocks or chat turns, Q1/A1, "The answer is N.")
+    # or "authors" (the authors' Instruction/Input/Response layout over eight GSM8K training
+    # problems, Sub-question k, "Final Answer: N")
+    prompt_style: str = "siked"
+
+    @field_validator("prompt_style")
+    @classmethod
+    def _prompt_style(cls, v: str) -> str:
+        from siked.styles import get_style
+
+        try:
+            get_style(v)
+        except SikedError as e:  # pydantic names the key when the validator raises ValueError
+            raise ValueError(str(e)) from None
+        return v
 
     @model_validator(mode="after")
     def _free_choice(self) -> TeacherConfig:

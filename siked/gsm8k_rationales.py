@@ -6,6 +6,10 @@ generated sub-question: ``How many ...? ** step``). From them:
 
 * **cot** -- the main solution without annotations, ``#### N`` replaced by the marker line;
 * **l2m** -- the Socratic pairs as ``Q1: ...`` / ``A1: ...`` lines, then the marker line;
+
+in the teacher's prompt style (:mod:`siked.styles`): the ``authors`` style keeps the
+calculator annotations, writes ``Sub-question 1: ...`` / ``Answer to Sub-question 1: ...`` and
+ends with ``Final Answer: N``, as the exemplars of its prompts do;
 * **pot** -- a program built from the annotations: each result becomes a named variable
   (named from its sub-question, else the words around it, else ``v1, v2...``), later
   expressions that reuse an earlier result's number refer to its variable, and the step that
@@ -28,8 +32,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from siked.data import GSM8KSolutions
+from siked.styles import DEFAULT_STYLE, PromptStyle, get_style
 from siked.text import collapse_whitespace, format_number, parse_number
-from siked.verify import marker_line
 
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _ENDOFTEXT = re.compile(r"<?\|?endoftext\|?>?")
@@ -81,24 +85,39 @@ def final_value(raw: str | None) -> Fraction | None:
 # CoT and L2M
 
 
-def gold_cot(main: str) -> str | None:
+def _style(style: str | PromptStyle) -> PromptStyle:
+    return style if isinstance(style, PromptStyle) else get_style(style)
+
+
+def _step(text: str, style: PromptStyle) -> str:
+    return collapse_whitespace(text if style.annotations else strip_annotations(text))
+
+
+def gold_cot(main: str, style: str | PromptStyle = DEFAULT_STYLE) -> str | None:
     """The CoT rationale of a main GSM8K solution (None when it has no ``####`` answer).
 
-    >>> print(gold_cot("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\\nNatalia sold 48+24 = <<48+24=72>>72 clips.\\n#### 72"))
+    >>> sol = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\\nNatalia sold 48+24 = <<48+24=72>>72 clips.\\n#### 72"
+    >>> print(gold_cot(sol))
     Natalia sold 48/2 = 24 clips in May.
     Natalia sold 48+24 = 72 clips.
     The answer is 72.
+    >>> print(gold_cot(sol, "authors"))
+    Natalia sold 48/2 = <<48/2=24>>24 clips in May.
+    Natalia sold 48+24 = <<48+24=72>>72 clips.
+    Final Answer: 72
     """
+    st = _style(style)
     lines, final = split_final(main)
     value = final_value(final)
     if value is None:
         return None
-    steps = [s for ln in lines if (s := collapse_whitespace(strip_annotations(ln)))]
-    return "\n".join([*steps, marker_line(format_number(value))])
+    steps = [s for ln in lines if (s := _step(ln, st))]
+    return "\n".join([*steps, st.final_line(format_number(value))])
 
 
-def socratic_pairs(socratic: str) -> list[tuple[str, str]]:
-    """``(sub-question, answer step)`` pairs of a Socratic solution, annotations removed.
+def socratic_pairs(socratic: str, annotations: bool = False) -> list[tuple[str, str]]:
+    """``(sub-question, answer step)`` pairs of a Socratic solution, annotations removed
+    (kept with ``annotations``).
 
     Junk tokens (``<|endoftext|>``) are dropped; a step without a usable sub-question is joined
     to the previous answer.
@@ -113,7 +132,7 @@ def socratic_pairs(socratic: str) -> list[tuple[str, str]]:
         if not sep:
             q, a = "", ln
         q = collapse_whitespace(_ENDOFTEXT.sub("", q))
-        a = collapse_whitespace(strip_annotations(a))
+        a = collapse_whitespace(a if annotations else strip_annotations(a))
         if not a:
             continue
         if not q or not re.search(r"[A-Za-z]", q):
@@ -124,23 +143,30 @@ def socratic_pairs(socratic: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def gold_l2m(socratic: str) -> str | None:
+def gold_l2m(socratic: str, style: str | PromptStyle = DEFAULT_STYLE) -> str | None:
     """The L2M rationale of a Socratic GSM8K solution (None without pairs or ``####``).
 
-    >>> print(gold_l2m("How many in May? ** 48/2 = <<48/2=24>>24.\\nHow many in all? ** 48+24 = <<48+24=72>>72.\\n#### 72"))
+    >>> sol = "How many in May? ** 48/2 = <<48/2=24>>24.\\nHow many in all? ** 48+24 = <<48+24=72>>72.\\n#### 72"
+    >>> print(gold_l2m(sol))
     Q1: How many in May?
     A1: 48/2 = 24.
     Q2: How many in all?
     A2: 48+24 = 72.
     The answer is 72.
+    >>> print(gold_l2m(sol, "authors"))
+    Sub-question 1: How many in May?
+    Answer to Sub-question 1: 48/2 = <<48/2=24>>24.
+    Sub-question 2: How many in all?
+    Answer to Sub-question 2: 48+24 = <<48+24=72>>72.
+    Final Answer: 72
     """
+    st = _style(style)
     _, final = split_final(socratic)
     value = final_value(final)
-    pairs = socratic_pairs(socratic)
+    pairs = socratic_pairs(socratic, st.annotations)
     if value is None or not pairs:
         return None
-    lines = [f"Q{i}: {q}\nA{i}: {a}" for i, (q, a) in enumerate(pairs, 1)]
-    return "\n".join([*lines, marker_line(format_number(value))])
+    return "\n".join([*st.l2m_lines(pairs), st.final_line(format_number(value))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,20 +618,25 @@ def gold_pot(main: str, socratic: str = "", question: str = "") -> str | None:
     return render_program(steps, target)
 
 
-#: strategy -> the rationale of a GSM8K problem ``(solutions, question) -> text | None``
-BUILDERS: dict[str, Callable[[GSM8KSolutions, str], str | None]] = {
-    "cot": lambda sol, q: gold_cot(sol.main),
-    "l2m": lambda sol, q: gold_l2m(sol.socratic),
-    "pot": lambda sol, q: gold_pot(sol.main, sol.socratic, q),
+#: strategy -> the rationale of a GSM8K problem ``(solutions, question, style) -> text | None``
+BUILDERS: dict[str, Callable[[GSM8KSolutions, str, PromptStyle], str | None]] = {
+    "cot": lambda sol, q, style: gold_cot(sol.main, style),
+    "l2m": lambda sol, q, style: gold_l2m(sol.socratic, style),
+    "pot": lambda sol, q, style: gold_pot(sol.main, sol.socratic, q),  # plain Python in any style
 }
 
 #: strategies the gold teacher can write
 GOLD_STRATEGIES: tuple[str, ...] = tuple(BUILDERS)
 
 
-def gold_rationale(solutions: GSM8KSolutions, strategy: str, question: str = "") -> str | None:
-    """The rationale of one GSM8K problem in ``strategy``'s format, or None (no builder for the
-    strategy, or the solution cannot be rewritten).
+def gold_rationale(
+    solutions: GSM8KSolutions,
+    strategy: str,
+    question: str = "",
+    style: str | PromptStyle = DEFAULT_STYLE,
+) -> str | None:
+    """The rationale of one GSM8K problem in ``strategy``'s format in prompt style ``style``,
+    or None (no builder for the strategy, or the solution cannot be rewritten).
 
     >>> from siked.data import GSM8KSolutions
     >>> print(gold_rationale(GSM8KSolutions("2+3 = <<2+3=5>>5 apples.\\n#### 5", ""), "cot"))
@@ -613,4 +644,4 @@ def gold_rationale(solutions: GSM8KSolutions, strategy: str, question: str = "")
     The answer is 5.
     """
     builder = BUILDERS.get(strategy)
-    return None if builder is None else builder(solutions, question)
+    return None if builder is None else builder(solutions, question, _style(style))

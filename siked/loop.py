@@ -42,6 +42,8 @@ from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
 from siked.rundir import RunPaths, best_iteration, iteration_summary
+from siked.styles import DEFAULT_STYLE
+from siked.text import collapse_whitespace
 
 log = logging.getLogger("siked.loop")
 
@@ -110,14 +112,20 @@ def split_train_validation(cfg: SikedConfig) -> tuple[list[Any], list[Any]]:
 
     All questions of ``data.train`` are shuffled with the run seed (when ``data.shuffle``);
     the first ``validation_size`` are the validation set, the training questions follow
-    (after ``offset``), ``data.train.limit`` of them.
+    (after ``offset``), ``data.train.limit`` of them. Questions the teacher sees as exemplars
+    in ``teacher.prompt_style`` (:func:`siked.strategies.exemplar_questions`: the authors'
+    style shows eight GSM8K training problems) are left out after shuffling (the others keep
+    their order; with the default style nothing is left out).
     """
     from siked.data import load_problems
+    from siked.strategies import exemplar_questions
 
     spec = cfg.data.train
     problems = list(load_problems(spec.name, spec.split, data_dir=cfg.data.dir))
     if cfg.data.shuffle:
         random.Random(cfg.seed).shuffle(problems)
+    shown = exemplar_questions(cfg.teacher.prompt_style, list(cfg.strategies))
+    problems = [p for p in problems if collapse_whitespace(p.question) not in shown]
     n_val = cfg.data.validation_size
     validation = problems[:n_val]
     rest = problems[n_val + cfg.data.offset :]
@@ -157,19 +165,27 @@ def _say(msg: str) -> None:
     say(msg)
 
 
-def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
-    from siked.teach import teach
-
+def teacher_inputs(cfg: SikedConfig, train: list[Any]) -> dict[str, Any]:
+    """What the teacher stage's outputs depend on (the manifest's key for it). The default
+    ``prompt_style`` is left out, as before the key existed, so earlier runs stay done."""
     teacher_cfg = cfg.teacher.model_dump(
         mode="json",
         exclude={"cache_dir", "concurrency", "chunk_size", "batch_size", *_HOW_TO_START},
     )
-    inputs = {
+    if teacher_cfg.get("prompt_style") == DEFAULT_STYLE:
+        del teacher_cfg["prompt_style"]
+    return {
         "teacher": teacher_cfg,
         "strategies": cfg.strategies,
         "questions": _qids_hash(train),
         "seed": cfg.seed,
     }
+
+
+def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
+    from siked.teach import teach
+
+    inputs = teacher_inputs(cfg, train)
     kept = paths.teacher_kept
     took = ""
     if not man.is_done("teacher", sha256_json(inputs)):

@@ -181,7 +181,7 @@ def measure_lengths(cfg: SikedConfig, train: list[Any]) -> Lengths:
             if sol is None:
                 continue
             for s in cfg.strategies:
-                text = gold_rationale(sol, s, p.question)
+                text = gold_rationale(sol, s, p.question, cfg.teacher.prompt_style)
                 if text:
                     texts[s].append((p.question, text))
     tok = _student_tokenizer(cfg.student.model)
@@ -241,6 +241,8 @@ def make_plan(cfg: SikedConfig) -> Plan:
     from siked import data as data_mod
     from siked.evaluate import resolve_datasets
     from siked.loop import split_train_validation
+    from siked.strategies import exemplar_questions
+    from siked.text import collapse_whitespace
 
     plan = Plan(cfg.name)
     nums = plan.numbers
@@ -293,6 +295,19 @@ def make_plan(cfg: SikedConfig) -> Plan:
         "samples",
         fmt_int(prompts * t.n),
         f"{fmt_int(N)} questions x {S} strategies x n {t.n}, <= {t.max_tokens} new tokens each",
+    )
+    spec = cfg.data.train
+    split_questions = {
+        collapse_whitespace(p.question)
+        for p in data_mod.load_problems(spec.name, spec.split, data_dir=cfg.data.dir)
+    }
+    shown = len(exemplar_questions(t.prompt_style, list(cfg.strategies)) & split_questions)
+    sec.add(
+        "prompt style",
+        t.prompt_style,
+        f"its {shown} exemplar questions are left out of the training and validation questions"
+        if shown
+        else f"its exemplars are not {spec.name}:{spec.split} questions",
     )
     if t.engine != "gold" and lengths.rationale:
         mean_r = statistics.fmean(lengths.rationale.values())

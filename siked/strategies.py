@@ -21,6 +21,13 @@ Formats (stored rationales, without the ``[tag]: `` prefix):
 * **l2m**: numbered sub-question/answer pairs ``Q1: ...?`` / ``A1: ...``, then the marker line;
 * **pot**: plain Python (no code fence) that assigns the result to ``answer``.
 
+Those are the forms of the default prompt style; the teacher's prompt style
+(``teacher.prompt_style``, :mod:`siked.styles`) decides the prompt's layout, its instruction and
+exemplars (:meth:`Strategy.form`; the ``authors`` style's are in :mod:`siked.authors_prompts`)
+and so the forms the teacher writes in: ``authors`` keeps ``<<48/2=24>>`` annotations, writes
+``Sub-question 1: ...`` / ``Answer to Sub-question 1: ...`` and ends with ``Final Answer: N``.
+The validators accept the forms of every registered style.
+
 Adding a strategy is one :func:`register` call (see ``docs/strategies.md``).
 
 >>> strategy_names()
@@ -34,16 +41,26 @@ Adding a strategy is one :func:`register` call (see ``docs/strategies.md``).
 from __future__ import annotations
 
 import ast
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
-from siked import verify
+from siked import authors_prompts, verify
 from siked.errors import SikedError
 from siked.registry import Registry
-from siked.text import check_tag_name, format_tag, parse_tag, tag_prefix
+from siked.styles import (
+    ALPACA_PREAMBLE,
+    AUTHORS,
+    DEFAULT_STYLE,
+    SIKED,
+    PromptStyle,
+    all_styles,
+    get_style,
+    l2m_answer_match,
+    l2m_question_match,
+)
+from siked.text import check_tag_name, collapse_whitespace, format_tag, parse_tag, tag_prefix
 
 #: A validity check: ``None`` when the rationale passes, else the reason it fails.
 Validator = Callable[[str], "str | None"]
@@ -76,6 +93,14 @@ class Exemplar:
 
 
 @dataclass(frozen=True)
+class Form:
+    """A strategy's teacher instruction and exemplars in one prompt style."""
+
+    instruction: str
+    exemplars: tuple[Exemplar, ...]
+
+
+@dataclass(frozen=True)
 class Strategy:
     """A reasoning strategy. Frozen: register a new instance rather than mutating one.
 
@@ -100,6 +125,9 @@ class Strategy:
     label: str | None = None
     #: the final-answer marker of a text strategy (programs store ``answer`` instead)
     marker: str = verify.FINAL_ANSWER_MARKER
+    #: instruction and exemplars in other prompt styles (:mod:`siked.styles`) by style name;
+    #: ``instruction`` and ``exemplars`` above are the default style's (and any style's not here)
+    forms: dict[str, Form] = field(default_factory=dict, compare=False)
 
     @property
     def tag(self) -> str:
@@ -118,55 +146,72 @@ class Strategy:
 
     # -- prompts -------------------------------------------------------------------------------
 
-    def render(self, rationale: str) -> str:
-        """A stored rationale as it appears in prompts (programs inside a code fence)."""
-        if self.program:
+    def form(self, style: str = DEFAULT_STYLE) -> Form:
+        """The instruction and exemplars shown to the teacher in prompt style ``style``."""
+        return self.forms.get(style) or Form(self.instruction, self.exemplars)
+
+    def render(self, rationale: str, style: str = DEFAULT_STYLE) -> str:
+        """A stored rationale as it appears in prompts (programs inside a code fence, in the
+        styles that fence them)."""
+        if self.program and get_style(style).fence_programs:
             return f"```{self.language}\n{rationale.strip()}\n```"
         return rationale.strip()
 
-    def _prompt_frame(self, chat: bool) -> tuple[list[dict[str, str]], str, str]:
+    def _prompt_frame(self, chat: bool, style: str) -> tuple[list[dict[str, str]], str, str]:
         """What surrounds the question in a teacher prompt: the earlier chat turns (none in
         text), the text before the question and the text after it."""
+        form = self.form(style)
+        if get_style(style).layout == "alpaca":
+            shots = [(ex.question, self.render(ex.rationale, style)) for ex in form.exemplars]
+            return alpaca_frame(form.instruction, shots)
         if chat:
             turns: list[dict[str, str]] = []
-            for i, ex in enumerate(self.exemplars):
-                head = f"{self.instruction}\n\n" if i == 0 else ""
+            for i, ex in enumerate(form.exemplars):
+                head = f"{form.instruction}\n\n" if i == 0 else ""
                 turns.append({"role": "user", "content": f"{head}Question: {ex.question}"})
-                turns.append({"role": "assistant", "content": self.render(ex.rationale)})
-            head = "" if self.exemplars else f"{self.instruction}\n\n"
+                turns.append({"role": "assistant", "content": self.render(ex.rationale, style)})
+            head = "" if form.exemplars else f"{form.instruction}\n\n"
             return turns, f"{head}Question: ", ""
         sep = "\n" if self.program else " "
-        blocks = [self.instruction] + [
-            f"Question: {ex.question}\nAnswer:{sep}{self.render(ex.rationale)}"
-            for ex in self.exemplars
+        blocks = [form.instruction] + [
+            f"Question: {ex.question}\nAnswer:{sep}{self.render(ex.rationale, style)}"
+            for ex in form.exemplars
         ]
         opener = f"\n```{self.language}\n" if self.program else ""
         return [], "\n\n".join(blocks) + "\n\nQuestion: ", f"\nAnswer:{opener}"
 
-    def teacher_prompt(self, question: str, chat: bool = False) -> str | list[dict[str, str]]:
-        """The few-shot teacher prompt for ``question``.
+    def teacher_prompt(
+        self, question: str, chat: bool = False, style: str = DEFAULT_STYLE
+    ) -> str | list[dict[str, str]]:
+        """The few-shot teacher prompt for ``question`` in prompt style ``style``.
 
-        ``chat=False``: one text, the instruction then ``Question: ...\\nAnswer: ...`` blocks,
-        ending with ``Answer:`` (for programs: an opened code fence) for the model to continue.
-        ``chat=True``: user/assistant turns; the instruction opens the first user turn (some
-        chat templates reject a system role). :meth:`question_of` is the inverse.
+        ``siked`` style, ``chat=False``: one text, the instruction then ``Question: ...\\nAnswer:
+        ...`` blocks, ending with ``Answer:`` (for programs: an opened code fence) for the model
+        to continue. ``chat=True``: user/assistant turns; the instruction opens the first user
+        turn (some chat templates reject a system role). ``authors`` style: the text of
+        :func:`alpaca_frame`, ending with ``Response:``; with ``chat=True`` that text is the one
+        user turn. :meth:`question_of` is the inverse.
         """
-        turns, before, after = self._prompt_frame(chat)
+        turns, before, after = self._prompt_frame(chat, style)
         text = f"{before}{question.strip()}{after}"
         return [*turns, {"role": "user", "content": text}] if chat else text
 
-    def question_of(self, prompt: str | list[dict[str, str]]) -> str | None:
-        """The question of a teacher prompt of this strategy, or None when ``prompt`` is not
-        one (the inverse of :meth:`teacher_prompt`, text or chat).
+    def question_of(
+        self, prompt: str | list[dict[str, str]], style: str = DEFAULT_STYLE
+    ) -> str | None:
+        """The question of a teacher prompt of this strategy in ``style``, or None when
+        ``prompt`` is not one (the inverse of :meth:`teacher_prompt`, text or chat).
 
         >>> cot = get_strategy("cot")
         >>> cot.question_of(cot.teacher_prompt("How many?")), cot.question_of("How many?")
         ('How many?', None)
         >>> get_strategy("pot").question_of(cot.teacher_prompt("How many?", chat=True)) is None
         True
+        >>> cot.question_of(cot.teacher_prompt("How many?", style="authors"), "authors")
+        'How many?'
         """
         chat = not isinstance(prompt, str)
-        turns, before, after = self._prompt_frame(chat)
+        turns, before, after = self._prompt_frame(chat, style)
         if isinstance(prompt, str):
             text = prompt
         elif len(prompt) == len(turns) + 1 and list(prompt[:-1]) == turns:
@@ -181,10 +226,12 @@ class Strategy:
             return None
         return text[len(before) : len(text) - len(after)]
 
-    def stop_strings(self, chat: bool = False) -> list[str]:
-        """Stop strings for generation. A text prompt for a program opened the code fence, so
-        the closing fence ends the program; in chat the model writes both fences itself."""
-        extra = ["```"] if self.program and not chat else []
+    def stop_strings(self, chat: bool = False, style: str = DEFAULT_STYLE) -> list[str]:
+        """Stop strings for generation. A text prompt for a program opened the code fence (in
+        the styles that fence programs), so the closing fence ends the program; in chat the
+        model writes both fences itself."""
+        fenced = self.program and not chat and get_style(style).fence_programs
+        extra = ["```"] if fenced else []
         return list(dict.fromkeys([*self.stop, *extra]))
 
     # -- outputs -------------------------------------------------------------------------------
@@ -206,7 +253,7 @@ class Strategy:
         """``None`` if ``text`` (a stored rationale) has this strategy's format, else the reason.
 
         >>> get_strategy("cot").validate("3 + 4 = 7.")
-        "missing the final answer line 'The answer is N.'"
+        "missing the final answer line ('The answer is N.' or 'Final Answer: N')"
         >>> get_strategy("pot").validate("x = 3 + 4") is not None
         True
         """
@@ -241,37 +288,57 @@ class Strategy:
 # validity checks (pure; each returns None or the reason)
 
 
+def _or_forms(forms: Iterable[str]) -> str:
+    """``a or b``: the distinct forms of the registered styles (for messages)."""
+    return " or ".join(dict.fromkeys(forms))
+
+
+def _final_lines() -> str:
+    return _or_forms(f"'{s.final_line('N')}'" for s in all_styles())
+
+
+def _l2m_forms() -> str:
+    return _or_forms(
+        f"'{s.l2m_question.format(k=1, text='...?')}' then '{s.l2m_answer.format(k=1, text='...')}'"
+        for s in all_styles()
+    )
+
+
 def has_marker(text: str) -> str | None:
-    """The rationale states its final answer with the marker line.
+    """The rationale states its final answer with a marker line (``The answer is N.``, or
+    ``Final Answer: N`` in the authors' style: :data:`verify.FINAL_ANSWER_MARKERS`).
 
     >>> has_marker("So 3 apples.\\nThe answer is 3.") is None
     True
+    >>> has_marker("3+4=<<3+4=7>>7\\nFinal Answer: 7") is None
+    True
     """
-    if verify.FINAL_ANSWER_MARKER.lower() not in text.lower():
-        return f"missing the final answer line '{verify.marker_line('N')}'"
+    lower = text.lower()
+    if not any(m.lower() in lower for m in verify.FINAL_ANSWER_MARKERS):
+        return f"missing the final answer line ({_final_lines()})"
     return None
-
-
-_L2M_Q = re.compile(r"^\s*Q(\d+)\s*:\s*(.*)$")
-_L2M_A = re.compile(r"^\s*A(\d+)\s*:\s*(.*)$")
 
 
 def l2m_pairs(text: str) -> list[tuple[str, str]]:
     """The ``(sub-question, answer)`` pairs of an L2M rationale, in order.
 
-    A pair is a line ``Qk: ...`` followed by a line ``Ak: ...`` with the same k; answer lines
-    may continue on following lines (until the next ``Q``/``A`` line or the marker line).
+    A pair is a sub-question line (``Qk: ...``, or ``Sub-question k: ...`` in the authors'
+    style) followed by its answer line (``Ak: ...`` / ``Answer to Sub-question k: ...``) with
+    the same k; answer lines may continue on following lines (until the next sub-question or
+    answer line, or the marker line).
 
     >>> l2m_pairs("Q1: How many pens?\\nA1: 2 + 3 = 5 pens.\\nQ2: Cost?\\nA2: 5 * 2 = 10.\\nThe answer is 10.")
     [('How many pens?', '2 + 3 = 5 pens.'), ('Cost?', '5 * 2 = 10.')]
+    >>> l2m_pairs("Sub-question 1: How many?\\nAnswer to Sub-question 1: 2+3=<<2+3=5>>5\\nFinal Answer: 5")
+    [('How many?', '2+3=<<2+3=5>>5')]
     """
     pairs: list[tuple[str, str]] = []
     question: tuple[str, str] | None = None  # (k, text) awaiting its answer
     answer_open = False
     for line in text.splitlines():
-        if m := _L2M_Q.match(line):
+        if m := l2m_question_match(line):
             question, answer_open = (m.group(1), m.group(2).strip()), False
-        elif (m := _L2M_A.match(line)) and question is not None and m.group(1) == question[0]:
+        elif (m := l2m_answer_match(line)) and question is not None and m.group(1) == question[0]:
             pairs.append((question[1], m.group(2).strip()))
             question, answer_open = None, True
         elif answer_open and line.strip() and has_marker(line) is not None:
@@ -288,12 +355,12 @@ def has_subquestions(text: str) -> str | None:
     >>> has_subquestions("Q1: How many?\\nA1: 3.") is None
     True
     >>> has_subquestions("First 3 + 4 = 7.")
-    "no sub-question/answer pairs ('Q1: ...?' then 'A1: ...')"
+    "no sub-question/answer pairs ('Q1: ...?' then 'A1: ...' or 'Sub-question 1: ...?' then 'Answer to Sub-question 1: ...')"
     """
     pairs = l2m_pairs(text)
     if not any("?" in q and a for q, a in pairs):
-        return "no sub-question/answer pairs ('Q1: ...?' then 'A1: ...')"
-    n_questions = sum(1 for line in text.splitlines() if _L2M_Q.match(line))
+        return f"no sub-question/answer pairs ({_l2m_forms()})"
+    n_questions = sum(1 for line in text.splitlines() if l2m_question_match(line))
     if n_questions > len(pairs):
         return f"{n_questions - len(pairs)} sub-question(s) without an answer line"
     if any(not a for _, a in pairs):
@@ -376,18 +443,76 @@ def get_strategies(names: Sequence[str] | str | None = None) -> list[Strategy]:
     return [get_strategy(n) for n in dict.fromkeys(names)]
 
 
-def parse_teacher_prompt(prompt: str | list[dict[str, str]]) -> tuple[Strategy, str] | None:
-    """``(strategy, question)`` of a teacher prompt of a registered strategy, else None.
+class TeacherPrompt(NamedTuple):
+    """What :func:`parse_teacher_prompt` reads back from a teacher prompt."""
 
-    >>> s, q = parse_teacher_prompt(get_strategy("l2m").teacher_prompt("Why?", chat=True))
-    >>> s.name, q
-    ('l2m', 'Why?')
+    strategy: Strategy
+    question: str
+    style: str  # the prompt style (:mod:`siked.styles`)
+
+
+def parse_teacher_prompt(prompt: str | list[dict[str, str]]) -> TeacherPrompt | None:
+    """``(strategy, question, style)`` of a teacher prompt of a registered strategy in a
+    registered style, else None.
+
+    >>> s, q, style = parse_teacher_prompt(get_strategy("l2m").teacher_prompt("Why?", chat=True))
+    >>> s.name, q, style
+    ('l2m', 'Why?', 'siked')
     """
-    for strategy in _REGISTRY.values():
-        question = strategy.question_of(prompt)
-        if question is not None:
-            return strategy, question
+    for style in all_styles():
+        for strategy in _REGISTRY.values():
+            question = strategy.question_of(prompt, style.name)
+            if question is not None:
+                return TeacherPrompt(strategy, question, style.name)
     return None
+
+
+def alpaca_frame(instruction: str, shots: Sequence[tuple[str, str]]) -> tuple[list[Any], str, str]:
+    """The authors' layout (:data:`siked.styles.ALPACA_PREAMBLE`, ``Instruction:``, then
+    ``Input:`` / ``Response:`` blocks) around a question: ``([], before, after)`` as
+    :meth:`Strategy.teacher_prompt` uses it. The authors' prompt files are laid out so
+    (``dataset_creation/PROMPTS/COT-prompt.txt``); the model's reply ends where it starts the
+    next ``Input:`` (:func:`verify.truncate`, and a stop string).
+
+    >>> _, before, after = alpaca_frame("Add.", [("1+1?", "2")])
+    >>> print(before + "2+2?" + after)  # doctest: +ELLIPSIS
+    Below is an instruction ... completes the request.
+    <BLANKLINE>
+    Instruction:
+    Add.
+    <BLANKLINE>
+    Input:
+    1+1?
+    <BLANKLINE>
+    Response:
+    2
+    <BLANKLINE>
+    Input:
+    2+2?
+    <BLANKLINE>
+    Response:
+    <BLANKLINE>
+    """
+    blocks = [ALPACA_PREAMBLE, f"Instruction:\n{instruction}"]
+    blocks += [f"Input:\n{q}\n\nResponse:\n{a}" for q, a in shots]
+    return [], "\n\n".join(blocks) + "\n\nInput:\n", "\n\nResponse:\n"
+
+
+def exemplar_questions(
+    style: str = DEFAULT_STYLE, names: Sequence[str] | str | None = None
+) -> set[str]:
+    """The questions the teacher sees as exemplars in ``style`` (whitespace collapsed), over
+    the strategies ``names`` (default: all): a run leaves them out of its training and
+    validation questions (the authors' style shows eight GSM8K training problems).
+
+    >>> len(exemplar_questions("authors"))
+    8
+    """
+    return {
+        collapse_whitespace(ex.question)
+        for s in get_strategies(names)
+        for ex in s.form(style).exemplars
+    }
 
 
 def format_tagged(name: str, text: str) -> str:
@@ -400,28 +525,32 @@ def format_tagged(name: str, text: str) -> str:
 
 
 def free_choice_prompt(
-    question: str, strategies: Sequence[Strategy], chat: bool = False
+    question: str, strategies: Sequence[Strategy], chat: bool = False, style: str = DEFAULT_STYLE
 ) -> str | list[dict[str, str]]:
     """A few-shot prompt that lets the *teacher* choose the strategy (``teacher.free_choice_n``).
 
     The instruction lists every strategy with its own instruction and asks for the chosen tag
     first (``[cot]: ...``). Exemplar ``i`` is shown in strategy ``i mod len(strategies)``, so
     each strategy is demonstrated about equally often, in the run's strategy order. The format
-    of the prompt mirrors :meth:`Strategy.teacher_prompt` (``chat`` or plain text).
+    of the prompt mirrors :meth:`Strategy.teacher_prompt` (``chat`` or plain text, ``style``).
     """
     question = question.strip()
-    listed = "\n".join(f"{s.tag} {s.description}. {s.instruction}" for s in strategies)
+    listed = "\n".join(f"{s.tag} {s.description}. {s.form(style).instruction}" for s in strategies)
     instruction = (
         "Solve each math word problem with the strategy that suits it best. The strategies "
         f"are:\n{listed}\nStart every answer with the tag of the strategy you chose, for "
         'example "[cot]: ", then solve the problem with that strategy.'
     )
     shots: list[tuple[str, str]] = []
-    n = min((len(s.exemplars) for s in strategies), default=0)
+    n = min((len(s.form(style).exemplars) for s in strategies), default=0)
     for i in range(n):
         s = strategies[i % len(strategies)]
-        ex = s.exemplars[i]
-        shots.append((ex.question, format_tagged(s.name, s.render(ex.rationale))))
+        ex = s.form(style).exemplars[i]
+        shots.append((ex.question, format_tagged(s.name, s.render(ex.rationale, style))))
+    if get_style(style).layout == "alpaca":
+        _, before, after = alpaca_frame(instruction, shots)
+        text = f"{before}{question}{after}"
+        return [{"role": "user", "content": text}] if chat else text
     if chat:
         messages: list[dict[str, str]] = []
         for i, (q, a) in enumerate(shots):
@@ -459,12 +588,11 @@ def parse_tagged(response: str) -> tuple[str | None, str]:
 
 
 def _cot(*steps: str, answer: str) -> str:
-    return "\n".join([*steps, verify.marker_line(answer)])
+    return "\n".join([*steps, SIKED.final_line(answer)])
 
 
 def _l2m(*pairs: tuple[str, str], answer: str) -> str:
-    lines = [f"Q{i}: {q}\nA{i}: {a}" for i, (q, a) in enumerate(pairs, 1)]
-    return "\n".join([*lines, verify.marker_line(answer)])
+    return "\n".join([*SIKED.l2m_lines(pairs), SIKED.final_line(answer)])
 
 
 def _pot(*lines: str) -> str:
@@ -663,8 +791,14 @@ _PROBLEMS: list[dict[str, Any]] = [
 ]
 
 
-def _exemplars(kind: str) -> tuple[Exemplar, ...]:
-    return tuple(Exemplar(p["question"], Fraction(p["answer"]), p[kind].strip()) for p in _PROBLEMS)
+def _exemplars(kind: str, problems: Sequence[dict[str, Any]] = _PROBLEMS) -> tuple[Exemplar, ...]:
+    return tuple(Exemplar(p["question"], Fraction(p["answer"]), p[kind].strip()) for p in problems)
+
+
+def _authors_forms(kind: str, style: PromptStyle = AUTHORS) -> dict[str, Form]:
+    """The authors' style of a built-in strategy (:mod:`siked.authors_prompts`)."""
+    exemplars = _exemplars(kind, authors_prompts.PROBLEMS)
+    return {style.name: Form(authors_prompts.INSTRUCTIONS[kind], exemplars)}
 
 
 _MARKER_HINT = f'"{verify.FINAL_ANSWER_MARKER} N." where N is only the final number'
@@ -678,6 +812,7 @@ COT = register(
             f"calculation, then finish with the line {_MARKER_HINT}."
         ),
         exemplars=_exemplars("cot"),
+        forms=_authors_forms("cot"),
         validators=(has_marker,),
         label="chain of thought",
     )
@@ -694,6 +829,7 @@ L2M = register(
             f"sub-question is the original question. Finish with the line {_MARKER_HINT}."
         ),
         exemplars=_exemplars("l2m"),
+        forms=_authors_forms("l2m"),
         validators=(has_subquestions, has_marker),
         label="least-to-most sub-questions",
     )
@@ -709,6 +845,7 @@ POT = register(
             "variable named `answer`. Do not print anything or read input."
         ),
         exemplars=_exemplars("pot"),
+        forms=_authors_forms("pot"),
         validators=(parses_as_python, assigns_answer),
         stop=COMMON_STOP,  # blank lines are normal inside programs
         program=True,

@@ -50,6 +50,7 @@ from siked.lock import locks_outputs
 from siked.records import Record
 from siked.resume import chunked, resume_rows
 from siked.strategies import COMMON_STOP, NO_STRATEGY, Strategy, get_strategies, parse_tagged
+from siked.styles import DEFAULT_STYLE
 from siked.text import collapse_whitespace, format_number
 
 if TYPE_CHECKING:
@@ -298,8 +299,10 @@ def format_stats(stats: dict[str, Any]) -> str:
 
 def fingerprint(cfg: TeacherConfig, seed: int, chat: bool) -> dict[str, Any]:
     """What determines a sample (a resume with other values starts afresh). ``n``,
-    ``keep_per_strategy``, ``chunk_size`` and the server address may change between runs."""
-    return {
+    ``keep_per_strategy``, ``chunk_size`` and the server address may change between runs.
+    ``prompt_style`` is recorded when it is not the default (earlier runs' fingerprints lack
+    it, and stay valid)."""
+    fp: dict[str, Any] = {
         "engine": cfg.engine,
         "model": cfg.model,
         "chat": chat,
@@ -308,6 +311,9 @@ def fingerprint(cfg: TeacherConfig, seed: int, chat: bool) -> dict[str, Any]:
         "max_tokens": cfg.max_tokens,
         "seed": seed,
     }
+    if cfg.prompt_style != DEFAULT_STYLE:
+        fp["prompt_style"] = cfg.prompt_style
+    return fp
 
 
 def first_per_key(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -463,6 +469,7 @@ def teach(
             "max_tokens": cfg.max_tokens,
             "keep_per_strategy": cfg.keep_per_strategy,
             "chat": chat,
+            "prompt_style": cfg.prompt_style,
             "resumed_samples": len(existing),
             "generated": generated,
             "generation_seconds": round(gen_seconds, 3),
@@ -492,12 +499,12 @@ def _generate(
     for (name, n), group in groups.items():
         strategy = strategies[name]
         completions = engine.generate(
-            [strategy.teacher_prompt(u.problem.question, chat) for u in group],
+            [strategy.teacher_prompt(u.problem.question, chat, cfg.prompt_style) for u in group],
             n=n,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             max_tokens=cfg.max_tokens,
-            stop=strategy.stop_strings(chat),
+            stop=strategy.stop_strings(chat, cfg.prompt_style),
             seed=[unit_seed(seed, u.problem.id, name) for u in group],
             progress=False,
         )
@@ -578,7 +585,10 @@ def run_choice(
             items: list[tuple[Problem, int, Completion]] = []
             for n, group in groups.items():
                 completions = engine.generate(
-                    [free_choice_prompt(p.question, strategies, chat) for p, _ in group],
+                    [
+                        free_choice_prompt(p.question, strategies, chat, cfg.prompt_style)
+                        for p, _ in group
+                    ],
                     n=n,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,

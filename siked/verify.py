@@ -64,6 +64,11 @@ from siked.text import (
 
 #: The canonical final-answer marker of CoT and L2M rationales: ``The answer is 72.``
 FINAL_ANSWER_MARKER = "The answer is"
+#: The final-answer marker of the SIKeD authors' prompts (``teacher.prompt_style: authors``):
+#: ``Final Answer: 72``.
+AUTHORS_ANSWER_MARKER = "Final Answer:"
+#: Every marker a text rationale may end with (:func:`extract_marker` reads them all).
+FINAL_ANSWER_MARKERS = (FINAL_ANSWER_MARKER, AUTHORS_ANSWER_MARKER)
 #: GSM8K's own final-answer marker (``#### 72``), accepted by the extraction as a marker too.
 GSM8K_MARKER = "####"
 #: The variable a PoT program stores its result in.
@@ -73,8 +78,9 @@ PROGRAM_REL_TOL = 1e-6
 #: absolute tolerance used together with a relative one (so that gold == 0 can match 1e-17).
 PROGRAM_ABS_TOL = 1e-9
 
-#: line starts that open a new few-shot example (the model kept writing): output is cut there.
-NEXT_EXAMPLE_PREFIXES = ("Question:", "Q:", "Problem:")
+#: line starts that open a new few-shot example (the model kept writing): output is cut there
+#: (``Input:`` opens one in the authors' prompt layout, ``teacher.prompt_style: authors``).
+NEXT_EXAMPLE_PREFIXES = ("Question:", "Q:", "Problem:", "Input:")
 
 
 @dataclass(frozen=True)
@@ -107,12 +113,13 @@ PROGRAM_ANSWER = AnswerFormat("program", program=True)
 
 
 def marker_line(value: str, marker: str = FINAL_ANSWER_MARKER) -> str:
-    """The canonical final line of a text rationale.
+    """The canonical final line of a text rationale: a sentence (``The answer is 72.``), or in
+    the authors' style the bare value (``Final Answer: 72``, as their prompts write it).
 
-    >>> marker_line("72")
-    'The answer is 72.'
+    >>> marker_line("72"), marker_line("72", AUTHORS_ANSWER_MARKER)
+    ('The answer is 72.', 'Final Answer: 72')
     """
-    return f"{marker} {value}."
+    return f"{marker} {value}" if marker == AUTHORS_ANSWER_MARKER else f"{marker} {value}."
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,7 +136,7 @@ def stop_sequences() -> list[str]:
     """Stop strings for generation engines that end a response where :func:`truncate` cuts.
 
     >>> stop_sequences()
-    ['\\nQuestion:', '\\nQ:', '\\nProblem:']
+    ['\\nQuestion:', '\\nQ:', '\\nProblem:', '\\nInput:']
     """
     return [f"\n{p}" for p in NEXT_EXAMPLE_PREFIXES]
 
@@ -137,8 +144,8 @@ def stop_sequences() -> list[str]:
 def truncate(text: str) -> str:
     """Cut ``text`` where the model starts a new example after some content.
 
-    A line starting (at column 0) with ``Question:``, ``Q:`` or ``Problem:``, or a line that
-    starts with a strategy tag like ``[cot]:`` (:data:`siked.text.TAG_LINE`), ends the
+    A line starting (at column 0) with ``Question:``, ``Q:``, ``Problem:`` or ``Input:``, or a
+    line that starts with a strategy tag like ``[cot]:`` (:data:`siked.text.TAG_LINE`), ends the
     rationale -- unless nothing but whitespace precedes it.
 
     >>> truncate("So 3 + 4 = 7. The answer is 7.\\n\\nQuestion: Tom has 5 apples. The answer is 5.")

@@ -16,8 +16,8 @@ LAYERS = [
     "engines.openvino_weights "
     "_sandbox_worker",
     "manifest resume data models sandbox",
-    "verify engines engines.base config",
-    "strategies",
+    "verify styles engines engines.base config",
+    "strategies authors_prompts",
     "chat gsm8k_rationales",
     "engines.hf engines.openvino engines.openai engines.vllm engines.gold",
     "student",

@@ -3,7 +3,8 @@
 :class:`GoldEngine` answers the teacher prompts of :mod:`siked.strategies` like any engine: it
 reads the strategy and the question back from each prompt
 (:func:`siked.strategies.parse_teacher_prompt`), finds the question in GSM8K, and returns the
-rationale :mod:`siked.gsm8k_rationales` writes for it, so ``siked teach --engine gold`` runs the
+rationale :mod:`siked.gsm8k_rationales` writes for it in the prompt's style (the student then
+learns the format the prompt shows), so ``siked teach --engine gold`` runs the
 very same code path (and the same filter) as an LLM teacher.
 """
 
@@ -22,6 +23,7 @@ from siked.engines.base import (
     Prompt,
     check_generate_args,
 )
+from siked.styles import DEFAULT_STYLE
 from siked.text import collapse_whitespace
 
 if TYPE_CHECKING:
@@ -100,9 +102,15 @@ class GoldEngine(Engine):
         return self._index().get(collapse_whitespace(question))
 
     def solve(
-        self, problem_id: str, strategy: str, split: str | None = None, question: str = ""
+        self,
+        problem_id: str,
+        strategy: str,
+        split: str | None = None,
+        question: str = "",
+        style: str = DEFAULT_STYLE,
     ) -> str | None:
-        """The gold rationale of ``problem_id`` in ``strategy``'s format, or None.
+        """The gold rationale of ``problem_id`` in ``strategy``'s format, in the prompt style
+        ``style`` (:mod:`siked.styles`), or None.
 
         ``split`` defaults to the one in the id (``gsm8k-train-00012``).
         """
@@ -114,7 +122,7 @@ class GoldEngine(Engine):
         sol = self._split_solutions(split).get(problem_id)
         if sol is None:
             return None
-        return gold_rationale(sol, strategy, question)
+        return gold_rationale(sol, strategy, question, style)
 
     # -- the engine interface --------------------------------------------------------------------
 
@@ -124,11 +132,10 @@ class GoldEngine(Engine):
         parsed = parse_teacher_prompt(prompt)
         if parsed is None:
             return None
-        strategy, question = parsed
-        found = self.find(question)
+        found = self.find(parsed.question)
         if found is None:
             return None
-        return self.solve(found[0], strategy.name, found[1], question)
+        return self.solve(found[0], parsed.strategy.name, found[1], parsed.question, parsed.style)
 
     def generate(
         self,
