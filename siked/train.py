@@ -61,7 +61,7 @@ from siked.errors import DataError, SikedError
 from siked.io import atomic_write_json, atomic_write_text, read_json, read_jsonl, sha256_file
 from siked.io import sha256_json as _sha256_json
 from siked.lock import locks_outputs
-from siked.models import BUNDLED, is_bundled, pick_dtype, resolve_model
+from siked.models import BUNDLED, best_device, is_bundled, pick_dtype, resolve_model
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -216,7 +216,9 @@ def process_state(timeout_s: float | None = None) -> Any:
 
     if timeout_s is None:
         return PartialState()
-    return PartialState(timeout=timedelta(seconds=timeout_s))
+    # the Trainer's own state (use_cpu where no GPU is: gloo processes, MULTI_CPU)
+    cpu = best_device() == "cpu"
+    return PartialState(cpu=cpu, timeout=timedelta(seconds=timeout_s))
 
 
 def process_group_timeout() -> float | None:
@@ -783,6 +785,19 @@ def check_launch(device_count: int, environ: Mapping[str, str]) -> None:
         )
 
 
+def _warn_if_not_sharded(trainer: Any) -> None:
+    """accelerate turns an FSDP config on for GPU (and other accelerator) processes only: gloo
+    processes on CPUs train as plain data parallel. Said, not silent."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not (
+        trainer.is_fsdp_enabled
+    ):
+        log.warning(
+            "an FSDP config was given, but accelerate shards only on GPUs: these %s processes "
+            "train as plain data parallel (every process holds the whole model)",
+            trainer.accelerator.distributed_type.value,
+        )
+
+
 def _locked_dirs(args: Mapping[str, Any]) -> list[Any]:
     """``out_dir`` on the main process; every rank of ``accelerate launch`` runs :func:`train`,
     but only the main one (global rank 0, ``RANK``) writes the outputs, so only it locks."""
@@ -877,6 +892,7 @@ def train(
             base_path, tokenizer, train_ex, eval_ex, cfg, ckpt_dir, progress, [timer.callback]
         )
         tmodel: Any = trainer.model
+        _warn_if_not_sharded(trainer)
         trainable, total = count_parameters(tmodel.parameters())
         train_out = trainer.train(resume_from_checkpoint=resume)
         eval_metrics = trainer.evaluate() if eval_ex else {}
@@ -908,6 +924,7 @@ def train(
         "data": str(data),
         "method": cfg.method,
         "world_size": world,
+        "distributed_type": str(trainer.accelerator.distributed_type.value),
         "device": str(trainer.args.device),
         "bf16": bf16,
         "load_dtype": load_dtype,

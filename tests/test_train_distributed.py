@@ -32,7 +32,10 @@ ROWS = [
 
 
 @pytest.mark.integration
-def test_two_cpu_processes_train_the_same_weights(tmp_path):
+@pytest.mark.parametrize("config", ["cpu_2proc", "fsdp"])
+def test_two_cpu_processes_train_the_same_weights(tmp_path, config):
+    """DDP as 2 gloo processes; the FSDP config too: accelerate shards only on GPUs, so on CPUs
+    it trains as data parallel, which siked says, and the LoRA merge after it works."""
     models.resolve_model(models.BUNDLED_STUDENT)  # convert once, outside the two processes
     data = tmp_path / "d.jsonl"
     with open(data, "w", encoding="utf-8") as f:
@@ -45,7 +48,9 @@ def test_two_cpu_processes_train_the_same_weights(tmp_path):
         accelerate,
         "launch",
         "--config_file",
-        str(ROOT / "configs" / "accelerate" / "cpu_2proc.yaml"),
+        str(ROOT / "configs" / "accelerate" / f"{config}.yaml"),
+        "--num_processes",
+        "2",
         "-m",
         "siked",
         "train",
@@ -78,6 +83,9 @@ def test_two_cpu_processes_train_the_same_weights(tmp_path):
     assert log["world_size"] == 2 and log["global_steps"] == 2
     # the process group was created with train.ddp_timeout, not a library default
     assert log["process_group_timeout_s"] == 1234
+    assert log["distributed_type"] == "MULTI_CPU"
+    said = "an FSDP config was given, but accelerate shards only on GPUs"
+    assert (said in proc.stderr) == (config == "fsdp")
     hashes = log["weights_sha256_by_rank"]
     assert len(hashes) == 2 and hashes[0] and hashes[0] == hashes[1], hashes
     assert (out / "train_done.json").is_file()
