@@ -345,6 +345,12 @@ class EvalConfig(EngineConfig):
     mode: Literal["free", "forced", "all"] = "free"  # all = every strategy forced, plus oracle
 
 
+class SandboxConfig(_Section):
+    # names defined before every PoT program: "authors" = the SIKeD authors' prefix (from math
+    # import *, sympy's Symbol/Eq/simplify/solve, lcm, solve_it); "none" = an empty namespace
+    prelude: Literal["authors", "none"] = "authors"
+
+
 class SikedConfig(_Section):
     name: str = "siked"
     output_dir: str = "runs"  # the run directory is output_dir/name
@@ -361,6 +367,7 @@ class SikedConfig(_Section):
     mix: MixConfig = MixConfig()
     loop: LoopConfig = LoopConfig()
     eval: EvalConfig = EvalConfig()
+    sandbox: SandboxConfig = SandboxConfig()
 
     @field_validator("strategies", mode="before")
     @classmethod

@@ -136,6 +136,13 @@ def _qids_hash(problems: list[Any]) -> str:
 # --------------------------------------------------------------------------- stages
 
 
+def _prelude_input(cfg: SikedConfig) -> dict[str, str]:
+    """The sandbox prelude as an input of the stages that run PoT programs (absent for
+    ``none``, so runs made before the prelude existed stay done)."""
+    prelude = cfg.sandbox.prelude
+    return {} if prelude == "none" else {"prelude": prelude}
+
+
 def _clear_if_changed(man: Manifest, key: str, inputs: dict[str, Any], *stale: Path) -> None:
     """Remove a stage's old outputs when its inputs changed (``--force`` after a config change).
 
@@ -168,6 +175,7 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
         "strategies": cfg.strategies,
         "questions": _qids_hash(train),
         "seed": cfg.seed,
+        **_prelude_input(cfg),
     }
     kept = paths.teacher_kept
     took = ""
@@ -363,6 +371,7 @@ def stage_eval(
         "datasets": [str(s) for s in test_sets],
         "strategies": cfg.strategies,
         "seed": cfg.seed,
+        **_prelude_input(cfg),
     }
     key = paths.stage_key(it, key)
     out = paths.eval_json(it)
@@ -410,6 +419,7 @@ def stage_sample(
         "questions": _qids_hash(train),
         "strategies": cfg.strategies,
         "seed": cfg.seed,
+        **_prelude_input(cfg),
     }
     key = paths.stage_key(it, "sample")
     if man.is_done(key, sha256_json(inputs)) and out.exists():
@@ -544,7 +554,9 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     directory (:mod:`siked.console`); ``verbose`` also shows it on the terminal.
     """
     from siked.models import check_student
+    from siked.sandbox import set_default_prelude
 
+    set_default_prelude(cfg.sandbox.prelude)  # the sandboxes of teach, sample and eval
     check_student(cfg.student.model)  # not available: fail now, not in training
     check_engines(cfg)
     with output_lock(cfg.run_dir, "run"):
