@@ -319,6 +319,11 @@ class MixConfig(_Section):
     # correct student samples kept per question and strategy before bias (the authors: 1);
     # null = all of them
     self_per_strategy: int | None = Field(default=1, gt=0)
+    # under a bias, a student row and a teacher row of the same question and strategy tie (only
+    # `all` keeps both): "seeded" = a seeded coin per question picks one (the authors' unstable
+    # sort keeps either); "student" = the student's row always wins (then `all` selects the
+    # same rows as `adaptive`)
+    tie_break: Literal["seeded", "student"] = "seeded"
 
     @field_validator("alpha")
     @classmethod
@@ -343,6 +348,9 @@ class LoopConfig(_Section):
 class EvalConfig(EngineConfig):
     max_tokens: int = Field(default=512, gt=0)
     mode: Literal["free", "forced", "all"] = "free"  # all = every strategy forced, plus oracle
+    # a free-mode answer without a strategy tag: "extract" = read its answer with the generic
+    # cascade (any model can be evaluated); "wrong" = count it wrong (the authors' scorer)
+    untagged: Literal["extract", "wrong"] = "extract"
 
 
 class SandboxConfig(_Section):

@@ -478,6 +478,16 @@ def summary_row(paths: RunPaths, it: int, man: Manifest) -> dict[str, Any]:
     )
 
 
+def _fmt_untagged(counts: dict[str, int | None] | None) -> str:
+    """Untagged answers of an iteration over its evaluated sets ("-": none recorded).
+
+    >>> _fmt_untagged({"validation": 3, "gsm8k:test": 10}), _fmt_untagged({"svamp": None})
+    ('13', '-')
+    """
+    known = [v for v in (counts or {}).values() if v is not None]
+    return str(sum(known)) if known else "-"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The end-of-run table: iteration, alpha, KL, strategy mix, validation and eval accuracy."""
     rows = summary["iterations"]
@@ -490,7 +500,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}"
 
-    header = ["iter", "alpha", "KL", "KL(all)", "train mix", "val acc", *datasets]
+    header = ["iter", "alpha", "KL", "KL(all)", "train mix", "untagged", "val acc", *datasets]
     table = [header]
     for r in rows:
         best = "*" if r["iteration"] == summary.get("best_iteration") else ""
@@ -501,6 +511,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 format_kl(r["kl"], r.get("kl_support")),
                 "-" if r.get("kl_all") is None else f"{r['kl_all']:.3f}",
                 _fmt_dist(r["p_train"] or {}) or "-",
+                _fmt_untagged(r.get("untagged")),
                 pct(r["validation_accuracy"]),
                 *[pct(r["eval"].get(k)) for k in datasets],
             ]
@@ -509,8 +520,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append(
-        "(accuracy in %; * = best on validation, the final student; KL = KL(P_train || "
-        "P_student), KL(all) against all the student's samples: siked's reading of Figure 2)"
+        "(accuracy in %; * = best on validation, the final student; untagged = answers without "
+        "a strategy tag, over all evaluated sets (eval.untagged decides if they can count); "
+        "KL = KL(P_train || P_student), KL(all) against all the student's samples: siked's "
+        "reading of Figure 2, not the paper's curve: under a bias it mostly measures the PoT "
+        "share of the mix)"
     )
     return "\n".join(lines)
 
