@@ -108,6 +108,10 @@ def test_figure_2_quantities_are_labelled_and_the_free_choice_shown(
     assert "KL (all)" in text and f"{stats1['kl_all']:.3f}" in text
     assert "siked's interpretation of the paper's Figure 2" in text
     assert "forced teacher's yield" in text
+    # what a bias does to alpha and KL, under the summary table and under Figure 2
+    assert text.count("Do not read it as the paper's curve") == 1
+    assert text.count("α drops at once") == 2
+    assert "mostly measures how much of the mix is PoT" in text
     assert "Free choice" not in text
     # a measured free choice of the teacher (teacher.free_choice_n) is reported and drawn
     tstats = json.loads((run / "teacher" / "stats.json").read_text())

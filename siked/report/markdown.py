@@ -66,6 +66,19 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
+#: What α and KL mean under a bias (one rationale per question), said wherever they are shown.
+BIAS_NOTE = (
+    "under a bias (`mix.bias`: one rationale per question) α does not fall gradually. At the "
+    "first self-guided iteration every question the student solved with the preferred strategy "
+    "takes its own row (`adaptive`, or `all` with `mix.tie_break: student`; about half of them "
+    "with the seeded tie-break), so α drops at once to about the share of questions it did not "
+    "solve that way, and changes little after. P_train is then mostly the preferred strategy "
+    "(PoT under the paper's bias), so KL(P_train ‖ P_student) mostly measures how much of the "
+    "mix is PoT against how often the student's correct samples are PoT, not how far the "
+    "student's own strategy choice has moved."
+)
+
+
 def alpha_label(mix_cfg: Mapping[str, Any]) -> str:
     a = mix_cfg.get("alpha", "auto")
     if isinstance(a, dict):
@@ -110,7 +123,7 @@ def _summary_markdown(run: RunData) -> str:
         "smoothing, not the student); KL (all) = KL(P_train ‖ P_student_all) over all its "
         "samples (`none` = no strategy tag). These, and P_LLM as the share of each strategy in "
         "D_LLM (the forced teacher's yield, not the teacher's own choice), are siked's "
-        "interpretation of the paper's Figure 2."
+        "interpretation of the paper's Figure 2, not its curve: " + BIAS_NOTE
     )
     return md_table(header, out) + "\n\n" + note
 
@@ -259,7 +272,7 @@ _CAPTIONS = {
         "correct samples P_student and the training mix P_train, with the teacher share α, "
         "KL(P_train ‖ P_student) and KL(P_train ‖ P_student_all) over all the student's "
         "samples. siked's interpretation of the paper's Figure 2: the released code computes "
-        "neither quantity."
+        "neither quantity. Do not read it as the paper's curve: " + BIAS_NOTE
     ),
     "accuracy": (
         "Figure 3. Accuracy per iteration on each dataset; validation (dashed) selects the best "
