@@ -40,7 +40,7 @@ from siked.io import (
 from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
-from siked.rundir import RunPaths, best_iteration, iteration_summary
+from siked.rundir import RunPaths, best_iteration, iteration_summary, untagged_total
 
 log = logging.getLogger("siked.loop")
 
@@ -478,16 +478,6 @@ def summary_row(paths: RunPaths, it: int, man: Manifest) -> dict[str, Any]:
     )
 
 
-def _fmt_untagged(counts: dict[str, int | None] | None) -> str:
-    """Untagged answers of an iteration over its evaluated sets ("-": none recorded).
-
-    >>> _fmt_untagged({"validation": 3, "gsm8k:test": 10}), _fmt_untagged({"svamp": None})
-    ('13', '-')
-    """
-    known = [v for v in (counts or {}).values() if v is not None]
-    return str(sum(known)) if known else "-"
-
-
 def format_summary(summary: dict[str, Any]) -> str:
     """The end-of-run table: iteration, alpha, KL, strategy mix, validation and eval accuracy."""
     rows = summary["iterations"]
@@ -504,6 +494,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     table = [header]
     for r in rows:
         best = "*" if r["iteration"] == summary.get("best_iteration") else ""
+        untagged = untagged_total(r.get("untagged"))
         table.append(
             [
                 f"{r['iteration']}{best}",
@@ -511,7 +502,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 format_kl(r["kl"], r.get("kl_support")),
                 "-" if r.get("kl_all") is None else f"{r['kl_all']:.3f}",
                 _fmt_dist(r["p_train"] or {}) or "-",
-                _fmt_untagged(r.get("untagged")),
+                "-" if untagged is None else str(untagged),
                 pct(r["validation_accuracy"]),
                 *[pct(r["eval"].get(k)) for k in datasets],
             ]

@@ -214,6 +214,17 @@ def iteration_summary(
     }
 
 
+def untagged_total(counts: Mapping[str, Any] | None) -> int | None:
+    """Answers without a strategy tag over the evaluated sets of a ``summary.json`` row's
+    ``untagged`` (None when no set recorded it).
+
+    >>> untagged_total({"validation": 3, "gsm8k:test": 10}), untagged_total({"svamp": None})
+    (13, None)
+    """
+    known = [int(v) for v in (counts or {}).values() if isinstance(v, int)]
+    return sum(known) if known else None
+
+
 def best_iteration(rows: Iterable[Mapping[str, Any]]) -> int | None:
     """The run's final student among summary rows (``iteration``, ``validation_accuracy``,
     ``eval``): the earliest iteration with the highest validation accuracy; without any

@@ -40,7 +40,7 @@ from siked.report.plots import (
     plot_strategy_accuracy,
     plot_strategy_choice,
 )
-from siked.rundir import VALIDATION, RunPaths
+from siked.rundir import VALIDATION, RunPaths, untagged_total
 from siked.strategies import NO_STRATEGY
 
 log = logging.getLogger("siked.report")
@@ -93,7 +93,8 @@ def _summary_markdown(run: RunData) -> str:
     datasets = list(rows[0]["eval"]) if rows else []
     best = best_iteration(run)
     primary = primary_dataset(eval_datasets(run))
-    header = ["iter", "rows", "α", "KL", "KL (all)", "train mix", "validation", *datasets]
+    header = ["iter", "rows", "α", "KL", "KL (all)", "train mix", "untagged", "validation"]
+    header += datasets
     if primary and primary != VALIDATION:
         header.append(f"choice on {primary}")
     header.append("time")
@@ -108,6 +109,7 @@ def _summary_markdown(run: RunData) -> str:
             format_kl(r["kl"], r.get("kl_support")),
             fmt_num(r.get("kl_all"), 3),
             format_mix(r["p_train"], run.strategies),
+            fmt_num(untagged_total(r.get("untagged"))),
             fmt_pct(r["validation_accuracy"]),
             *[fmt_pct(r["eval"].get(d)) for d in datasets],
         ]
@@ -117,7 +119,9 @@ def _summary_markdown(run: RunData) -> str:
         cells.append(format_duration(r["seconds"]))
         out.append(cells)
     note = (
-        "Accuracies in %, mixes in % of rows; α = share of teacher rows, "
+        "Accuracies in %, mixes in % of rows; untagged = answers without a strategy tag over "
+        "the evaluated sets (they count as correct only under `eval.untagged: extract`); "
+        "α = share of teacher rows, "
         "KL = KL(P_train ‖ P_student) with P_student over the student's correct samples, "
         f"shown with how many there are (— below {KL_MIN_SUPPORT}: then it reflects the "
         "smoothing, not the student); KL (all) = KL(P_train ‖ P_student_all) over all its "
