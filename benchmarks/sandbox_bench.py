@@ -7,9 +7,12 @@
 
 All three run the same synthetic GSM8K-style programs (3-6 lines of arithmetic assigning
 ``answer``) in one invocation; each is repeated and the median is reported. A fourth row shows
-the sandbox on programs that import sympy (served by the "full" workers).
+the sandbox on programs that import sympy (served by the "full" workers), and, under the
+``authors`` prelude (``sandbox.prelude``, the default), a fifth row programs in the authors' style
+that use the prelude's ``Symbol``, ``Eq`` and ``solve_it`` without importing anything.
 
-    python benchmarks/sandbox_bench.py [--n 300] [--repeats 3] [--workers N] [--json out.json]
+    python benchmarks/sandbox_bench.py [--n 300] [--repeats 3] [--workers N] \
+        [--prelude authors|none] [--json out.json]
 """
 
 from __future__ import annotations
@@ -53,6 +56,19 @@ def gsm8k_program(rng: random.Random, sympy: bool = False) -> str:
     else:
         lines.append(f"answer = {last}")
     return "\n".join(lines) + "\n"
+
+
+def authors_program(rng: random.Random) -> str:
+    """A PoT program in the authors' style: one equation solved with the prelude's names."""
+    a, b = rng.randint(2, 12), rng.randint(1, 50)
+    x = rng.randint(1, 40)
+    name = rng.choice(NAMES)
+    return (
+        f"{name} = Symbol('{name}')\n"
+        f"equation = Eq({a} * {name} + {b}, {a * x + b})\n"
+        f"solution = solve_it(equation, {name})\n"
+        f"answer = solution[{name}] * sqrt({rng.randint(1, 9) ** 2})\n"
+    )
 
 
 def make_programs(n: int, seed: int = 0, sympy: bool = False) -> list[str]:
@@ -113,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--n", type=int, default=300, help="programs per repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--prelude", choices=("authors", "none"), default="authors")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -121,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
 
     start = time.perf_counter()
-    sandbox = Sandbox(Limits(), workers=args.workers, cache_size=0).start(full=True)
+    sandbox = Sandbox(Limits(), workers=args.workers, cache_size=0, prelude=args.prelude)
+    sandbox.start(full=True)
     startup = time.perf_counter() - start
     with sandbox:
         sb_rate, sb_answers = measure(lambda: run_sandbox(sandbox, codes), args.n, args.repeats)
@@ -129,6 +147,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sympy_rate, sympy_answers = measure(
             lambda: run_sandbox(sandbox, sympy_codes), len(sympy_codes), args.repeats
         )
+        authors_rate, bad_authors = None, None
+        if args.prelude == "authors":
+            rng = random.Random(2)
+            authors_codes = [
+                authors_program(rng) + f"# program {i}\n" for i in range(max(1, args.n // 3))
+            ]
+            authors_rate, authors_answers = measure(
+                lambda: run_sandbox(sandbox, authors_codes), len(authors_codes), args.repeats
+            )
+            bad_authors = sum(1 for a in authors_answers if a is None)
         limits = sandbox.limits.to_dict()
         isolation = sandbox.isolation
     sub_rate, sub_answers = measure(
@@ -152,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "programs": args.n,
         "repeats": args.repeats,
         "workers": args.workers,
+        "prelude": args.prelude,
         "limits": limits,
         "isolation": isolation,
         "sandbox_startup_s": round(startup, 2),
@@ -160,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "subprocess_per_program": round(sub_rate, 1),
             "in_process_exec": round(exec_rate, 1),
             "sandbox_sympy_programs": round(sympy_rate, 1),
+            "sandbox_solve_it_programs": None if authors_rate is None else round(authors_rate, 1),
         },
         "ratios": {
             "sandbox_vs_subprocess": round(sb_rate / sub_rate, 2),
@@ -167,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "answer_mismatches": mismatches,
         "sympy_programs_without_answer": bad_sympy,
+        "solve_it_programs_without_answer": bad_authors,
     }
     print(json.dumps(report, indent=2))
     if args.json:

@@ -103,6 +103,40 @@ DENIED_ATTRS = frozenset(
 
 MAX_AST_NODES = 50_000
 
+#: What a program finds defined before its first line (``Sandbox(prelude=...)``).
+#: ``authors``: the names the SIKeD authors' PoT programs rely on (their ``prefix.txt``, run
+#: before every program): ``math`` and all of ``from math import *``, sympy's ``Symbol``,
+#: ``Eq``, ``simplify`` and ``solve``, a two-argument ``lcm`` and ``solve_it(equation,
+#: variable)`` (the first solution as ``{variable: value}``; ``{variable: None}`` when there is
+#: none). ``none``: an empty namespace.
+PRELUDES = ("authors", "none")
+
+#: The part of the ``authors`` prelude every worker defines (standard library only).
+PRELUDE_MATH = """
+import math
+from math import *
+
+
+def lcm(a, b):
+    return a * b // math.gcd(a, b)
+"""
+
+#: The sympy part, defined by "full" workers only: a program that names one of
+#: :data:`PRELUDE_SYMPY_NAMES` is sent to a full worker.
+PRELUDE_SYMPY = """
+from sympy import Eq, Symbol, simplify, solve
+
+
+def solve_it(equation, variable):
+    solutions = solve(equation, variable, dict=True)
+    if solutions:
+        return solutions[0]
+    unknowns = variable if isinstance(variable, list) else [variable]
+    return {unknown: None for unknown in unknowns}
+"""
+
+PRELUDE_SYMPY_NAMES = ("Eq", "Symbol", "simplify", "solve", "solve_it")
+
 
 def _attr_reason(name: str) -> str | None:
     if name.startswith("_"):
@@ -384,7 +418,10 @@ _BLOCKED_ELSEWHERE = {
     "socket": ("socket", "create_connection", "create_server", "socketpair", "fromfd"),
     "_socket": ("socket", "socketpair", "fromfd"),
     "pty": ("fork", "spawn"),
-    "builtins": ("breakpoint", "input"),
+    # open: strings that sympy evaluates (sympify, parse_expr, lambdify) see the real builtins
+    "builtins": ("breakpoint", "input", "open"),
+    "io": ("open",),
+    "_io": ("open",),
     "multiprocessing": ("Process", "Pool"),
     "_thread": ("start_new_thread", "start_new"),
 }
@@ -394,6 +431,7 @@ _BLOCKED_ELSEWHERE = {
 _fork, _kill, _killpg, _setsid = os.fork, os.kill, os.killpg, os.setsid
 _os_open, _chdir, _chown, _chmod = os.open, os.chdir, os.chown, os.chmod
 _rmdir, _setuid, _setgid = os.rmdir, os.setuid, os.setgid
+_open = builtins.open
 
 
 _OWN_GLOBALS = globals()
@@ -543,9 +581,13 @@ def _answer_of(namespace: dict[str, Any], capture: Capture) -> dict[str, Any]:
     return {"status": "no_answer"}
 
 
-def execute(code_obj: Any, user_builtins: Any, output_kb: int) -> dict[str, Any]:
-    """Run a compiled program in this process; return the result fields."""
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": user_builtins}
+def execute(
+    code_obj: Any, user_builtins: Any, output_kb: int, prelude: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run a compiled program in this process, after the names of ``prelude``; return the
+    result fields."""
+    namespace: dict[str, Any] = dict(prelude or {})
+    namespace.update(__name__="__main__", __builtins__=user_builtins)
     capture = Capture(output_kb * 1024)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = capture, Capture(STDOUT_HEAD)  # type: ignore[assignment]
@@ -677,7 +719,8 @@ def child_main(
         if not request.get("guards", True):
             guards.remove()  # test-only: show what the kernel layer holds on its own
         user_builtins = guards.builtins if guards.installed else builtins
-        result = execute(code_obj, user_builtins, int(request["limits"]["output_kb"]))
+        limit = int(request["limits"]["output_kb"])
+        result = execute(code_obj, user_builtins, limit, ctx["prelude"])
         payload = json.dumps(result).encode("utf-8")
         view = memoryview(payload)
         while view:
@@ -752,12 +795,17 @@ class Worker:
         self.info: dict[str, Any] = {}
         self.leftovers: list[str] = []
         self.guards = Guards(ALLOWED_MODULES)
+        self.preludes: dict[str, dict[str, Any]] = {}
 
     # -- start-up ------------------------------------------------------------------------------
 
     def setup(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _preload(self.full)
+        self.preludes = {
+            "authors": build_prelude(self.full, self.guards.builtins),
+            "none": {},
+        }
         random.seed(0)
         self.info["network"] = _unshare_network()
         self.info["subreaper"] = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
@@ -815,6 +863,9 @@ class Worker:
         and the child inherits the code object.
         """
         start = time.monotonic()
+        prelude = self.preludes.get(str(request.get("prelude", "none")))
+        if prelude is None:
+            return {"status": "error", "error": f"sandbox: unknown prelude {request['prelude']!r}"}
         code_obj, failure = parse_program(
             request["code"], bool(request.get("check", True)), self.allowed
         )
@@ -828,6 +879,7 @@ class Worker:
             "drop_ids": self.drop_ids,
             "worker_pid": self.pid,
             "guards": self.guards,
+            "prelude": prelude,
         }
         read_fd, write_fd = os.pipe()
         pid = _fork()
@@ -942,7 +994,7 @@ def _children() -> list[int]:
     pids: list[int] = []
     try:
         for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as f:
+            with _open(f"/proc/self/task/{tid}/children") as f:
                 pids.extend(int(p) for p in f.read().split())
     except OSError:
         pass
@@ -1057,6 +1109,22 @@ def _preload(full: bool) -> None:
                 __import__(name)
         with contextlib.suppress(Exception):
             exec(_WARMUP, {"__name__": "__warmup__"})
+
+
+def build_prelude(full: bool, user_builtins: dict[str, Any]) -> dict[str, Any]:
+    """The names of the ``authors`` prelude (:data:`PRELUDE_MATH`, and :data:`PRELUDE_SYMPY`
+    when ``full`` and sympy imports), built once per worker and copied into every program's
+    namespace.
+
+    The prelude runs with the programs' restricted builtins (its imports pass the same import
+    hook), so its functions give a program nothing it could not write itself.
+    """
+    namespace: dict[str, Any] = {"__name__": "siked_prelude", "__builtins__": user_builtins}
+    exec(PRELUDE_MATH, namespace)
+    if full:
+        with contextlib.suppress(ImportError):  # no sympy: programs that need it fail
+            exec(PRELUDE_SYMPY, namespace)
+    return {k: v for k, v in namespace.items() if not k.startswith("_")}
 
 
 def _write_proc(path: str, text: str) -> None:

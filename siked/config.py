@@ -337,6 +337,11 @@ class MixConfig(_Section):
     # correct student samples kept per question and strategy before bias (the authors: 1);
     # null = all of them
     self_per_strategy: int | None = Field(default=1, gt=0)
+    # under a bias, a student row and a teacher row of the same question and strategy tie (only
+    # `all` keeps both): "seeded" = a seeded coin per question picks one (the authors' unstable
+    # sort keeps either); "student" = the student's row always wins (then `all` selects the
+    # same rows as `adaptive`)
+    tie_break: Literal["seeded", "student"] = "seeded"
 
     @field_validator("alpha")
     @classmethod
@@ -361,6 +366,15 @@ class LoopConfig(_Section):
 class EvalConfig(EngineConfig):
     max_tokens: int = Field(default=512, gt=0)
     mode: Literal["free", "forced", "all"] = "free"  # all = every strategy forced, plus oracle
+    # a free-mode answer without a strategy tag: "extract" = read its answer with the generic
+    # cascade (any model can be evaluated); "wrong" = count it wrong (the authors' scorer)
+    untagged: Literal["extract", "wrong"] = "extract"
+
+
+class SandboxConfig(_Section):
+    # names defined before every PoT program: "authors" = the SIKeD authors' prefix (from math
+    # import *, sympy's Symbol/Eq/simplify/solve, lcm, solve_it); "none" = an empty namespace
+    prelude: Literal["authors", "none"] = "authors"
 
 
 class SikedConfig(_Section):
@@ -379,6 +393,7 @@ class SikedConfig(_Section):
     mix: MixConfig = MixConfig()
     loop: LoopConfig = LoopConfig()
     eval: EvalConfig = EvalConfig()
+    sandbox: SandboxConfig = SandboxConfig()
 
     @field_validator("strategies", mode="before")
     @classmethod

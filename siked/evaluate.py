@@ -4,8 +4,11 @@ Decoding is greedy (temperature 0) with ``EvalConfig.max_tokens`` new tokens. Mo
 
 * ``free``: the prompt names no strategy; a multi-strategy student chooses by writing the tag.
   A response without a tag (e.g. a model never trained by siked) counts under strategy
-  ``"none"`` and its answer is still read with the generic cascade (marker -> ``\\boxed{}`` ->
-  last number), so any model can be evaluated as a baseline.
+  ``"none"``; its answer is read with the generic cascade (marker -> ``\\boxed{}`` -> last
+  number), and ``EvalConfig.untagged`` decides whether it can count as correct: ``extract``
+  (default: any model can be evaluated as a baseline) or ``wrong`` (the authors' scorer,
+  ``inference/results.py:209-225``, gives an answer without a strategy no number; the paper
+  presets use it). ``predictions.jsonl`` keeps the extraction's verdict either way.
 * ``forced``: every strategy in ``strategies`` is forced in turn (the response is pre-filled with
   its tag); for single-strategy baselines ``strategies`` holds one strategy.
 * ``all``: every strategy forced, plus ``oracle_accuracy``: the share of questions solved by at
@@ -19,7 +22,10 @@ null --, ``finish_reason`` and ``tokens``). ``eval.json`` is written atomically 
 
 * ``n`` = number of predictions, ``correct``, ``accuracy`` = correct / n (null when n = 0),
   ``ci95`` = Wilson interval of the accuracy (:func:`siked.stats.wilson_interval`),
-  ``no_answer`` = predictions from which no answer could be extracted. In ``forced``/``all``
+  ``no_answer`` = predictions from which no answer could be extracted, ``untagged`` =
+  predictions without a strategy tag (free mode only), ``untagged_correct`` = how many of those
+  the extraction reads as right (counted in ``correct`` only under ``untagged: extract``),
+  ``untagged_rule`` = that setting. In ``forced``/``all``
   mode with S strategies there are S predictions per question, so ``accuracy`` is the mean
   accuracy of the forced strategies (``questions`` holds the number of questions);
 * ``strategy_counts`` over the run's strategies plus ``"none"`` (always present);
@@ -210,9 +216,13 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 def summarize(
-    rows: Sequence[dict[str, Any]], mode: str, strategies: Sequence[str]
+    rows: Sequence[dict[str, Any]],
+    mode: str,
+    strategies: Sequence[str],
+    untagged: str = "extract",
 ) -> dict[str, Any]:
-    """The ``eval.json`` entry of one dataset from its prediction rows (pure).
+    """The ``eval.json`` entry of one dataset from its prediction rows (pure); ``untagged``:
+    ``extract`` (an untagged answer is right when its extracted number is) or ``wrong``.
 
     >>> rows = [
     ...     {"qid": "1", "strategy": "cot", "correct": True, "answer": "3"},
@@ -227,23 +237,39 @@ def summarize(
     ({'cot': 3, 'l2m': 0, 'pot': 1, 'none': 0}, {'cot': 0.75, 'l2m': 0.0, 'pot': 0.25})
     >>> s["per_strategy_accuracy"], s["oracle_accuracy"]
     ({'cot': 0.6666666666666666, 'l2m': None, 'pot': 0.0}, None)
+
+    An untagged answer whose number is right counts only under ``untagged="extract"``:
+
+    >>> rows.append({"qid": "5", "strategy": "none", "correct": True, "answer": "6"})
+    >>> [summarize(rows, "free", ["cot", "pot"], u)["correct"] for u in ("extract", "wrong")]
+    [3, 2]
+    >>> s = summarize(rows, "free", ["cot", "pot"], "wrong")
+    >>> s["untagged"], s["untagged_correct"], s["per_strategy_accuracy"]["none"]
+    (1, 1, 0.0)
     """
     from siked.stats import wilson_interval
 
+    if untagged not in ("extract", "wrong"):
+        raise ValueError(f"untagged must be 'extract' or 'wrong', got {untagged!r}")
     n = len(rows)
-    correct = sum(1 for r in rows if r.get("correct"))
     keys = [*strategies, NO_STRATEGY]
     counts = dict.fromkeys(keys, 0)
     hits = dict.fromkeys(keys, 0)
+    untagged_correct = 0
     for r in rows:
         s = r.get("strategy") if r.get("strategy") in counts else NO_STRATEGY
         assert isinstance(s, str)
         counts[s] += 1
-        hits[s] += int(bool(r.get("correct")))
+        right = bool(r.get("correct"))
+        if s == NO_STRATEGY:
+            untagged_correct += int(right)
+            right = right and untagged == "extract"
+        hits[s] += int(right)
+    correct = sum(hits.values())
     shown = [s for s in keys if s != NO_STRATEGY or counts[s]]
     qids = {str(r.get("qid")) for r in rows}
     oracle = None
-    if mode == "all":
+    if mode == "all":  # every answer is tagged (forced)
         solved = {str(r.get("qid")) for r in rows if r.get("correct")}
         oracle = _ratio(len(solved), len(qids))
     lo, hi = wilson_interval(correct, n)
@@ -254,6 +280,9 @@ def summarize(
         "accuracy": _ratio(correct, n),
         "ci95": [lo, hi],
         "no_answer": sum(1 for r in rows if r.get("answer") is None),
+        "untagged": counts[NO_STRATEGY],
+        "untagged_correct": untagged_correct,
+        "untagged_rule": untagged,
         "strategy_counts": counts,
         "strategy_distribution": {s: counts[s] / n if n else 0.0 for s in shown},
         "per_strategy_accuracy": {s: _ratio(hits[s], counts[s]) for s in shown},
@@ -277,15 +306,22 @@ def format_table(result: dict[str, Any]) -> str:
         per = " ".join(
             f"{s} {_pct(a)}%" for s, a in d["per_strategy_accuracy"].items() if a is not None
         )
-        row = [name, str(d["n"]), acc, mix or "-", per or "-"]
+        row = [name, str(d["n"]), acc, str(d.get("untagged", "-")), mix or "-", per or "-"]
         if oracle:
             row.append(f"{_pct(d['oracle_accuracy'])}%")
         rows.append(row)
-    head = ["dataset", "n", "accuracy [95% CI]", "strategy mix", "per-strategy accuracy"]
+    head = [
+        "dataset",
+        "n",
+        "accuracy [95% CI]",
+        "untagged",
+        "strategy mix",
+        "per-strategy accuracy",
+    ]
     if oracle:
         head.append("oracle")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    right = {1, 2}
+    right = {1, 2, 3}
 
     def line(cells: list[str]) -> str:
         return "  ".join(
@@ -378,7 +414,7 @@ def evaluate(
         "strategies": names,
         "max_tokens": cfg.max_tokens,
         "datasets": {
-            name: summarize([done[_key(name, r)] for r in reqs], cfg.mode, names)
+            name: summarize([done[_key(name, r)] for r in reqs], cfg.mode, names, cfg.untagged)
             for name, reqs in plans
         },
     }

@@ -41,7 +41,7 @@ from siked.io import (
 from siked.lock import busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
-from siked.rundir import RunPaths, best_iteration, iteration_summary
+from siked.rundir import RunPaths, best_iteration, iteration_summary, untagged_total
 from siked.styles import DEFAULT_STYLE
 from siked.text import collapse_whitespace
 
@@ -145,6 +145,13 @@ def _qids_hash(problems: list[Any]) -> str:
 # --------------------------------------------------------------------------- stages
 
 
+def _prelude_input(cfg: SikedConfig) -> dict[str, str]:
+    """The sandbox prelude as an input of the stages that run PoT programs (absent for
+    ``none``, so runs made before the prelude existed stay done)."""
+    prelude = cfg.sandbox.prelude
+    return {} if prelude == "none" else {"prelude": prelude}
+
+
 def _clear_if_changed(man: Manifest, key: str, inputs: dict[str, Any], *stale: Path) -> None:
     """Remove a stage's old outputs when its inputs changed (``--force`` after a config change).
 
@@ -179,6 +186,7 @@ def teacher_inputs(cfg: SikedConfig, train: list[Any]) -> dict[str, Any]:
         "strategies": cfg.strategies,
         "questions": _qids_hash(train),
         "seed": cfg.seed,
+        **_prelude_input(cfg),
     }
 
 
@@ -384,6 +392,7 @@ def stage_eval(
         "datasets": [str(s) for s in test_sets],
         "strategies": cfg.strategies,
         "seed": cfg.seed,
+        **_prelude_input(cfg),
     }
     key = paths.stage_key(it, key)
     out = paths.eval_json(it)
@@ -431,6 +440,7 @@ def stage_sample(
         "questions": _qids_hash(train),
         "strategies": cfg.strategies,
         "seed": cfg.seed,
+        **_prelude_input(cfg),
     }
     key = paths.stage_key(it, "sample")
     if man.is_done(key, sha256_json(inputs)) and out.exists():
@@ -501,10 +511,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}"
 
-    header = ["iter", "alpha", "KL", "KL(all)", "train mix", "val acc", *datasets]
+    header = ["iter", "alpha", "KL", "KL(all)", "train mix", "untagged", "val acc", *datasets]
     table = [header]
     for r in rows:
         best = "*" if r["iteration"] == summary.get("best_iteration") else ""
+        untagged = untagged_total(r.get("untagged"))
         table.append(
             [
                 f"{r['iteration']}{best}",
@@ -512,6 +523,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 format_kl(r["kl"], r.get("kl_support")),
                 "-" if r.get("kl_all") is None else f"{r['kl_all']:.3f}",
                 _fmt_dist(r["p_train"] or {}) or "-",
+                "-" if untagged is None else str(untagged),
                 pct(r["validation_accuracy"]),
                 *[pct(r["eval"].get(k)) for k in datasets],
             ]
@@ -520,8 +532,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append(
-        "(accuracy in %; * = best on validation, the final student; KL = KL(P_train || "
-        "P_student), KL(all) against all the student's samples: siked's reading of Figure 2)"
+        "(accuracy in %; * = best on validation, the final student; untagged = answers without "
+        "a strategy tag, over all evaluated sets (eval.untagged decides if they can count); "
+        "KL = KL(P_train || P_student), KL(all) against all the student's samples: siked's "
+        "reading of Figure 2, not the paper's curve: under a bias it mostly measures the PoT "
+        "share of the mix)"
     )
     return "\n".join(lines)
 
@@ -565,7 +580,9 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     directory (:mod:`siked.console`); ``verbose`` also shows it on the terminal.
     """
     from siked.models import check_student
+    from siked.sandbox import set_default_prelude
 
+    set_default_prelude(cfg.sandbox.prelude)  # the sandboxes of teach, sample and eval
     check_student(cfg.student.model)  # not available: fail now, not in training
     check_engines(cfg)
     with output_lock(cfg.run_dir, "run"):

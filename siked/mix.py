@@ -29,9 +29,16 @@ schema) except :func:`mix_files`, the stage on files that ``siked mix`` and the 
 4. *Bias* keeps one rationale per question by strategy priority (:data:`BIAS_ORDERS`):
    ``pot``: pot > cot > l2m (the paper's default); ``cot``: cot > pot > l2m; ``l2m``:
    l2m > pot > cot; strategies outside the order come after it, alphabetically. ``none`` keeps
-   all rows. Ties within a strategy are broken deterministically by :func:`row_rank`: a student
-   row beats a teacher row (self-generated data is the point of SIKeD), then the lowest
-   ``sample`` index wins, then the lowest hash of the normalised text.
+   all rows. Ties within a strategy are broken deterministically by :func:`row_rank`. A student
+   row and a teacher row of the same question and strategy -- only ``all`` keeps both, since
+   ``adaptive`` drops the teacher row of every (question, strategy) the student solved -- are
+   decided by ``MixConfig.tie_break``: ``seeded`` (default) flips a coin seeded by ``(seed,
+   iteration, question)`` (:func:`teacher_wins`), so about half of these questions keep the
+   teacher's row, as in the authors' ``create-all-data.py``, where both rows are concatenated
+   and ``drop_duplicates`` keeps whichever an unstable ``sort_values`` put first (lines 71,
+   90-92); ``student`` always keeps the student's row, which makes ``all`` select the same rows
+   as ``adaptive`` under a bias. Then the lowest ``sample`` index wins, then the lowest hash of
+   the normalised text.
 5. *Alpha*: ``auto`` keeps what the variant yields (the paper's alpha is then the resulting
    share of teacher rows). A number (or ``{start, end}`` schedule, :class:`AlphaSchedule`, giving
    a per-iteration number) subsamples teacher *or* student rows, seeded and deterministic, to hit
@@ -157,9 +164,25 @@ def priority(bias: str, strategies: Sequence[str]) -> list[str]:
     return head + sorted(s for s in strategies if s not in head)
 
 
-def row_rank(row: Mapping[str, Any], order: Sequence[str]) -> tuple[int, int, int, str]:
-    """Sort key of a row under a strategy order: strategy position, then student before teacher,
-    then lowest sample index, then text hash. The smallest key wins.
+def teacher_wins(salt: str, qid: str) -> bool:
+    """The seeded coin of ``tie_break: seeded``: does the teacher's row win question ``qid``'s
+    student/teacher tie? (``salt`` = seed and iteration; about half of the questions.)
+
+    >>> sum(teacher_wins("42|1", str(q)) for q in range(1000))
+    482
+    >>> teacher_wins("42|1", "q7") == teacher_wins("42|1", "q7")
+    True
+    """
+    digest = hashlib.sha256(f"tie|{salt}|{qid}".encode()).digest()
+    return bool(digest[0] & 1)
+
+
+def row_rank(
+    row: Mapping[str, Any], order: Sequence[str], tie_salt: str | None = None
+) -> tuple[int, int, int, str]:
+    """Sort key of a row under a strategy order: strategy position, then student before teacher
+    (with ``tie_salt``: teacher before student where :func:`teacher_wins` says so), then lowest
+    sample index, then text hash. The smallest key wins.
 
     >>> order = ["pot", "cot", "l2m"]
     >>> t = {"strategy": "pot", "source": "teacher", "sample": 0, "text": "a"}
@@ -173,6 +196,8 @@ def row_rank(row: Mapping[str, Any], order: Sequence[str]) -> tuple[int, int, in
     strategy = row.get("strategy")
     pos = order.index(strategy) if strategy in order else len(order)
     source = 0 if row.get("source") == "student" else 1
+    if tie_salt is not None and teacher_wins(tie_salt, str(row.get("qid"))):
+        source = 1 - source
     sample = row.get("sample")
     return (
         pos,
@@ -204,8 +229,11 @@ def dedupe(rows: Iterable[Row]) -> list[Row]:
     return [r for _, r in best.values()]
 
 
-def apply_bias(rows: Iterable[Row], bias: str, strategies: Sequence[str]) -> list[Row]:
-    """Keep one row per question by the bias's strategy priority (``none``: keep all).
+def apply_bias(
+    rows: Iterable[Row], bias: str, strategies: Sequence[str], tie_salt: str | None = None
+) -> list[Row]:
+    """Keep one row per question by the bias's strategy priority (``none``: keep all); a
+    student/teacher tie goes to the student, or, with ``tie_salt``, to :func:`teacher_wins`.
 
     >>> rows = [
     ...     {"qid": "q", "strategy": "cot", "source": "student", "sample": 0, "text": "c"},
@@ -225,7 +253,7 @@ def apply_bias(rows: Iterable[Row], bias: str, strategies: Sequence[str]) -> lis
     best: dict[str, tuple[tuple[int, int, int, str], Row]] = {}
     for r in rows:
         qid = str(r.get("qid"))
-        rank = row_rank(r, order)
+        rank = row_rank(r, order, tie_salt)
         if qid not in best or rank < best[qid][0]:
             best[qid] = (rank, r)
     return [r for _, r in best.values()]
@@ -505,7 +533,8 @@ def mix(
         else:  # self
             teacher_part = []
         self_part = limit_per_strategy(dedupe(d_self), cfg.self_per_strategy)
-        pool = apply_bias(dedupe(self_part + teacher_part), cfg.bias, strategies)
+        tie_salt = f"{seed}|{iteration}" if cfg.tie_break == "seeded" else None
+        pool = apply_bias(dedupe(self_part + teacher_part), cfg.bias, strategies, tie_salt)
 
     target = alpha_target(cfg.alpha, iteration, iterations)
     teacher_pool = sort_rows(r for r in pool if r["source"] == "teacher")
@@ -549,6 +578,7 @@ def mix(
         "adaptive_scope": cfg.adaptive_scope if cfg.variant == "adaptive" else None,
         "bias": cfg.bias if (iteration > 0 or cfg.bias_iteration_0) else "none",
         "self_per_strategy": cfg.self_per_strategy,
+        "tie_break": cfg.tie_break,
         "alpha": alpha,
         "alpha_target": "auto" if target is None else target,
         "kl": kl,

@@ -189,6 +189,8 @@ def iteration_summary(
     ...     "validation": {"accuracy": 0.25}, "gsm8k:test": {"n": 4, "correct": 1}}}, 12.34)
     >>> r["alpha"], r["validation_accuracy"], r["eval"], r["seconds"]
     (0.5, 0.25, {'gsm8k:test': 0.25}, 12.3)
+    >>> r["untagged"]  # answers without a strategy tag, per dataset (None: not recorded)
+    {'validation': None, 'gsm8k:test': None}
     """
     stats = mix_stats or {}
     found = (eval_result or {}).get("datasets")
@@ -207,8 +209,20 @@ def iteration_summary(
         "validation_accuracy": accuracy_of(datasets.get(VALIDATION)),
         "eval": {k: accuracy_of(v) for k, v in datasets.items() if k != VALIDATION},
         "strategy_distribution": {k: v.get("strategy_distribution") for k, v in datasets.items()},
+        "untagged": {k: v.get("untagged") for k, v in datasets.items()},
         "seconds": round(seconds, 1) if seconds is not None else None,
     }
+
+
+def untagged_total(counts: Mapping[str, Any] | None) -> int | None:
+    """Answers without a strategy tag over the evaluated sets of a ``summary.json`` row's
+    ``untagged`` (None when no set recorded it).
+
+    >>> untagged_total({"validation": 3, "gsm8k:test": 10}), untagged_total({"svamp": None})
+    (13, None)
+    """
+    known = [int(v) for v in (counts or {}).values() if isinstance(v, int)]
+    return sum(known) if known else None
 
 
 def best_iteration(rows: Iterable[Mapping[str, Any]]) -> int | None:

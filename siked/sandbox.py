@@ -28,8 +28,14 @@ What is enforced where (see also ``docs/architecture.md``):
   through an unprivileged user namespace), else only the Python-level socket guards; a child
   subreaper, so escaped grandchildren are killed and reaped too; it exits when siked dies.
 
-Results are cached by the sha256 of the code and the limits: in memory (LRU) and, optionally,
-in ``cache_dir``. Timeouts and sandbox failures are not cached.
+**Prelude**: programs run after the names of ``prelude`` (``authors`` by default: what the
+SIKeD authors' ``prefix.txt`` defines before every program -- ``from math import *``, sympy's
+``Symbol``, ``Eq``, ``simplify``, ``solve``, ``lcm``, ``solve_it``). It is built once per worker,
+with the programs' own restricted builtins, and copied into each program's namespace, so it
+costs no import per program; a program that names one of its sympy names runs on a full worker.
+
+Results are cached by the sha256 of the code, the limits and the prelude: in memory (LRU) and,
+optionally, in ``cache_dir``. Timeouts and sandbox failures are not cached.
 """
 
 from __future__ import annotations
@@ -55,13 +61,21 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
-from siked._sandbox_worker import ALLOWED_MODULES, check_program, decode_frame, encode_frame
+from siked._sandbox_worker import (
+    ALLOWED_MODULES,
+    PRELUDE_SYMPY_NAMES,
+    PRELUDES,
+    check_program,
+    decode_frame,
+    encode_frame,
+)
 from siked.errors import SikedError
 
 __all__ = [
     "ALLOWED_MODULES",
+    "PRELUDES",
     "STATUSES",
     "ExecResult",
     "Limits",
@@ -69,14 +83,16 @@ __all__ = [
     "SandboxError",
     "Status",
     "check_program",
+    "default_prelude",
     "get_sandbox",
+    "set_default_prelude",
 ]
 
 Status = Literal["ok", "timeout", "error", "rejected", "no_answer", "memory"]
 STATUSES: tuple[str, ...] = ("ok", "timeout", "error", "rejected", "no_answer", "memory")
 
 #: Bump when the worker's behaviour changes, so on-disk cache entries are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 _WORKER_SCRIPT = Path(__file__).with_name("_sandbox_worker.py")
 _BOOT = "import runpy, sys; del sys.path[0]; runpy.run_path(sys.argv[1], run_name='__main__')"
@@ -86,7 +102,24 @@ _STDOUT_MAX = 2048
 #: Programs that may use these run on "full" workers (sympy and numpy preloaded); the others on
 #: "light" workers (standard library only), which fork several times faster.
 _HEAVY = re.compile(r"sympy|numpy|mpmath")
+#: ... and, under the ``authors`` prelude, programs that name one of its sympy names.
+_HEAVY_PRELUDE = re.compile(rf"sympy|numpy|mpmath|\b(?:{'|'.join(PRELUDE_SYMPY_NAMES)})\b")
 Kind = Literal["light", "full"]
+Prelude = Literal["authors", "none"]
+_DEFAULT_PRELUDE: list[Prelude] = ["authors"]
+
+
+def default_prelude() -> Prelude:
+    """The prelude of a :class:`Sandbox` built without one (``sandbox.prelude`` of the config
+    that siked was started with; ``authors`` until one is set)."""
+    return _DEFAULT_PRELUDE[0]
+
+
+def set_default_prelude(prelude: str) -> None:
+    """Set :func:`default_prelude` (``siked run`` and every command do, from the config)."""
+    if prelude not in PRELUDES:
+        raise ValueError(f"unknown sandbox prelude {prelude!r} (choose from {', '.join(PRELUDES)})")
+    _DEFAULT_PRELUDE[0] = cast(Prelude, prelude)
 
 
 class SandboxError(SikedError):
@@ -483,7 +516,11 @@ class Sandbox:
     start on first use: "light" ones (standard library preloaded) for most programs, "full"
     ones (sympy and numpy preloaded too) for programs that mention sympy, numpy or mpmath. A
     worker that dies is replaced and its program retried once. Safe to use from threads; after
-    ``fork()`` a child process gets its own workers on first use. ``cache_size=0`` disables the
+    ``fork()`` a child process gets its own workers on first use. ``prelude`` names what a
+    program finds defined (``authors``: ``from math import *``, sympy's ``Symbol``, ``Eq``,
+    ``simplify``, ``solve``, ``lcm`` and ``solve_it``, as in the SIKeD authors' code; ``none``:
+    nothing; default: :func:`default_prelude`); it is built once per worker, and part of the
+    cache key. ``cache_size=0`` disables the
     in-memory cache. ``_static_check``/``_runtime_guards`` exist only so tests can show that
     each layer holds on its own; never turn them off for model output.
     """
@@ -497,11 +534,15 @@ class Sandbox:
         cache_size: int = 100_000,
         start_timeout_s: float = 120.0,
         tmp_dir: str | None = None,
+        prelude: str | None = None,
         _static_check: bool = True,
         _runtime_guards: bool = True,
     ) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        prelude = default_prelude() if prelude is None else prelude
+        if prelude not in PRELUDES:
+            raise ValueError(f"unknown prelude {prelude!r} (choose from {', '.join(PRELUDES)})")
         self._init_args = {
             "limits": limits,
             "workers": workers,
@@ -509,10 +550,13 @@ class Sandbox:
             "cache_size": cache_size,
             "start_timeout_s": start_timeout_s,
             "tmp_dir": tmp_dir,
+            "prelude": prelude,
             "_static_check": _static_check,
             "_runtime_guards": _runtime_guards,
         }
         self.limits = limits
+        self.prelude = prelude
+        self._heavy = _HEAVY_PRELUDE if prelude == "authors" else _HEAVY
         self.workers = workers or os.cpu_count() or 1
         self._cache = _Cache(cache_size, os.fspath(cache_dir) if cache_dir else None)
         self._start_timeout = start_timeout_s
@@ -523,7 +567,8 @@ class Sandbox:
         self._grace_s = 15.0  # a worker silent for 2 * timeout_s + this is declared hung
         self._closed = False
         self._fingerprint = json.dumps(
-            [CACHE_VERSION, limits.to_dict(), _static_check, _runtime_guards], sort_keys=True
+            [CACHE_VERSION, limits.to_dict(), prelude, _static_check, _runtime_guards],
+            sort_keys=True,
         )
         self._pools = self._new_pools()
         _ALL_SANDBOXES.add(self)
@@ -642,7 +687,7 @@ class Sandbox:
     def _execute(self, pools: dict[Kind, _Pool], codes: list[str]) -> dict[str, ExecResult]:
         by_kind: dict[Kind, list[str]] = {"light": [], "full": []}
         for code in codes:
-            by_kind["full" if _HEAVY.search(code) else "light"].append(code)
+            by_kind["full" if self._heavy.search(code) else "light"].append(code)
         out: dict[str, ExecResult] = {}
         jobs = []
         for kind, batch in by_kind.items():
@@ -680,6 +725,7 @@ class Sandbox:
             "id": next(self._ids),
             "code": code,
             "limits": self.limits.to_dict(),
+            "prelude": self.prelude,
             "check": self._check,
             "guards": self._guards,
         }
@@ -723,17 +769,19 @@ def _reset_after_fork() -> None:
         sandbox._after_fork_in_child()
 
 
-_SHARED: Sandbox | None = None
+_SHARED: dict[str, Sandbox] = {}
 _SHARED_LOCK = threading.Lock()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def get_sandbox() -> Sandbox:
-    """The process-wide shared sandbox (default limits, one worker per CPU), closed at exit."""
-    global _SHARED
+    """The process-wide shared sandbox of :func:`default_prelude` (default limits, one worker
+    per CPU), closed at exit."""
+    prelude = default_prelude()
     with _SHARED_LOCK:
-        if _SHARED is None or _SHARED.closed:
-            _SHARED = Sandbox()
-            atexit.register(_SHARED.close)
-        return _SHARED
+        shared = _SHARED.get(prelude)
+        if shared is None or shared.closed:
+            shared = _SHARED[prelude] = Sandbox(prelude=prelude)
+            atexit.register(shared.close)
+        return shared

@@ -50,11 +50,11 @@ def all_script(question: str, forced: str | None, j: int, seed: int) -> str:
 
 
 def run(tmp: Path, script: Any, mode: str = "free", strategies: list[str] | None = None,
-        datasets: Any = None, **kw: Any) -> dict[str, Any]:  # fmt: skip
+        datasets: Any = None, untagged: str = "extract", **kw: Any) -> dict[str, Any]:  # fmt: skip
     return evaluate(
         "fake-model",
         datasets if datasets is not None else [("validation", PROBLEMS)],
-        EvalConfig(mode=mode, max_tokens=32),  # type: ignore[arg-type]
+        EvalConfig(mode=mode, max_tokens=32, untagged=untagged),  # type: ignore[arg-type]
         tmp,
         strategies or STRATS,
         seed=5,
@@ -76,6 +76,9 @@ def test_free_mode_numbers(tmp_path: Path) -> None:
         "accuracy": 0.75,
         "ci95": list(wilson_interval(3, 4)),
         "no_answer": 1,
+        "untagged": 1,
+        "untagged_correct": 1,
+        "untagged_rule": "extract",
         "strategy_counts": {"cot": 2, "l2m": 0, "pot": 1, "none": 1},
         "strategy_distribution": {"cot": 0.5, "l2m": 0.0, "pot": 0.25, "none": 0.25},
         "per_strategy_accuracy": {"cot": 0.5, "l2m": None, "pot": 1.0, "none": 1.0},
@@ -101,6 +104,20 @@ def test_free_mode_numbers(tmp_path: Path) -> None:
     p3 = next(p for p in preds if p["qid"] == "q3")
     assert (p3["status"], p3["answer"], p3["correct"]) == ("no_answer", None, False)
     assert p3["output"] == "[cot]: I cannot tell."
+
+
+def test_untagged_wrong_is_the_authors_rule(tmp_path: Path) -> None:
+    """q4's answer has no strategy tag; its last number is right. The authors' scorer
+    (inference/results.py:221-222) gives it -2048: wrong."""
+    result = run(tmp_path, free_script, untagged="wrong")
+    d = result["datasets"]["validation"]
+    assert (d["correct"], d["accuracy"]) == (2, 0.5)
+    assert (d["untagged"], d["untagged_correct"], d["untagged_rule"]) == (1, 1, "wrong")
+    assert d["per_strategy_accuracy"]["none"] == 0.0
+    assert d["ci95"] == list(wilson_interval(2, 4))
+    p4 = next(p for p in read_jsonl(tmp_path / "predictions.jsonl") if p["qid"] == "q4")
+    assert p4["correct"] is True  # the log keeps the extraction's verdict
+    assert " 1 " in format_table(result).splitlines()[1]  # the untagged column
 
 
 def test_all_mode_oracle(tmp_path: Path) -> None:

@@ -160,8 +160,50 @@ def data_files(run_dir: Path) -> dict[str, str]:
     return out
 
 
+def test_later_iterations_as_the_authors_build_them(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Iterations >= 2 (docs/architecture.md, "Where we differ"): the student samples the same
+    training questions every iteration, the held-out questions stay the same and are never
+    sampled or trained on, and iteration N's mix takes the samples of iteration N - 1 only
+    (the authors' create-mixed-data-configs/*/iterationN.yaml read that iteration's samples and
+    all of D_LLM; the previous iteration's self data is not kept)."""
+    import siked.evaluate
+    import siked.sample
+
+    sampled: dict[int, list[str]] = {}
+    validated: list[list[str]] = []
+    real_sample, real_evaluate = fakes.sample, fakes.evaluate
+
+    def sample(problems: list[Any], *a: Any, **kw: Any) -> dict:
+        sampled[kw["iteration"]] = [p.id for p in problems]
+        return real_sample(problems, *a, **kw)
+
+    def evaluate(model: str, datasets: list[Any], *a: Any, **kw: Any) -> dict:
+        validated.extend([p.id for p in d[1]] for d in datasets if isinstance(d, tuple))
+        return real_evaluate(model, datasets, *a, **kw)
+
+    monkeypatch.setattr(siked.sample, "sample", sample)
+    monkeypatch.setattr(siked.evaluate, "evaluate", evaluate)
+    cfg = tiny_config(tmp_path, **{"loop.iterations": 3, "mix.bias": "none"})  # every row stays
+    loop.run(cfg)
+    root = tmp_path / "t"
+    train_qs, val_qs = loop.split_train_validation(cfg)
+    assert sorted(sampled) == [0, 1, 2]
+    assert all(ids == [p.id for p in train_qs] for ids in sampled.values())
+    assert validated == [[p.id for p in val_qs]] * 4  # the same held-out questions each time
+    held_out = {p.id for p in val_qs}
+    for it in (1, 2, 3):
+        rows = read_jsonl(root / f"iter_{it:02d}" / "train.jsonl")
+        own = [r for r in rows if r["source"] == "student"]
+        assert own and {r["iteration"] for r in own} == {it - 1}, it
+        assert not {r["qid"] for r in rows} & held_out
+
+
 def test_full_run_writes_the_run_directory(tmp_path: Path, fakes: FakeStages) -> None:
-    cfg = tiny_config(tmp_path)
+    # the student's row wins every tie, so iteration 1 mixes both sources (alpha in (0, 1));
+    # with the seeded coin, 8 questions may all go to the teacher
+    cfg = tiny_config(tmp_path, **{"mix.tie_break": "student"})
     summary = loop.run(cfg)
     root = tmp_path / "t"
     for rel in ["config.yaml", "manifest.json", "summary.json", "teacher/kept.jsonl"]:

@@ -66,6 +66,7 @@ CONTRACT_KEYS = {
     "adaptive_scope",
     "bias",
     "self_per_strategy",
+    "tie_break",
     "alpha",
     "alpha_target",
     "kl",
@@ -173,11 +174,49 @@ def test_bias_none_keeps_all() -> None:
 def test_bias_prefers_student_on_same_strategy() -> None:
     t = teacher(["q1"])
     st = [row("q1", "pot", "student", sample=4), row("q1", "cot", "student", sample=0)]
-    res = mix(t, st, MixConfig(variant="all", bias="pot"), 1, 1, S)
+    cfg = MixConfig(variant="all", bias="pot", tie_break="student")
+    res = mix(t, st, cfg, 1, 1, S)
     assert keys(res.rows) == [("q1", "pot", "student")]
     # a higher-priority teacher strategy still beats a lower-priority student one
-    res = mix(t, st[1:], MixConfig(variant="all", bias="pot"), 1, 1, S)
+    res = mix(t, st[1:], cfg, 1, 1, S)
     assert keys(res.rows) == [("q1", "pot", "teacher")]
+
+
+def _solved_by_both(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every question solved with pot by the teacher and by the student."""
+    qids = [f"q{i:03d}" for i in range(n)]
+    return teacher(qids), [row(q, "pot", "student", sample=1) for q in qids]
+
+
+def test_all_and_adaptive_differ_under_a_bias() -> None:
+    """The authors' ``all`` keeps the student's and the teacher's row of a strategy and lets an
+    unstable sort pick one; ``adaptive`` never has the teacher's row. So the two variants must
+    not select the same rows, nor give the same alpha, on the same inputs."""
+    t, st = _solved_by_both(200)
+    runs = {
+        variant: mix(t, st, MixConfig(variant=variant, bias="pot"), 1, 3, S, seed=7)
+        for variant in ("all", "adaptive")
+    }
+    assert keys(runs["all"].rows) != keys(runs["adaptive"].rows)
+    assert runs["adaptive"].stats["alpha"] == 0.0  # the student solved everything with pot
+    assert 0.35 < runs["all"].stats["alpha"] < 0.65  # the seeded coin: about half each
+    assert runs["all"].stats["tie_break"] == "seeded"
+    # one row per question either way, all pot
+    assert {r["strategy"] for r in runs["all"].rows} == {"pot"}
+    assert len(runs["all"].rows) == len(runs["adaptive"].rows) == 200
+
+
+def test_tie_break_seeded_is_seeded() -> None:
+    t, st = _solved_by_both(100)
+    cfg = MixConfig(variant="all", bias="pot")
+    a = mix(t, st, cfg, 1, 3, S, seed=7)
+    assert keys(a.rows) == keys(mix(list(reversed(t)), st[::-1], cfg, 1, 3, S, seed=7).rows)
+    assert keys(a.rows) != keys(mix(t, st, cfg, 1, 3, S, seed=8).rows)
+    assert keys(a.rows) != keys(mix(t, st, cfg, 2, 3, S, seed=7).rows)  # redrawn per iteration
+    # tie_break: student -> all == adaptive under a bias (siked's former rule)
+    student = MixConfig(variant="all", bias="pot", tie_break="student")
+    adaptive = MixConfig(variant="adaptive", bias="pot")
+    assert keys(mix(t, st, student, 1, 3, S).rows) == keys(mix(t, st, adaptive, 1, 3, S).rows)
 
 
 def test_bias_ties_among_students() -> None:

@@ -108,6 +108,10 @@ def test_figure_2_quantities_are_labelled_and_the_free_choice_shown(
     assert "KL (all)" in text and f"{stats1['kl_all']:.3f}" in text
     assert "siked's interpretation of the paper's Figure 2" in text
     assert "forced teacher's yield" in text
+    # what a bias does to alpha and KL, under the summary table and under Figure 2
+    assert text.count("Do not read it as the paper's curve") == 1
+    assert text.count("α drops at once") == 2
+    assert "mostly measures how much of the mix is PoT" in text
     assert "Free choice" not in text
     # a measured free choice of the teacher (teacher.free_choice_n) is reported and drawn
     tstats = json.loads((run / "teacher" / "stats.json").read_text())
@@ -225,6 +229,25 @@ def test_compare_time_is_the_manifest_stage_seconds(runs: dict[str, Path]) -> No
     header, *_, line = [r for r in compare([runs["demo"]]).splitlines() if r.startswith("| ")]
     assert header.rstrip(" |").endswith("| time")
     assert line.rstrip(" |").endswith(format_duration(total))
+
+
+def test_untagged_answers_in_the_summary_table(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "demo"
+    shutil.copytree(runs["demo"], run)
+    for it in (0, 1):
+        path = run / f"iter_{it:02d}" / "eval" / "eval.json"
+        result = json.loads(path.read_text())
+        for i, d in enumerate(result["datasets"].values()):
+            d["untagged"] = 10 * it + i + 1
+        path.write_text(json.dumps(result))
+    n = len(result["datasets"])
+    text = write_report(run).read_text()
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| iter "))
+    header, table = lines[start], lines[start + 2 : start + 4]  # iterations 0 and 1
+    column = [c.strip() for c in header.split("|")].index("untagged")
+    cells = [line.split("|")[column].strip() for line in table]
+    assert cells == [str(n * (n + 1) // 2), str(10 * n + n * (n + 1) // 2)], table
 
 
 def test_compare(runs: dict[str, Path]) -> None:

@@ -2,7 +2,9 @@
 
 Three sandboxes are used: ``sb`` with every layer (what siked uses), ``guards`` with the static
 check off (runtime guards + kernel limits) and ``raw`` with both Python layers off (kernel
-limits, namespaces and the dropped uid only), so each layer is shown to hold on its own.
+limits, namespaces and the dropped uid only), so each layer is shown to hold on its own. All
+three load the ``authors`` prelude (sympy's names in every program's namespace), so every
+hostile case below holds with it.
 Every test also checks the host: the test process and the workers survive, a sentinel file is
 untouched, and at the end no child, zombie or escaped process is left.
 """
@@ -85,20 +87,27 @@ def secret_env() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def sb(tmp_root: str, secret_env: None) -> Iterator[Sandbox]:
-    with Sandbox(LIMITS, workers=2, tmp_dir=tmp_root) as sandbox:
+    with Sandbox(LIMITS, workers=2, tmp_dir=tmp_root, prelude="authors") as sandbox:
         yield sandbox
 
 
 @pytest.fixture(scope="module")
 def guards(tmp_root: str, secret_env: None) -> Iterator[Sandbox]:
-    with Sandbox(LIMITS, workers=1, tmp_dir=tmp_root, _static_check=False) as sandbox:
+    with Sandbox(
+        LIMITS, workers=1, tmp_dir=tmp_root, prelude="authors", _static_check=False
+    ) as sandbox:
         yield sandbox
 
 
 @pytest.fixture(scope="module")
 def raw(tmp_root: str, secret_env: None) -> Iterator[Sandbox]:
     with Sandbox(
-        LIMITS, workers=1, tmp_dir=tmp_root, _static_check=False, _runtime_guards=False
+        LIMITS,
+        workers=1,
+        tmp_dir=tmp_root,
+        prelude="authors",
+        _static_check=False,
+        _runtime_guards=False,
     ) as sandbox:
         yield sandbox
 
@@ -203,6 +212,66 @@ def test_run_many_keeps_order_and_dedups(sb: Sandbox) -> None:
     assert sb.run_many([]) == []
 
 
+# ----------------------------------------------------------------------------------------------
+# the prelude (sandbox.prelude)
+# ----------------------------------------------------------------------------------------------
+
+#: A program in the authors' PoT style: it relies on their prefix for every name it uses.
+AUTHORS_STYLE = """\
+fish = Symbol('fish')
+equation = Eq(3 * fish + 5, sqrt(400))
+solution = solve_it(equation, fish)
+answer = solution[fish] * ceil(2.5) + lcm(4, 6)
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "answer"),
+    [
+        (AUTHORS_STYLE, "27.0"),  # fish = 5, 5 * 3 + 12
+        ("answer = sqrt(16) + floor(2.7) + factorial(3)", "12.0"),
+        ("answer = math.ceil(7 / 2) + lcm(6, 4)", "16"),
+        (
+            "x, y = Symbol('x'), Symbol('y')\ns = solve_it([Eq(x + y, 10), Eq(x - y, 2)], [x, y])\n"
+            "answer = s[x]",
+            "6",
+        ),
+        ("x = Symbol('x')\nanswer = solve(Eq(x * 4, 10), x)[0]", "5/2"),
+        ("x = Symbol('x')\nanswer = simplify((x ** 2 - 1) / (x - 1)).subs(x, 4)", "5"),
+    ],
+)
+def test_prelude_authors(sb: Sandbox, code: str, answer: str) -> None:
+    result = sb.run(code)
+    assert (result.status, result.answer) == ("ok", answer), result
+
+
+def test_prelude_solve_it_without_a_solution(sb: Sandbox) -> None:
+    code = "x = Symbol('x')\ns = solve_it(Eq(x, x + 1), x)\nanswer = 1 if s[x] is None else 0"
+    assert sb.run(code).answer == "1"
+    code = "x, y = Symbol('x'), Symbol('y')\ns = solve_it(Eq(x, x + 1), [x, y])\nanswer = len(s)"
+    assert sb.run(code).answer == "2"
+
+
+def test_prelude_none_and_the_cache_key(tmp_root: str, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    with Sandbox(LIMITS, workers=1, tmp_dir=tmp_root, cache_dir=cache_dir, prelude="none") as sb:
+        assert sb.prelude == "none"
+        result = sb.run(AUTHORS_STYLE)
+        assert result.status == "error" and "NameError" in (result.error or ""), result
+        assert "NameError" in (sb.run("answer = sqrt(4)").error or "")
+    # the same program, same cache directory: another prelude is another key
+    with Sandbox(LIMITS, workers=1, tmp_dir=tmp_root, cache_dir=cache_dir) as sb:
+        assert sb.prelude == "authors"  # the default
+        assert sb.run(AUTHORS_STYLE).answer == "27.0"
+    with pytest.raises(ValueError, match="prelude"):
+        Sandbox(prelude="everything")
+
+
+def test_prelude_programs_may_redefine_its_names(sb: Sandbox) -> None:
+    code = "def solve(a, b):\n    return a * b\npi = 3\nanswer = solve(pi, 4)"
+    assert sb.run(code).answer == "12"
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [
@@ -233,46 +302,55 @@ def test_format_answer_refuses(value: object) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import os",
-        "import subprocess",
-        "import socket",
-        "import sys\nsys.exit(0)",
-        "from os import system",
-        "import importlib",
-        "import numpy.f2py",
-        "from sympy.utilities.misc import os",
-        "import sympy\nsympy.utilities.misc.os.fork()",
-        "from . import x",
-        "__import__('os')",
-        "eval('1')",
-        "exec('x = 1')",
-        "compile('1', 'f', 'eval')",
-        "open('/tmp/x', 'w')",
-        "input()",
-        "breakpoint()",
-        "globals()",
-        "vars()",
-        "exit()",
-        "().__class__.__base__.__subclasses__()",
-        "(lambda: 0).__globals__",
-        "x = __builtins__",
-        "getattr((), '__class__')",
-        "getattr((), '_' + '_class_' + '_')",
-        "g = getattr",
-        "setattr(int, 'x', 1)",
-        "import random\nrandom._os",
-        "'{0.__class__}'.format(1)",
-        "__name__ = 'sympy'",
-        "import operator\noperator.attrgetter('x')",
-        "from operator import methodcaller",
-        "from sympy.utilities.autowrap import autowrap",
-    ],
-)
+STATIC_REFUSALS = [
+    "import os",
+    "import subprocess",
+    "import socket",
+    "import sys\nsys.exit(0)",
+    "from os import system",
+    "import importlib",
+    "import numpy.f2py",
+    "from sympy.utilities.misc import os",
+    "import sympy\nsympy.utilities.misc.os.fork()",
+    "from . import x",
+    "__import__('os')",
+    "eval('1')",
+    "exec('x = 1')",
+    "compile('1', 'f', 'eval')",
+    "open('/tmp/x', 'w')",
+    "input()",
+    "breakpoint()",
+    "globals()",
+    "vars()",
+    "exit()",
+    "().__class__.__base__.__subclasses__()",
+    "(lambda: 0).__globals__",
+    "x = __builtins__",
+    "getattr((), '__class__')",
+    "getattr((), '_' + '_class_' + '_')",
+    "g = getattr",
+    "setattr(int, 'x', 1)",
+    "import random\nrandom._os",
+    "'{0.__class__}'.format(1)",
+    "__name__ = 'sympy'",
+    "import operator\noperator.attrgetter('x')",
+    "from operator import methodcaller",
+    "from sympy.utilities.autowrap import autowrap",
+    "from sympy import preview",
+    "from sympy.printing.preview import preview",
+    "solve_it.__globals__",
+    "getattr(simplify, '_' + '_globals_' + '_')",
+]
+
+
+@pytest.mark.parametrize("code", STATIC_REFUSALS)
 def test_static_check_refuses(code: str) -> None:
     assert check_program(code) is not None
+
+
+def test_static_refusals_hold_with_the_prelude(sb: Sandbox) -> None:
+    results = sb.run_many(STATIC_REFUSALS)
+    assert [r.status for r in results] == ["rejected"] * len(STATIC_REFUSALS)
 
 
 @pytest.mark.parametrize(
@@ -540,6 +618,96 @@ def test_a_crash_is_contained(raw: Sandbox) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# hostile programs through sympy, which the prelude puts in every namespace: strings that sympy
+# evaluates (sympify, parse_expr), code it compiles (lambdify), printing, init_session
+# ----------------------------------------------------------------------------------------------
+
+
+def _hostile_strings(marker: Path, sentinel: Path) -> list[str]:
+    return [
+        f"__import__('os').system('touch {marker}')",
+        f"open({str(sentinel)!r}, 'w').write('pwned')",
+        f"__import__('shutil').copy('/etc/passwd', {str(sentinel)!r})",
+        "[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close']"
+        "[0].__init__.__globals__['fork']()",
+    ]
+
+
+def _through_sympy(expression: str) -> list[str]:
+    """Programs that hand the string ``expression`` (a Python expression building it) to the
+    prelude's sympy names and to sympy's string evaluators and code generators."""
+    head = "u = '_' * 2\nx = Symbol('x')\ns = " + expression + "\n"
+    calls = [
+        "answer = simplify(s)",
+        "answer = solve(s, x)",
+        "answer = Eq(s, 0)",
+        "answer = solve_it(Eq(x, s), x)",
+        "answer = x.subs(s, 1)",
+        "from sympy import sympify\nanswer = sympify(s)",
+        "from sympy.parsing.sympy_parser import parse_expr\nanswer = parse_expr(s, transformations=())",
+        "from sympy import lambdify\nanswer = lambdify([], Symbol(s))()",
+        "from sympy import lambdify\nanswer = lambdify([x], x + Symbol(s))(1)",
+    ]
+    return [head + call for call in calls]
+
+
+def _expression(text: str) -> str:
+    """A Python expression that builds ``text`` at run time with no '__' in any literal (so it
+    passes the static check; ``u`` holds '__'): the runtime guards and the kernel must stop it."""
+    parts = text.split("__")
+    return " + u + ".join(repr(p) for p in parts)
+
+
+def test_strings_sympy_evaluates_are_guarded(sb: Sandbox, guards: Sandbox, sentinel: Path) -> None:
+    marker = Path(tempfile.gettempdir()) / f"siked-pwned-sympy-{os.getpid()}"
+    programs = [
+        code
+        for text in _hostile_strings(marker, sentinel)
+        for code in _through_sympy(_expression(text))
+    ]
+    for code in programs:
+        assert check_program(code) is None, code  # nothing for the static check to see
+    for sandbox in (sb, guards):
+        for code, result in zip(programs, sandbox.run_many(programs), strict=True):
+            assert result.status == "error", (code, result)
+    assert not marker.exists()
+    assert sentinel.read_bytes() == b"untouched"
+    # open() in code sympy generates is stopped by the guards, not only by the dropped uid
+    code = _through_sympy(_expression(_hostile_strings(marker, sentinel)[1]))[7]
+    assert "lambdify" in code
+    result = sb.run(code)
+    assert result.status == "error" and "open is blocked" in (result.error or ""), result
+    _assert_host_ok(sb)
+    _assert_host_ok(guards)
+
+
+def test_sympy_printing_and_sessions(sb: Sandbox, guards: Sandbox) -> None:
+    marker = Path(tempfile.gettempdir()) / f"siked-pwned-print-{os.getpid()}"
+    name = _expression(f"__import__('os').system('touch {marker}')")
+    printing = (
+        f"u = '_' * 2\nx = Symbol({name})\n"
+        "from sympy import init_printing, latex, pprint, srepr\ninit_printing()\n"
+        "print(x, latex(x), srepr(x))\npprint(x)\nanswer = 1"
+    )
+    result = sb.run(printing)  # printing a symbol shows its name, it does not run it
+    assert (result.status, result.answer) == ("ok", "1"), result
+    for code in (
+        "from sympy import init_session\ninit_session(ipython=False)\nanswer = 1",
+        "from sympy import init_session\ninit_session()\nanswer = 1",
+        "from sympy.interactive.session import init_python_session\n"
+        "init_python_session().interact()\nanswer = 1",
+    ):
+        for sandbox in (sb, guards):
+            result = sandbox.run(code)
+            assert result.status in ("error", "rejected"), (code, result)
+    assert sb.run("from sympy import preview\npreview(Symbol('x'))").status == "rejected"
+    assert guards.run("from sympy import preview\npreview(Symbol('x'))").status == "error"
+    assert not marker.exists()
+    _assert_host_ok(sb)
+    _assert_host_ok(guards)
+
+
+# ----------------------------------------------------------------------------------------------
 # robustness of the pool
 # ----------------------------------------------------------------------------------------------
 
@@ -774,6 +942,17 @@ def test_cli_exec_stdin_and_options(
     monkeypatch.setattr(sys, "stdin", io.StringIO("import os\n"))
     assert cli_main(["exec", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "rejected"
+
+
+def test_cli_exec_prelude(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program = tmp_path / "authors.py"
+    program.write_text(AUTHORS_STYLE)
+    assert cli_main(["exec", str(program)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["status"], out["answer"]) == ("ok", "27.0"), out
+    assert cli_main(["exec", "--prelude", "none", str(program)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "error" and "NameError" in out["error"], out
 
 
 def test_cli_exec_missing_file(capsys: pytest.CaptureFixture[str]) -> None:

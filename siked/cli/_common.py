@@ -86,7 +86,11 @@ def load_command_config(args: argparse.Namespace, flags: dict[str, Any] | None =
         raise ConfigError("--chunk-size must be >= 1")
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise ConfigError("--limit must be >= 1")
-    return load_config(args.config, overrides, section=getattr(args, "_config_section", None))
+    cfg = load_config(args.config, overrides, section=getattr(args, "_config_section", None))
+    from siked.sandbox import set_default_prelude
+
+    set_default_prelude(cfg.sandbox.prelude)  # every sandbox the command builds runs it
+    return cfg
 
 
 def split_list(value: str) -> list[str]:

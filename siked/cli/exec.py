@@ -28,6 +28,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-mb", type=int, default=None, metavar="MB", help="address-space limit (1024)"
     )
+    parser.add_argument(
+        "--prelude",
+        choices=("authors", "none"),
+        default=None,
+        help="names defined before the program: the authors' PoT prefix, or none (default: authors)",
+    )
     parser.add_argument("--stdout", action="store_true", help="include the captured stdout")
 
 
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             limits = replace(limits, memory_mb=args.memory_mb)
     except ValueError as e:
         raise SikedError(str(e)) from None
-    with Sandbox(limits, workers=1, cache_size=0) as sandbox:
+    with Sandbox(limits, workers=1, cache_size=0, prelude=args.prelude) as sandbox:
         result = sandbox.run(code)
     out = {k: getattr(result, k) for k in ("status", "answer", "error", "seconds", "rule")}
     if args.stdout:

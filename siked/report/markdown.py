@@ -40,7 +40,7 @@ from siked.report.plots import (
     plot_strategy_accuracy,
     plot_strategy_choice,
 )
-from siked.rundir import VALIDATION, RunPaths
+from siked.rundir import VALIDATION, RunPaths, untagged_total
 from siked.strategies import NO_STRATEGY
 
 log = logging.getLogger("siked.report")
@@ -66,6 +66,19 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
+#: What α and KL mean under a bias (one rationale per question), said wherever they are shown.
+BIAS_NOTE = (
+    "under a bias (`mix.bias`: one rationale per question) α does not fall gradually. At the "
+    "first self-guided iteration every question the student solved with the preferred strategy "
+    "takes its own row (`adaptive`, or `all` with `mix.tie_break: student`; about half of them "
+    "with the seeded tie-break), so α drops at once to about the share of questions it did not "
+    "solve that way, and changes little after. P_train is then mostly the preferred strategy "
+    "(PoT under the paper's bias), so KL(P_train ‖ P_student) mostly measures how much of the "
+    "mix is PoT against how often the student's correct samples are PoT, not how far the "
+    "student's own strategy choice has moved."
+)
+
+
 def alpha_label(mix_cfg: Mapping[str, Any]) -> str:
     a = mix_cfg.get("alpha", "auto")
     if isinstance(a, dict):
@@ -80,7 +93,8 @@ def _summary_markdown(run: RunData) -> str:
     datasets = list(rows[0]["eval"]) if rows else []
     best = best_iteration(run)
     primary = primary_dataset(eval_datasets(run))
-    header = ["iter", "rows", "α", "KL", "KL (all)", "train mix", "validation", *datasets]
+    header = ["iter", "rows", "α", "KL", "KL (all)", "train mix", "untagged", "validation"]
+    header += datasets
     if primary and primary != VALIDATION:
         header.append(f"choice on {primary}")
     header.append("time")
@@ -95,6 +109,7 @@ def _summary_markdown(run: RunData) -> str:
             format_kl(r["kl"], r.get("kl_support")),
             fmt_num(r.get("kl_all"), 3),
             format_mix(r["p_train"], run.strategies),
+            fmt_num(untagged_total(r.get("untagged"))),
             fmt_pct(r["validation_accuracy"]),
             *[fmt_pct(r["eval"].get(d)) for d in datasets],
         ]
@@ -104,13 +119,15 @@ def _summary_markdown(run: RunData) -> str:
         cells.append(format_duration(r["seconds"]))
         out.append(cells)
     note = (
-        "Accuracies in %, mixes in % of rows; α = share of teacher rows, "
+        "Accuracies in %, mixes in % of rows; untagged = answers without a strategy tag over "
+        "the evaluated sets (they count as correct only under `eval.untagged: extract`); "
+        "α = share of teacher rows, "
         "KL = KL(P_train ‖ P_student) with P_student over the student's correct samples, "
         f"shown with how many there are (— below {KL_MIN_SUPPORT}: then it reflects the "
         "smoothing, not the student); KL (all) = KL(P_train ‖ P_student_all) over all its "
         "samples (`none` = no strategy tag). These, and P_LLM as the share of each strategy in "
         "D_LLM (the forced teacher's yield, not the teacher's own choice), are siked's "
-        "interpretation of the paper's Figure 2."
+        "interpretation of the paper's Figure 2, not its curve: " + BIAS_NOTE
     )
     return md_table(header, out) + "\n\n" + note
 
@@ -259,7 +276,7 @@ _CAPTIONS = {
         "correct samples P_student and the training mix P_train, with the teacher share α, "
         "KL(P_train ‖ P_student) and KL(P_train ‖ P_student_all) over all the student's "
         "samples. siked's interpretation of the paper's Figure 2: the released code computes "
-        "neither quantity."
+        "neither quantity. Do not read it as the paper's curve: " + BIAS_NOTE
     ),
     "accuracy": (
         "Figure 3. Accuracy per iteration on each dataset; validation (dashed) selects the best "
