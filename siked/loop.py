@@ -557,14 +557,66 @@ def should_stop(rows: list[dict[str, Any]], patience: int) -> bool:
     return rows[-1]["iteration"] - b >= patience
 
 
+#: the package each experiment tracker of ``train.report_to`` needs
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+def run_engines(cfg: SikedConfig) -> dict[str, EngineConfig]:
+    """The engine sections the run will use, by section name."""
+    used: dict[str, EngineConfig] = {} if cfg.method == "base" else {"teacher": cfg.teacher}
+    if cfg.method == "siked":
+        used["sample"] = cfg.sample
+    used["eval"] = cfg.eval
+    return used
+
+
+def preflight_problems(cfg: SikedConfig, gpus: int | None = None) -> list[str]:
+    """What would stop the run after it started, found before its first stage: GPUs a vLLM
+    engine asks for that are not visible (``gpus``: the visible CUDA devices, counted here when
+    None) and experiment trackers whose package is missing. The engines' own checks
+    (:meth:`Engine.check_ready`) are made by :func:`check_engines`.
+
+    >>> from siked.config import load_config
+    >>> cfg = load_config(overrides=["teacher.engine=vllm", "teacher.tensor_parallel_size=4",
+    ...                              "train.report_to=[no_such_tracker]"])
+    >>> for line in preflight_problems(cfg, gpus=2): print(line)
+    teacher.tensor_parallel_size is 4 but 2 GPUs are visible (CUDA_VISIBLE_DEVICES)
+    """
+    import importlib.util
+
+    problems = []
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    for name, ecfg in run_engines(cfg).items():
+        tp = ecfg.tensor_parallel_size
+        if ecfg.engine == "vllm" and gpus and tp > gpus:
+            problems.append(
+                f"{name}.tensor_parallel_size is {tp} but {gpus} GPU{'s are' if gpus > 1 else ' is'}"
+                " visible (CUDA_VISIBLE_DEVICES)"
+            )
+    report = cfg.train.report_to
+    for tracker in [report] if isinstance(report, str) else report:
+        package = TRACKER_PACKAGES.get(tracker)
+        if package and importlib.util.find_spec(package) is None:
+            problems.append(
+                f"train.report_to names {tracker}, but the {package} package is not installed "
+                f"(pip install {package}, or train.report_to: none)"
+            )
+    return problems
+
+
 def check_engines(cfg: SikedConfig) -> None:
-    """Each engine the run will build can run here (:meth:`Engine.check_ready`), or fail now."""
+    """Each engine the run will build can run here (:meth:`Engine.check_ready`), and nothing
+    :func:`preflight_problems` finds is in the way, or fail now, naming every problem."""
     from siked.engines import engine_class
 
-    stages: list[EngineConfig] = [] if cfg.method == "base" else [cfg.teacher]
-    stages += [cfg.sample] if cfg.method == "siked" else []
-    for ecfg in [*stages, cfg.eval]:
+    for ecfg in run_engines(cfg).values():
         engine_class(ecfg.engine).check_ready(ecfg)
+    problems = preflight_problems(cfg)
+    if problems:
+        raise SikedError("this run cannot start here:\n  " + "\n  ".join(problems))
 
 
 def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict[str, Any]:

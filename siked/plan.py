@@ -487,6 +487,9 @@ def _needs(cfg: SikedConfig, plan: Plan) -> None:
         )
     else:
         sec.add("GPU", "not needed", f"runs on CPU (slowly for large students); {here}")
+    from siked.loop import preflight_problems
+
+    plan.problems += preflight_problems(cfg)
 
 
 def _openvino_lines(sec: Section, plan: Plan, stages: list[str], executable: str | None) -> None:

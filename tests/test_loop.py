@@ -557,3 +557,37 @@ def test_near_empty_teacher_data_is_trained_on(
     assert read_jsonl(tmp_path / "t" / "teacher" / "kept.jsonl").__len__() == 1
     assert fakes.calls[:2] == ["train:iter_00", "eval:iter_00"]
     assert summary["stopped"] == "completed all iterations" and summary["final_model"]
+
+
+def test_preflight_names_what_would_stop_a_gpu_run_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first stage: vLLM asked for more GPUs than are visible, a tracker whose
+    package is missing; each is one line, and `siked plan` lists the same."""
+    import torch
+
+    from siked.plan import make_plan
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setitem(loop.TRACKER_PACKAGES, "fake_tracker", "no_such_package_for_siked")
+    cfg = tiny_config(
+        tmp_path,
+        **{
+            "sample.engine": "vllm",
+            "sample.tensor_parallel_size": 4,
+            "train.report_to": "[fake_tracker]",
+        },
+    )
+    problems = loop.preflight_problems(cfg)
+    assert problems == [
+        "sample.tensor_parallel_size is 4 but 2 GPUs are visible (CUDA_VISIBLE_DEVICES)",
+        "train.report_to names fake_tracker, but the no_such_package_for_siked package is not "
+        "installed (pip install no_such_package_for_siked, or train.report_to: none)",
+    ]
+    assert all(p in make_plan(cfg).problems for p in problems)
+    with pytest.raises(SikedError, match="cannot start here") as e:
+        loop.check_engines(cfg.model_copy(update={"sample": cfg.eval}))  # engines themselves ok
+    assert "train.report_to names fake_tracker" in str(e.value)
+    assert not (tmp_path / "t").exists()  # nothing written
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert loop.preflight_problems(cfg) == problems[1:]
