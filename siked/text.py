@@ -139,31 +139,103 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_FRAC = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]*?)\s*\}\s*\{\s*([^{}]*?)\s*\}")
-_FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
-_TEXT_CMD = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
+_FRAC_CMD = re.compile(r"\\[dtc]?frac(?![A-Za-z])")
+_SIGNED_CORE = re.compile(rf"[-+]?{_CORE}")
+_TEXT_CMD = re.compile(
+    r"\\(?:text|textrm|textnormal|textbf|textit|mathrm|mathbf|mathit|mbox|hbox|operatorname)"
+    r"\s*\{([^{}]*)\}"
+)
+#: spacing a writer puts between digit groups: LaTeX ``\,`` ``\:`` ``\;`` ``\ `` ``~`` and the
+#: thin, narrow no-break and figure spaces (the no-break space is a plain space by then)
+_GROUP_SPACE = re.compile(r"(?<=\d)(?:\\[,:; ]|~|\u2009|\u202f|\u2007)(?=\d{3}(?!\d))")
+#: a number grouped by single plain spaces (``1 000 000``), not glued to a word, a number or a
+#: list (``7 2 100``), not continued by another digit group, a fraction or a comma group
+_SPACE_GROUPED = re.compile(r"(?<![\w.,/])(?<!\d )\d{1,3}(?: \d{3})+(?![\d/]| \d|,\d)")
+_LATEX_SPACING = re.compile(r"\\(?:[,:; ]|quad|qquad)(?![A-Za-z])")
+_LEFT_RIGHT = re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
+_APPROX = re.compile(r"\\(?:approx|simeq|thickapprox)(?![A-Za-z])|\u2248")
+#: a control word glued to the digits after it (``\approx11``, ``\times3``)
+_GLUED_COMMAND = re.compile(r"(\\[A-Za-z]+)(?=[\d.])")
+_CONTROL = re.compile(r"\\(?:[A-Za-z]+|.)", re.S)
+
+
+def _latex_arg(s: str, i: int) -> tuple[str, int] | None:
+    """The argument of a LaTeX command at ``s[i:]`` (after blanks): a balanced ``{...}`` group, a
+    control word, or one character; ``(text, end)`` or None."""
+    while i < len(s) and s[i] in " \t\n":
+        i += 1
+    if i >= len(s):
+        return None
+    if s[i] == "{":
+        depth, j = 1, i + 1
+        while j < len(s) and depth:
+            depth += {"{": 1, "}": -1}.get(s[j], 0)
+            j += 1
+        return (s[i + 1 : j - 1], j) if depth == 0 else None
+    if s[i] == "\\":
+        m = _CONTROL.match(s, i)
+        assert m is not None
+        return m.group(), m.end()
+    if s[i] in "}":
+        return None
+    return s[i], i + 1
+
+
+def _expand_fracs(s: str) -> str:
+    r"""``\frac{a}{b}``, ``\frac ab``, ``\frac3{3}``, ``\dfrac``, ``\tfrac``, ``\cfrac`` (nested
+    too) become ``a/b`` when both parts are numbers, else ``(a)/(b)``."""
+    out: list[str] = []
+    pos = 0
+    for m in _FRAC_CMD.finditer(s):
+        if m.start() < pos:
+            continue  # inside a fraction already expanded
+        num = _latex_arg(s, m.end())
+        den = _latex_arg(s, num[1]) if num else None
+        if num is None or den is None:
+            continue
+        a, b = (_expand_fracs(x).strip() for x in (num[0], den[0]))
+        if _SIGNED_CORE.fullmatch(a) and _SIGNED_CORE.fullmatch(b):
+            negative = (a[0] == "-") != (b[0] == "-")
+            a, b = a.lstrip("+-"), b.lstrip("+-")
+            text = f"{'-' if negative else ''}{a}/{b}"
+        else:
+            text = f"({a})/({b})"
+        out.append(s[pos : m.start()] + text)
+        pos = den[1]
+    return "".join(out) + s[pos:] if out else s
 
 
 def normalize_math_notation(s: str) -> str:
     r"""Light, answer-preserving normalisation shared by extraction and parsing.
 
-    Unicode minus and dash variants become ``-``; ``\frac{a}{b}`` becomes ``a/b`` (``1\frac12`` a
-    mixed number ``1 1/2``); ``\text{...}`` keeps its content; ``\$``, ``\%``, ``{,}`` and the
-    LaTeX thin space between digit groups are undone; thin spaces between digit groups vanish.
+    Unicode minus and dash variants become ``-``; ``\frac{a}{b}`` (``\frac ab``, ``\dfrac``,
+    ``\tfrac``) becomes ``a/b`` (``1\frac12`` a mixed number ``1 1/2``); ``\text{...}`` keeps
+    its content; ``\$``, ``\%``, ``{,}``, ``\!``, ``\left``/``\right`` are undone; LaTeX, thin,
+    no-break and single plain spaces between groups of three digits become commas;
+    ``\approx`` becomes ``≈``; a LaTeX command glued to digits is spaced off them.
 
     >>> normalize_math_notation(r"\dfrac{3}{4} and −5 and \$1{,}200 and 1\,000\,000")
     '3/4 and -5 and $1,200 and 1,000,000'
-    >>> normalize_math_notation(r"-\frac{1}{2}, 2\frac{1}{2}, \frac12, \text{12 apples}")
-    '-1/2, 2 1/2, 1/2, 12 apples'
+    >>> normalize_math_notation(r"-\frac{1}{2}, 2\frac{1}{2}, \frac12, \frac3{4}, \text{12 apples}")
+    '-1/2, 2 1/2, 1/2, 3/4, 12 apples'
+    >>> normalize_math_notation(r"\$16,\!386.20, 1 000, x\approx11, \left(\frac{a}{2}\right)")
+    '$16,386.20, 1,000, x ≈ 11, ((a)/(2))'
     """
     s = s.translate(_MINUS)
-    s = s.replace("\\$", "$").replace("\\%", "%").replace("{,}", ",")
-    s = re.sub(r"(?<=\d)(?:\\,|\\!|\u2009|\u202f)(?=\d{3})", ",", s)
+    s = s.replace("\\$", "$").replace("\\%", "%").replace("{,}", ",").replace("{.}", ".")
+    s = s.replace("\\!", "")
+    s = _GROUP_SPACE.sub(",", s)
+    s = _SPACE_GROUPED.sub(lambda m: m.group().replace(" ", ","), s)
     s = _TEXT_CMD.sub(r"\1", s)
-    s = re.sub(r"(\d)\s*(?=\\[dt]?frac)", r"\1 ", s)
-    s = _FRAC_SHORT.sub(r"\1/\2", s)
-    s = _FRAC.sub(r"\1/\2", s)
-    s = s.replace("\\left", "").replace("\\right", "")
+    if "frac" in s:
+        s = re.sub(r"(\d)\s*(?=\\[dtc]?frac(?![A-Za-z]))", r"\1 ", s)
+        s = _expand_fracs(s)
+    s = _LEFT_RIGHT.sub("", s)
+    s = _LATEX_SPACING.sub(" ", s)
+    s = _DEGREES.sub("°", s)
+    s = _APPROX.sub(" ≈ ", s)
+    s = _GLUED_COMMAND.sub(r"\1 ", s)
     return s
 
 
@@ -238,7 +310,7 @@ _UNIT_TAIL = re.compile(
     re.VERBOSE,
 )
 _WRAPPERS = (
-    (re.compile(r"^\\boxed\s*\{(.*)\}$", re.S), r"\1"),
+    (re.compile(r"^\\(?:boxed|fbox)\s*\{(.*)\}$", re.S), r"\1"),
     (re.compile(r"^\\\((.*)\\\)$", re.S), r"\1"),
     (re.compile(r"^\\\[(.*)\\\]$", re.S), r"\1"),
     (re.compile(r"^\$(.*)\$$", re.S), r"\1"),
@@ -275,7 +347,7 @@ def parse_number(s: str) -> Fraction | None:
     (Fraction(3, 4), Fraction(3, 2), Fraction(-1, 3))
     >>> parse_number("72 clips."), parse_number("5 m^2"), parse_number("50 cents"), parse_number(".5")
     (Fraction(72, 1), Fraction(5, 1), Fraction(50, 1), Fraction(1, 2))
-    >>> [parse_number(x) for x in ("1,2", "3 and 4", "", "abc", "3/0", "1 200", "nan", "inf")]
+    >>> [parse_number(x) for x in ("1,2", "3 and 4", "", "abc", "3/0", "1 20", "nan", "inf")]
     [None, None, None, None, None, None, None, None]
     """
     if len(s) > 20 * MAX_NUMBER_CHARS:

@@ -202,6 +202,7 @@ def _marker_regex(marker: str) -> re.Pattern[str]:
     default = (
         rf"\b(?:the{_JOIN})?(?:final{_JOIN})?answer{_JOIN}is\b"
         rf"|\bfinal{_JOIN}answer[*_]*\s*[:=]"
+        rf"|^[ \t#>]*[*_]*final{_JOIN}answer[*_]*[ \t]*$"  # a heading: ### Final Answer
         rf"|^[ \t]*{re.escape(GSM8K_MARKER)}"
     )
     parts = [default]
@@ -215,11 +216,11 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 def _answer_in(segment: str) -> Fraction | None:
     """The number a marker or ``\\boxed{}`` states: the first number, or the result after the
-    last ``=`` (``The answer is 48/2 = 24``)."""
+    last ``=`` or ``≈`` (``The answer is 48/2 = 24``, ``x \\approx 11``)."""
     tokens = number_tokens(segment)
     if not tokens:
         return None
-    eq = segment.rfind("=")
+    eq = max(segment.rfind("="), segment.rfind("\u2248"))
     if eq >= 0:
         after = [t for t in tokens if t.start > eq]
         if after:
