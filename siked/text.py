@@ -226,7 +226,6 @@ def normalize_math_notation(s: str) -> str:
     s = s.replace("\\$", "$").replace("\\%", "%").replace("{,}", ",").replace("{.}", ".")
     s = s.replace("\\!", "")
     s = _GROUP_SPACE.sub(",", s)
-    s = _SPACE_GROUPED.sub(lambda m: m.group().replace(" ", ","), s)
     s = _TEXT_CMD.sub(r"\1", s)
     if "frac" in s:
         s = re.sub(r"(\d)\s*(?=\\[dtc]?frac(?![A-Za-z]))", r"\1 ", s)
@@ -236,7 +235,7 @@ def normalize_math_notation(s: str) -> str:
     s = _DEGREES.sub("°", s)
     s = _APPROX.sub(" ≈ ", s)
     s = _GLUED_COMMAND.sub(r"\1 ", s)
-    return s
+    return _SPACE_GROUPED.sub(lambda m: m.group().replace(" ", ","), s)
 
 
 @dataclass(frozen=True)
@@ -282,7 +281,7 @@ def number_tokens(text: str) -> list[NumberToken]:
         if value is None:
             continue
         plain = m["den"] is None and m["exp"] is None
-        integer = plain and "." not in m["num"] and m["sign2"] is None
+        integer = plain and "." not in m["num"]
         proper = m["den"] is not None and m["sign"] is None and 0 < value < 1
         tok = NumberToken(m.start(), m.end(), value, integer, proper)
         if proper and out and out[-1].integer and text[out[-1].end : m.start()] == " ":
