@@ -148,9 +148,10 @@ _TEXT_CMD = re.compile(
 #: spacing a writer puts between digit groups: LaTeX ``\,`` ``\:`` ``\;`` ``\ `` ``~`` and the
 #: thin, narrow no-break and figure spaces (the no-break space is a plain space by then)
 _GROUP_SPACE = re.compile(r"(?<=\d)(?:\\[,:; ]|~|\u2009|\u202f|\u2007)(?=\d{3}(?!\d))")
-#: a number grouped by single plain spaces (``1 000 000``), not glued to a word, a number or a
-#: list (``7 2 100``), not continued by another digit group, a fraction or a comma group
-_SPACE_GROUPED = re.compile(r"(?<![\w.,/])(?<!\d )\d{1,3}(?: \d{3})+(?![\d/]| \d|,\d)")
+#: digit groups after single plain spaces (`` 000 000`` of ``1 000 000``), not continued by
+#: another digit, a fraction or a comma group; :func:`_join_space_groups` checks what precedes
+_SPACE_GROUPS = re.compile(r"(?<=\d)(?: \d{3})+(?![\d/]| \d|,\d)")
+_DIGITS = frozenset("0123456789")
 _LATEX_SPACING = re.compile(r"\\(?:[,:; ]|quad|qquad)(?![A-Za-z])")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
@@ -206,6 +207,29 @@ def _expand_fracs(s: str) -> str:
     return "".join(out) + s[pos:] if out else s
 
 
+def _join_space_groups(s: str) -> str:
+    """``1 000 000`` -> ``1,000,000``: a lead of 1-3 digits, not glued to a word, a number, ``.``
+    ``,`` ``/``, nor the second of a space-separated list (``7 2 100``), then groups of three.
+
+    >>> _join_space_groups("1 000, 12 345 678.5, 7 2 100, 2019 500, x1 000, 3 100/7")
+    '1,000, 12,345,678.5, 7 2 100, 2019 500, x1 000, 3 100/7'
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _SPACE_GROUPS.finditer(s):
+        j = m.start()
+        while j > 0 and s[j - 1] in _DIGITS and m.start() - j < 4:
+            j -= 1
+        before = s[j - 1] if j > 0 else " "
+        if not 1 <= m.start() - j <= 3 or before.isalnum() or before in "_.,/":
+            continue
+        if before == " " and j > 1 and s[j - 2] in _DIGITS:
+            continue
+        out += [s[pos:j], s[j : m.end()].replace(" ", ",")]
+        pos = m.end()
+    return "".join(out) + s[pos:] if out else s
+
+
 def normalize_math_notation(s: str) -> str:
     r"""Light, answer-preserving normalisation shared by extraction and parsing.
 
@@ -222,20 +246,26 @@ def normalize_math_notation(s: str) -> str:
     >>> normalize_math_notation(r"\$16,\!386.20, 1 000, x\approx11, \left(\frac{a}{2}\right)")
     '$16,386.20, 1,000, x ≈ 11, ((a)/(2))'
     """
-    s = s.translate(_MINUS)
-    s = s.replace("\\$", "$").replace("\\%", "%").replace("{,}", ",").replace("{.}", ".")
-    s = s.replace("\\!", "")
-    s = _GROUP_SPACE.sub(",", s)
-    s = _TEXT_CMD.sub(r"\1", s)
-    if "frac" in s:
-        s = re.sub(r"(\d)\s*(?=\\[dtc]?frac(?![A-Za-z]))", r"\1 ", s)
-        s = _expand_fracs(s)
-    s = _LEFT_RIGHT.sub("", s)
-    s = _LATEX_SPACING.sub(" ", s)
-    s = _DEGREES.sub("°", s)
-    s = _APPROX.sub(" ≈ ", s)
-    s = _GLUED_COMMAND.sub(r"\1 ", s)
-    return _SPACE_GROUPED.sub(lambda m: m.group().replace(" ", ","), s)
+    if not s.isascii():
+        s = s.translate(_MINUS)
+    s = s.replace("{,}", ",").replace("{.}", ".")
+    latex = "\\" in s
+    if latex or "~" in s or "\u2009" in s or "\u202f" in s or "\u2007" in s:
+        s = _GROUP_SPACE.sub(",", s.replace("\\!", ""))
+    if latex:  # the regexes below all need a backslash: plain text skips them (speed)
+        s = s.replace("\\$", "$").replace("\\%", "%")
+        s = _TEXT_CMD.sub(r"\1", s)
+        if "frac" in s:
+            s = re.sub(r"(\d)\s*(?=\\[dtc]?frac(?![A-Za-z]))", r"\1 ", s)
+            s = _expand_fracs(s)
+        s = _LEFT_RIGHT.sub("", s)
+        s = _LATEX_SPACING.sub(" ", s)
+        s = _DEGREES.sub("°", s)
+    if latex or "\u2248" in s:
+        s = _APPROX.sub(" \u2248 ", s)
+    if latex:
+        s = _GLUED_COMMAND.sub(r"\1 ", s)
+    return _join_space_groups(s)
 
 
 @dataclass(frozen=True)
