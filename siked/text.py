@@ -363,10 +363,12 @@ def _unwrap(s: str) -> str:
 def parse_number(s: str) -> Fraction | None:
     r"""Parse one answer string into an exact number, or None if it is not exactly one number.
 
-    Accepted: currency (``$ € £``), thousands separators in groups of three, unicode minus and
-    dash variants, a leading ``+``, decimals (``.5``), scientific notation, ``a/b``, mixed
-    numbers (``1 1/2``), ``\frac``/``\dfrac``, ``\boxed{}``, ``$..$``, ``**..**``, parentheses,
-    trailing punctuation, ``%`` (kept as written), and words or units after the number.
+    Accepted: currency (``$ € £``, ``\$``), thousands separators in groups of three (``,``
+    ``{,}`` ``\,`` ``\!`` thin, no-break or one plain space), unicode minus and dash variants, a
+    leading ``+``, decimals (``.5``), scientific notation, ``a/b``, mixed numbers (``1 1/2``,
+    ``1\frac12``), ``\frac``/``\dfrac``/``\tfrac`` (``\frac34``, ``\frac3{4}``),
+    ``\boxed{}``/``\fbox{}``, ``$..$``, ``**..**``, parentheses, ``\left(..\right)``, trailing
+    punctuation, ``%`` (kept as written), and words, units or ``\text{}`` after the number.
 
     >>> parse_number("1,200.50"), parse_number("$1,200.50"), parse_number("−3")
     (Fraction(2401, 2), Fraction(2401, 2), Fraction(-3, 1))

@@ -9,7 +9,8 @@ its own doctests and case-driven tests (``tests/test_verify.py``, ``tests/golden
 2. **extraction** -- :func:`extract` runs the cascade ``marker`` -> ``boxed`` -> ``last_number``
    (a fallback, flagged) -> ``none`` and says which rule fired (provenance);
 3. **parsing** -- :func:`siked.text.parse_number` turns an answer string into an exact
-   :class:`Fraction` (currency, thousands separators, unicode minus, ``a/b``, ``\\frac``, units);
+   :class:`Fraction` (currency, thousands separators, unicode minus, ``a/b``, ``\\frac`` in
+   every spelling, ``\\text{}`` units, LaTeX spacing; :func:`siked.text.normalize_math_notation`);
 4. **grading** -- :func:`answers_match` compares exactly as fractions (PoT floats: 1e-6 relative).
 
 :func:`check` composes them into a :class:`Verdict`; PoT programs are executed by the sandbox
@@ -29,7 +30,11 @@ Decisions:
 * Percentages stay as written: ``25%`` is 25, never 0.25 (no x100 leniency). Units and
   currencies are dropped, never converted: ``50 cents`` is 50.
 * ``1,2`` is not a number (a list, or a European decimal comma: ambiguous); in running text it
-  reads as the two numbers 1 and 2. Thousands separators are only accepted in groups of three.
+  reads as the two numbers 1 and 2. Thousands separators (commas, LaTeX ``{,}`` ``\\,`` ``\\!``,
+  thin or no-break spaces, one plain space) are only accepted in groups of three.
+* In a marker sentence or a box the answer follows the last ``=`` or ``\\approx``.
+* Where this verifier deliberately differs from Math-Verify, and why: docs/verify.md (its table
+  of choices; ``tests/golden/verify_table.jsonl`` tags each such case).
 * Mixed numbers ``1 1/2`` (one space, a proper fraction) are read as 3/2; ``1\\frac{1}{2}`` too.
 * :func:`siked.text.format_number` writes integers as ``72``, terminating decimals as
   ``1200.5``, and other rationals as ``7/3``.
