@@ -139,7 +139,6 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_FRAC_CMD = re.compile(r"\\[dtc]?frac(?![A-Za-z])")
 _SIGNED_CORE = re.compile(rf"[-+]?{_CORE}")
 _TEXT_CMD = re.compile(
     r"\\(?:text|textrm|textnormal|textbf|textit|mathrm|mathbf|mathit|mbox|hbox|operatorname)"
@@ -158,53 +157,37 @@ _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
 _APPROX = re.compile(r"\\(?:approx|simeq|thickapprox)(?![A-Za-z])|\u2248")
 #: a control word glued to the digits after it (``\approx11``, ``\times3``)
 _GLUED_COMMAND = re.compile(r"(\\[A-Za-z]+)(?=[\d.])")
-_CONTROL = re.compile(r"\\(?:[A-Za-z]+|.)", re.S)
 
 
-def _latex_arg(s: str, i: int) -> tuple[str, int] | None:
-    """The argument of a LaTeX command at ``s[i:]`` (after blanks): a balanced ``{...}`` group, a
-    control word, or one character; ``(text, end)`` or None."""
-    while i < len(s) and s[i] in " \t\n":
-        i += 1
-    if i >= len(s):
-        return None
-    if s[i] == "{":
-        depth, j = 1, i + 1
-        while j < len(s) and depth:
-            depth += {"{": 1, "}": -1}.get(s[j], 0)
-            j += 1
-        return (s[i + 1 : j - 1], j) if depth == 0 else None
-    if s[i] == "\\":
-        m = _CONTROL.match(s, i)
-        assert m is not None
-        return m.group(), m.end()
-    if s[i] in "}":
-        return None
-    return s[i], i + 1
+#: one argument of ``\frac``: a brace group without braces inside, a control word, one character
+_FRAC_ARG = r"(?:\{([^{}]*)\}|(\\[A-Za-z]+|[^\s{}\\]))"
+#: a fraction whose parts hold no other fraction (nested ones are expanded inside out)
+_FRAC = re.compile(rf"\\[dtc]?frac(?![A-Za-z])\s*{_FRAC_ARG}\s*{_FRAC_ARG}")
+#: nesting depth of ``\frac`` that is expanded (deeper: left as written)
+MAX_FRAC_DEPTH = 4
+
+
+def _frac_text(m: re.Match[str]) -> str:
+    a, b = ((m[i] if m[i] is not None else m[i + 1]).strip() for i in (1, 3))
+    if _SIGNED_CORE.fullmatch(a) and _SIGNED_CORE.fullmatch(b):
+        negative = (a[0] == "-") != (b[0] == "-")
+        return f"{'-' if negative else ''}{a.lstrip('+-')}/{b.lstrip('+-')}"
+    return f"({a})/({b})"
 
 
 def _expand_fracs(s: str) -> str:
-    r"""``\frac{a}{b}``, ``\frac ab``, ``\frac3{3}``, ``\dfrac``, ``\tfrac``, ``\cfrac`` (nested
-    too) become ``a/b`` when both parts are numbers, else ``(a)/(b)``."""
-    out: list[str] = []
-    pos = 0
-    for m in _FRAC_CMD.finditer(s):
-        if m.start() < pos:
-            continue  # inside a fraction already expanded
-        num = _latex_arg(s, m.end())
-        den = _latex_arg(s, num[1]) if num else None
-        if num is None or den is None:
-            continue
-        a, b = (_expand_fracs(x).strip() for x in (num[0], den[0]))
-        if _SIGNED_CORE.fullmatch(a) and _SIGNED_CORE.fullmatch(b):
-            negative = (a[0] == "-") != (b[0] == "-")
-            a, b = a.lstrip("+-"), b.lstrip("+-")
-            text = f"{'-' if negative else ''}{a}/{b}"
-        else:
-            text = f"({a})/({b})"
-        out.append(s[pos : m.start()] + text)
-        pos = den[1]
-    return "".join(out) + s[pos:] if out else s
+    r"""``\frac{a}{b}``, ``\frac ab``, ``\frac3{3}``, ``\dfrac``, ``\tfrac``, ``\cfrac`` become
+    ``a/b`` when both parts are numbers, else ``(a)/(b)``; nested ones inside out, at most
+    :data:`MAX_FRAC_DEPTH` deep (each level is one linear pass).
+
+    >>> _expand_fracs(r"\frac3{3}, \frac 1 2, \frac{-1}{2}, \frac{\frac{1}{2}}{3}, \frac{x}{2}")
+    '3/3, 1/2, -1/2, (1/2)/(3), (x)/(2)'
+    """
+    for _ in range(MAX_FRAC_DEPTH):
+        s, n = _FRAC.subn(_frac_text, s)
+        if not n:
+            break
+    return s
 
 
 def _join_space_groups(s: str) -> str:

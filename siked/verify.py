@@ -254,17 +254,37 @@ def extract_marker(text: str, marker: str = FINAL_ANSWER_MARKER) -> Fraction | N
     return _answer_in(rest[: end.start()] if end else rest)
 
 
+#: longest ``\\boxed{}`` content read as an answer (a box holding a page is not a final answer,
+#: and nested boxes of hostile text stay linear)
+MAX_BOXED_CHARS = 1000
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """``{position of a "{": position of its "}"}`` for every balanced pair (one pass)."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in re.finditer(r"[{}]", text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            pairs[stack.pop()] = m.start()
+    return pairs
+
+
 def _boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces, in order."""
-    out = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            out.append(text[m.end() : i - 1])
-    return out
+    r"""Contents of every ``\boxed{...}`` / ``\fbox{...}`` with balanced braces, in order, up to
+    :data:`MAX_BOXED_CHARS` long (one pass over the braces: ``\boxed{`` repeated without closing
+    braces is not quadratic).
+
+    >>> _boxed_contents(r"\boxed{\fbox{5}} and \boxed{\frac{1}{2}} and \boxed{7")
+    ['\\fbox{5}', '5', '\\frac{1}{2}']
+    """
+    opens = list(re.finditer(r"\\(?:boxed|fbox)\s*\{", text))
+    if not opens:
+        return []
+    pairs = _closing_braces(text)
+    spans = [(m.end(), pairs[m.end() - 1]) for m in opens if m.end() - 1 in pairs]
+    return [text[a:b] for a, b in spans if b - a <= MAX_BOXED_CHARS]
 
 
 def extract_boxed(text: str) -> Fraction | None:

@@ -543,7 +543,19 @@ def test_math_verify_missing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["The answer is 1e999999999.", "The answer is " + "9" * 5000 + ".", "x " * 50000, "[" * 10000],
+    [
+        "The answer is 1e999999999.",
+        "The answer is " + "9" * 5000 + ".",
+        "x " * 50000,
+        "[" * 10000,
+        "\\boxed{" * 10000,  # was quadratic: 134 s
+        "\\boxed{" * 5000 + "x" + "}" * 5000,
+        "\\frac{" * 10000,
+        "\\frac{1}{" * 5000,
+        "\\frac{" * 3000 + "1" + "}{2}" * 3000,
+        "1 " * 50000 + "000",
+        "1\\,000" * 10000,
+    ],
 )
 def test_hostile_text_is_fast(text: str) -> None:
     t = time.monotonic()
