@@ -139,32 +139,116 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_FRAC = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]*?)\s*\}\s*\{\s*([^{}]*?)\s*\}")
-_FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
-_TEXT_CMD = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
+_SIGNED_CORE = re.compile(rf"[-+]?{_CORE}")
+_TEXT_CMD = re.compile(
+    r"\\(?:text|textrm|textnormal|textbf|textit|mathrm|mathbf|mathit|mbox|hbox|operatorname)"
+    r"\s*\{([^{}]*)\}"
+)
+#: spacing a writer puts between digit groups: LaTeX ``\,`` ``\:`` ``\;`` ``\ `` ``~`` and the
+#: thin, narrow no-break and figure spaces (the no-break space is a plain space by then)
+_GROUP_SPACE = re.compile(r"(?<=\d)(?:\\[,:; ]|~|\u2009|\u202f|\u2007)(?=\d{3}(?!\d))")
+#: digit groups after single plain spaces (`` 000 000`` of ``1 000 000``), not continued by
+#: another digit, a fraction or a comma group; :func:`_join_space_groups` checks what precedes
+_SPACE_GROUPS = re.compile(r"(?<=\d)(?: \d{3})+(?![\d/]| \d|,\d)")
+_DIGITS = frozenset("0123456789")
+_LATEX_SPACING = re.compile(r"\\(?:[,:; ]|quad|qquad)(?![A-Za-z])")
+_LEFT_RIGHT = re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
+_APPROX = re.compile(r"\\(?:approx|simeq|thickapprox)(?![A-Za-z])|\u2248")
+#: a control word glued to the digits after it (``\approx11``, ``\times3``)
+_GLUED_COMMAND = re.compile(r"(\\[A-Za-z]+)(?=[\d.])")
+
+
+#: one argument of ``\frac``: a brace group without braces inside, a control word, one character
+_FRAC_ARG = r"(?:\{([^{}]*)\}|(\\[A-Za-z]+|[^\s{}\\]))"
+#: a fraction whose parts hold no other fraction (nested ones are expanded inside out)
+_FRAC = re.compile(rf"\\[dtc]?frac(?![A-Za-z])\s*{_FRAC_ARG}\s*{_FRAC_ARG}")
+#: nesting depth of ``\frac`` that is expanded (deeper: left as written)
+MAX_FRAC_DEPTH = 4
+
+
+def _frac_text(m: re.Match[str]) -> str:
+    a, b = ((m[i] if m[i] is not None else m[i + 1]).strip() for i in (1, 3))
+    if _SIGNED_CORE.fullmatch(a) and _SIGNED_CORE.fullmatch(b):
+        negative = (a[0] == "-") != (b[0] == "-")
+        return f"{'-' if negative else ''}{a.lstrip('+-')}/{b.lstrip('+-')}"
+    return f"({a})/({b})"
+
+
+def _expand_fracs(s: str) -> str:
+    r"""``\frac{a}{b}``, ``\frac ab``, ``\frac3{3}``, ``\dfrac``, ``\tfrac``, ``\cfrac`` become
+    ``a/b`` when both parts are numbers, else ``(a)/(b)``; nested ones inside out, at most
+    :data:`MAX_FRAC_DEPTH` deep (each level is one linear pass).
+
+    >>> _expand_fracs(r"\frac3{3}, \frac 1 2, \frac{-1}{2}, \frac{\frac{1}{2}}{3}, \frac{x}{2}")
+    '3/3, 1/2, -1/2, (1/2)/(3), (x)/(2)'
+    """
+    for _ in range(MAX_FRAC_DEPTH):
+        s, n = _FRAC.subn(_frac_text, s)
+        if not n:
+            break
+    return s
+
+
+def _join_space_groups(s: str) -> str:
+    """``1 000 000`` -> ``1,000,000``: a lead of 1-3 digits, not glued to a word, a number, ``.``
+    ``,`` ``/``, nor the second of a space-separated list (``7 2 100``), then groups of three.
+
+    >>> _join_space_groups("1 000, 12 345 678.5, 7 2 100, 2019 500, x1 000, 3 100/7")
+    '1,000, 12,345,678.5, 7 2 100, 2019 500, x1 000, 3 100/7'
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _SPACE_GROUPS.finditer(s):
+        j = m.start()
+        while j > 0 and s[j - 1] in _DIGITS and m.start() - j < 4:
+            j -= 1
+        before = s[j - 1] if j > 0 else " "
+        if not 1 <= m.start() - j <= 3 or before.isalnum() or before in "_.,/":
+            continue
+        if before == " " and j > 1 and s[j - 2] in _DIGITS:
+            continue
+        out += [s[pos:j], s[j : m.end()].replace(" ", ",")]
+        pos = m.end()
+    return "".join(out) + s[pos:] if out else s
 
 
 def normalize_math_notation(s: str) -> str:
     r"""Light, answer-preserving normalisation shared by extraction and parsing.
 
-    Unicode minus and dash variants become ``-``; ``\frac{a}{b}`` becomes ``a/b`` (``1\frac12`` a
-    mixed number ``1 1/2``); ``\text{...}`` keeps its content; ``\$``, ``\%``, ``{,}`` and the
-    LaTeX thin space between digit groups are undone; thin spaces between digit groups vanish.
+    Unicode minus and dash variants become ``-``; ``\frac{a}{b}`` (``\frac ab``, ``\dfrac``,
+    ``\tfrac``) becomes ``a/b`` (``1\frac12`` a mixed number ``1 1/2``); ``\text{...}`` keeps
+    its content; ``\$``, ``\%``, ``{,}``, ``\!``, ``\left``/``\right`` are undone; LaTeX, thin,
+    no-break and single plain spaces between groups of three digits become commas;
+    ``\approx`` becomes ``≈``; a LaTeX command glued to digits is spaced off them.
 
     >>> normalize_math_notation(r"\dfrac{3}{4} and −5 and \$1{,}200 and 1\,000\,000")
     '3/4 and -5 and $1,200 and 1,000,000'
-    >>> normalize_math_notation(r"-\frac{1}{2}, 2\frac{1}{2}, \frac12, \text{12 apples}")
-    '-1/2, 2 1/2, 1/2, 12 apples'
+    >>> normalize_math_notation(r"-\frac{1}{2}, 2\frac{1}{2}, \frac12, \frac3{4}, \text{12 apples}")
+    '-1/2, 2 1/2, 1/2, 3/4, 12 apples'
+    >>> normalize_math_notation(r"\$16,\!386.20, 1 000, x\approx11, \left(\frac{a}{2}\right)")
+    '$16,386.20, 1,000, x ≈ 11, ((a)/(2))'
     """
-    s = s.translate(_MINUS)
-    s = s.replace("\\$", "$").replace("\\%", "%").replace("{,}", ",")
-    s = re.sub(r"(?<=\d)(?:\\,|\\!|\u2009|\u202f)(?=\d{3})", ",", s)
-    s = _TEXT_CMD.sub(r"\1", s)
-    s = re.sub(r"(\d)\s*(?=\\[dt]?frac)", r"\1 ", s)
-    s = _FRAC_SHORT.sub(r"\1/\2", s)
-    s = _FRAC.sub(r"\1/\2", s)
-    s = s.replace("\\left", "").replace("\\right", "")
-    return s
+    if not s.isascii():
+        s = s.translate(_MINUS)
+    s = s.replace("{,}", ",").replace("{.}", ".")
+    latex = "\\" in s
+    if latex or "~" in s or "\u2009" in s or "\u202f" in s or "\u2007" in s:
+        s = _GROUP_SPACE.sub(",", s.replace("\\!", ""))
+    if latex:  # the regexes below all need a backslash: plain text skips them (speed)
+        s = s.replace("\\$", "$").replace("\\%", "%")
+        s = _TEXT_CMD.sub(r"\1", s)
+        if "frac" in s:
+            s = re.sub(r"(\d)\s*(?=\\[dtc]?frac(?![A-Za-z]))", r"\1 ", s)
+            s = _expand_fracs(s)
+        s = _LEFT_RIGHT.sub("", s)
+        s = _LATEX_SPACING.sub(" ", s)
+        s = _DEGREES.sub("°", s)
+    if latex or "\u2248" in s:
+        s = _APPROX.sub(" \u2248 ", s)
+    if latex:
+        s = _GLUED_COMMAND.sub(r"\1 ", s)
+    return _join_space_groups(s)
 
 
 @dataclass(frozen=True)
@@ -210,7 +294,7 @@ def number_tokens(text: str) -> list[NumberToken]:
         if value is None:
             continue
         plain = m["den"] is None and m["exp"] is None
-        integer = plain and "." not in m["num"] and m["sign2"] is None
+        integer = plain and "." not in m["num"]
         proper = m["den"] is not None and m["sign"] is None and 0 < value < 1
         tok = NumberToken(m.start(), m.end(), value, integer, proper)
         if proper and out and out[-1].integer and text[out[-1].end : m.start()] == " ":
@@ -238,7 +322,7 @@ _UNIT_TAIL = re.compile(
     re.VERBOSE,
 )
 _WRAPPERS = (
-    (re.compile(r"^\\boxed\s*\{(.*)\}$", re.S), r"\1"),
+    (re.compile(r"^\\(?:boxed|fbox)\s*\{(.*)\}$", re.S), r"\1"),
     (re.compile(r"^\\\((.*)\\\)$", re.S), r"\1"),
     (re.compile(r"^\\\[(.*)\\\]$", re.S), r"\1"),
     (re.compile(r"^\$(.*)\$$", re.S), r"\1"),
@@ -262,10 +346,12 @@ def _unwrap(s: str) -> str:
 def parse_number(s: str) -> Fraction | None:
     r"""Parse one answer string into an exact number, or None if it is not exactly one number.
 
-    Accepted: currency (``$ € £``), thousands separators in groups of three, unicode minus and
-    dash variants, a leading ``+``, decimals (``.5``), scientific notation, ``a/b``, mixed
-    numbers (``1 1/2``), ``\frac``/``\dfrac``, ``\boxed{}``, ``$..$``, ``**..**``, parentheses,
-    trailing punctuation, ``%`` (kept as written), and words or units after the number.
+    Accepted: currency (``$ € £``, ``\$``), thousands separators in groups of three (``,``
+    ``{,}`` ``\,`` ``\!`` thin, no-break or one plain space), unicode minus and dash variants, a
+    leading ``+``, decimals (``.5``), scientific notation, ``a/b``, mixed numbers (``1 1/2``,
+    ``1\frac12``), ``\frac``/``\dfrac``/``\tfrac`` (``\frac34``, ``\frac3{4}``),
+    ``\boxed{}``/``\fbox{}``, ``$..$``, ``**..**``, parentheses, ``\left(..\right)``, trailing
+    punctuation, ``%`` (kept as written), and words, units or ``\text{}`` after the number.
 
     >>> parse_number("1,200.50"), parse_number("$1,200.50"), parse_number("−3")
     (Fraction(2401, 2), Fraction(2401, 2), Fraction(-3, 1))
@@ -275,7 +361,7 @@ def parse_number(s: str) -> Fraction | None:
     (Fraction(3, 4), Fraction(3, 2), Fraction(-1, 3))
     >>> parse_number("72 clips."), parse_number("5 m^2"), parse_number("50 cents"), parse_number(".5")
     (Fraction(72, 1), Fraction(5, 1), Fraction(50, 1), Fraction(1, 2))
-    >>> [parse_number(x) for x in ("1,2", "3 and 4", "", "abc", "3/0", "1 200", "nan", "inf")]
+    >>> [parse_number(x) for x in ("1,2", "3 and 4", "", "abc", "3/0", "1 20", "nan", "inf")]
     [None, None, None, None, None, None, None, None]
     """
     if len(s) > 20 * MAX_NUMBER_CHARS:

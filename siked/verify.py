@@ -9,7 +9,8 @@ its own doctests and case-driven tests (``tests/test_verify.py``, ``tests/golden
 2. **extraction** -- :func:`extract` runs the cascade ``marker`` -> ``boxed`` -> ``last_number``
    (a fallback, flagged) -> ``none`` and says which rule fired (provenance);
 3. **parsing** -- :func:`siked.text.parse_number` turns an answer string into an exact
-   :class:`Fraction` (currency, thousands separators, unicode minus, ``a/b``, ``\\frac``, units);
+   :class:`Fraction` (currency, thousands separators, unicode minus, ``a/b``, ``\\frac`` in
+   every spelling, ``\\text{}`` units, LaTeX spacing; :func:`siked.text.normalize_math_notation`);
 4. **grading** -- :func:`answers_match` compares exactly as fractions (PoT floats: 1e-6 relative).
 
 :func:`check` composes them into a :class:`Verdict`; PoT programs are executed by the sandbox
@@ -29,7 +30,11 @@ Decisions:
 * Percentages stay as written: ``25%`` is 25, never 0.25 (no x100 leniency). Units and
   currencies are dropped, never converted: ``50 cents`` is 50.
 * ``1,2`` is not a number (a list, or a European decimal comma: ambiguous); in running text it
-  reads as the two numbers 1 and 2. Thousands separators are only accepted in groups of three.
+  reads as the two numbers 1 and 2. Thousands separators (commas, LaTeX ``{,}`` ``\\,`` ``\\!``,
+  thin or no-break spaces, one plain space) are only accepted in groups of three.
+* In a marker sentence or a box the answer follows the last ``=`` or ``\\approx``.
+* Where this verifier deliberately differs from Math-Verify, and why: docs/verify.md (its table
+  of choices; ``tests/golden/verify_table.jsonl`` tags each such case).
 * Mixed numbers ``1 1/2`` (one space, a proper fraction) are read as 3/2; ``1\\frac{1}{2}`` too.
 * :func:`siked.text.format_number` writes integers as ``72``, terminating decimals as
   ``1200.5``, and other rationals as ``7/3``.
@@ -209,6 +214,7 @@ def _marker_regex(marker: str) -> re.Pattern[str]:
     default = (
         rf"\b(?:the{_JOIN})?(?:final{_JOIN})?answer{_JOIN}is\b"
         rf"|\bfinal{_JOIN}answer[*_]*\s*[:=]"
+        rf"|^[ \t#>]*[*_]*final{_JOIN}answer[*_]*[ \t]*$"  # a heading: ### Final Answer
         rf"|^[ \t]*{re.escape(GSM8K_MARKER)}"
     )
     parts = [default]
@@ -222,11 +228,11 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 def _answer_in(segment: str) -> Fraction | None:
     """The number a marker or ``\\boxed{}`` states: the first number, or the result after the
-    last ``=`` (``The answer is 48/2 = 24``)."""
+    last ``=`` or ``≈`` (``The answer is 48/2 = 24``, ``x \\approx 11``)."""
     tokens = number_tokens(segment)
     if not tokens:
         return None
-    eq = segment.rfind("=")
+    eq = max(segment.rfind("="), segment.rfind("\u2248"))
     if eq >= 0:
         after = [t for t in tokens if t.start > eq]
         if after:
@@ -255,17 +261,37 @@ def extract_marker(text: str, marker: str = FINAL_ANSWER_MARKER) -> Fraction | N
     return _answer_in(rest[: end.start()] if end else rest)
 
 
+#: longest ``\\boxed{}`` content read as an answer (a box holding a page is not a final answer,
+#: and nested boxes of hostile text stay linear)
+MAX_BOXED_CHARS = 1000
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """``{position of a "{": position of its "}"}`` for every balanced pair (one pass)."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in re.finditer(r"[{}]", text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            pairs[stack.pop()] = m.start()
+    return pairs
+
+
 def _boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces, in order."""
-    out = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            out.append(text[m.end() : i - 1])
-    return out
+    r"""Contents of every ``\boxed{...}`` / ``\fbox{...}`` with balanced braces, in order, up to
+    :data:`MAX_BOXED_CHARS` long (one pass over the braces: ``\boxed{`` repeated without closing
+    braces is not quadratic).
+
+    >>> _boxed_contents(r"\boxed{\fbox{5}} and \boxed{\frac{1}{2}} and \boxed{7")
+    ['\\fbox{5}', '5', '\\frac{1}{2}']
+    """
+    opens = list(re.finditer(r"\\(?:boxed|fbox)\s*\{", text))
+    if not opens:
+        return []
+    pairs = _closing_braces(text)
+    spans = [(m.end(), pairs[m.end() - 1]) for m in opens if m.end() - 1 in pairs]
+    return [text[a:b] for a, b in spans if b - a <= MAX_BOXED_CHARS]
 
 
 def extract_boxed(text: str) -> Fraction | None:

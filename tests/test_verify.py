@@ -155,6 +155,9 @@ def test_truncate(text: str, expected: str) -> None:
         ("\\$1{,}200", "1200"),
         ("1\\,000", "1000"),
         ("1\u202f000", "1000"),  # narrow no-break space between digit groups
+        ("1 200", "1200"),  # a plain space between groups of three (as Math-Verify reads it)
+        ("1\u00a0200", "1200"),  # no-break space
+        ("12 345 678.5", "24691357/2"),
         ("€3", "3"),
         ("£ 4.5", "9/2"),
         ("-$5", "-5"),
@@ -205,7 +208,10 @@ def test_parse_number(s: str, expected: str) -> None:
         "1,2",  # a list or a decimal comma: ambiguous
         "1,2000",
         "12,34,567",
-        "1 200",  # space is not a thousands separator
+        "1 20",  # a space groups digits only in threes
+        "1 2000",
+        "1  000",  # one space only
+        "7 2 100",  # a list of numbers, not 7 and 2,100
         "1 3/2",  # improper fraction part: not a mixed number
         "3 and 4",
         "5 feet 3 inches",
@@ -537,7 +543,19 @@ def test_math_verify_missing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["The answer is 1e999999999.", "The answer is " + "9" * 5000 + ".", "x " * 50000, "[" * 10000],
+    [
+        "The answer is 1e999999999.",
+        "The answer is " + "9" * 5000 + ".",
+        "x " * 50000,
+        "[" * 10000,
+        "\\boxed{" * 10000,  # was quadratic: 134 s
+        "\\boxed{" * 5000 + "x" + "}" * 5000,
+        "\\frac{" * 10000,
+        "\\frac{1}{" * 5000,
+        "\\frac{" * 3000 + "1" + "}{2}" * 3000,
+        "1 " * 50000 + "000",
+        "1\\,000" * 10000,
+    ],
 )
 def test_hostile_text_is_fast(text: str) -> None:
     t = time.monotonic()
