@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -390,6 +389,7 @@ def main() -> int:
     import torch
 
     from siked.config import EngineConfig
+    from siked.machine import machine_info
     from siked.models import load_model, load_tokenizer
 
     configs = []
@@ -414,11 +414,7 @@ def main() -> int:
     result: dict[str, Any] = {
         "model": a.model,
         "dtype": str(next(model.parameters()).dtype),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": {**machine_info(), "threads": torch.get_num_threads()},
         "settings": vars(a),
     }
     prompts, stops = _prompts(tok, a.questions, a.offset)

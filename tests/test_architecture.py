@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: the layers of docs/architecture.md ("Import direction"), bottom first
 LAYERS = [
-    "errors text registry io stats records rundir console child lock attention engines.servers "
+    "errors text registry io stats records rundir console child lock attention machine "
+    "engines.servers "
     "engines.openvino_weights "
     "_sandbox_worker",
     "manifest resume data models sandbox",
