@@ -599,9 +599,6 @@ BUILDERS: dict[str, Callable[[GSM8KSolutions, str], str | None]] = {
     "pot": lambda sol, q: gold_pot(sol.main, sol.socratic, q),
 }
 
-#: strategies the gold teacher can write
-GOLD_STRATEGIES: tuple[str, ...] = tuple(BUILDERS)
-
 
 def gold_rationale(solutions: GSM8KSolutions, strategy: str, question: str = "") -> str | None:
     """The rationale of one GSM8K problem in ``strategy``'s format, or None (no builder for the

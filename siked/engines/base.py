@@ -36,7 +36,6 @@ from siked.errors import SikedError
 if TYPE_CHECKING:
     from siked.config import EngineConfig
 
-Message: TypeAlias = dict[str, str]
 Prompt: TypeAlias = str | list[dict[str, str]]
 Seed: TypeAlias = int | Sequence[int] | None
 
