@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from skip_policy import require
 
 from siked.config import EngineConfig
 from siked.engines import ENGINES, sample_seed
@@ -29,7 +30,7 @@ from siked.engines.openvino import (
     find_optimum_cli,
 )
 
-pytest.importorskip("openvino_genai", reason="pip install 'siked[openvino]'")
+require("openvino_genai", reason="pip install 'siked[openvino]'")
 
 pytestmark = pytest.mark.timeout(600)
 
