@@ -225,6 +225,22 @@ def test_a_closed_engine_refuses_to_generate(tmp_path: Path) -> None:
 # -- the converter ------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The IRs that greedy_mismatch was asked about; a fake IR passes (integration tests run the
+    real check on the real student)."""
+    asked: list[Path] = []
+    if request.node.get_closest_marker("integration") is None:
+        import siked.engines.openvino as ov
+
+        def passes(ir: Path, src: Path, tokens: int = 8) -> str | None:
+            asked.append(src)
+            return None
+
+        monkeypatch.setattr(ov, "greedy_mismatch", passes)
+    return asked
+
+
 def fake_cli(tmp_path: Path, body: str = "") -> Path:
     """An optimum-cli that writes an IR file and appends its arguments to calls.txt."""
     cli = tmp_path / "bin" / "optimum-cli"
@@ -311,7 +327,7 @@ def weights_model(root: Path, name: str, scale: float, config: str = '{"layers":
 
 
 def test_a_retrained_model_of_the_same_architecture_reuses_the_kept_graph(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, checks: list[Path]
 ) -> None:
     cli = fake_cli(tmp_path, body=IR_CLI)
     layouts = tmp_path / "layouts"
@@ -323,6 +339,7 @@ def test_a_retrained_model_of_the_same_architecture_reuses_the_kept_graph(
         second = export_openvino(second_src, str(cli), layouts)
     assert len((cli.parent / "calls.txt").read_text().splitlines()) == 1  # no conversion
     assert "no conversion" in caplog.text
+    assert checks == [second_src]  # the written weights were checked, the conversion not
     # what the converter itself writes for that model
     again = weights_model(tmp_path, "check", 2.0)
     converted = export_openvino(again, str(cli), tmp_path / "none")
@@ -335,6 +352,22 @@ def test_a_retrained_model_of_the_same_architecture_reuses_the_kept_graph(
     # another architecture is converted
     export_openvino(weights_model(tmp_path, "other", 1.0, '{"layers": 3}'), str(cli), layouts)
     assert len((cli.parent / "calls.txt").read_text().splitlines()) == 3
+
+
+def test_written_weights_that_compute_otherwise_are_converted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import siked.engines.openvino as ov
+
+    cli = fake_cli(tmp_path, body=IR_CLI)
+    layouts = tmp_path / "layouts"
+    export_openvino(weights_model(tmp_path, "it0", 1.0), str(cli), layouts)
+    monkeypatch.setattr(ov, "greedy_mismatch", lambda ir, src: "greedy tokens [1] where [2]")
+    with caplog.at_level("WARNING", logger="siked.engines.openvino"):
+        out = export_openvino(weights_model(tmp_path, "it1", 2.0), str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 2  # converted after all
+    assert "differs (greedy tokens [1] where [2]); converting" in caplog.text
+    assert (out / "openvino_model.bin").is_file() and (out / MARKER).is_file()
 
 
 def test_a_kept_layout_that_does_not_fit_falls_back_to_converting(tmp_path: Path) -> None:

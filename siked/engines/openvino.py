@@ -64,6 +64,8 @@ GENAI_MISSING = f"the openvino engine needs openvino-genai: {INSTALL_HINT}"
 EXPORT_VENV = ".venv-openvino"
 #: the file an export writes last: what it was converted from
 MARKER = "siked-openvino.json"
+#: optimum-cli's flags after ``export openvino -m MODEL`` (part of a kept graph's key)
+EXPORT_FLAGS = ("--task", "text-generation-with-past", "--weight-format", "fp32")
 #: a kept graph's map of where each weight lies in its .bin (siked.engines.openvino_weights)
 LAYOUT = "siked-layout.json"
 #: CPU plugin settings that keep the computation float32
@@ -203,10 +205,18 @@ def export_openvino(
         if _marker(out) == want:
             return out
         cli = find_optimum_cli(optimum_cli)
-        saved = (layouts or layout_cache()) / ovw.architecture_key(src, cli)
+        saved = (layouts or layout_cache()) / ovw.architecture_key(src, cli, EXPORT_FLAGS)
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
         try:
-            if not _from_layout(saved, src, tmp):
+            written = _from_layout(saved, src, tmp)
+            why = _check_written(tmp, src) if written else None
+            if why:  # the written IR does not compute what the model does: convert it
+                log.warning(
+                    "openvino: %s written into %s differs (%s); converting", src, saved, why
+                )
+                for p in tmp.iterdir():
+                    p.unlink()
+            if not written or why:
                 _convert(cli, src, tmp)
                 _keep_layout(tmp, src, saved)
             (tmp / MARKER).write_text(json.dumps(want, indent=1), encoding="utf-8")
@@ -218,9 +228,67 @@ def export_openvino(
     return out
 
 
+#: greedy tokens of the check of written weights (:func:`greedy_mismatch`), and its prompt
+CHECK_TOKENS = 8
+CHECK_PROMPT = "Question: Tom has 12 apples and buys 7 more. How many apples does he have?\nAnswer:"
+
+
+def greedy_mismatch(ir: Path, src: Path, tokens: int = CHECK_TOKENS) -> str | None:
+    """None when the OpenVINO IR in ``ir`` continues :data:`CHECK_PROMPT` with the same greedy
+    tokens as the transformers model in ``src`` (both float32, up to an end token), else what
+    differs. Run after weights were written into a kept graph (:func:`_from_layout`): a layout
+    that placed a tensor wrong shows here, before any stage reads the model."""
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as og
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    ids = list(tokenizer(CHECK_PROMPT)["input_ids"])
+    eos = set(_eos_ids(src, tokenizer))
+    model = AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32)
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=tokens,
+            do_sample=False,
+            eos_token_id=sorted(eos) or None,
+            pad_token_id=next(iter(sorted(eos)), 0),
+        )
+    want = _until_eos(out[0, len(ids) :].tolist(), eos)
+    del model
+    pipe = og.LLMPipeline(str(ir), "CPU", FLOAT32)
+    config = og.GenerationConfig()
+    config.max_new_tokens = tokens
+    config.stop_token_ids = eos
+    got = _until_eos(
+        list(pipe.generate(ov.Tensor(np.asarray([ids], dtype=np.int64)), config).tokens[0]), eos
+    )
+    n = min(len(want), len(got))
+    if n == 0 or want[:n] != got[:n]:
+        return f"greedy tokens {got} where the model gives {want}"
+    return None
+
+
+def _check_written(ir: Path, src: Path) -> str | None:
+    try:
+        return greedy_mismatch(ir, src)
+    except Exception as e:  # a check that cannot run is no proof: convert
+        return f"the check could not run: {e}"
+
+
+def _until_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    """``tokens`` up to and with the first end token."""
+    for i, t in enumerate(tokens):
+        if t in eos:
+            return tokens[: i + 1]
+    return tokens
+
+
 def _convert(cli: str, src: Path, tmp: Path) -> None:
-    cmd = [cli, "export", "openvino", "-m", str(src), "--task", "text-generation-with-past"]
-    cmd += ["--weight-format", "fp32", str(tmp)]
+    cmd = [cli, "export", "openvino", "-m", str(src), *EXPORT_FLAGS, str(tmp)]
     log.info("openvino: converting %s (%s)", src, " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     log.debug("optimum-cli output:\n%s%s", proc.stdout, proc.stderr)
