@@ -45,7 +45,6 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -67,11 +66,12 @@ from siked.engines.base import (
     Engine,
     EngineError,
     Prompt,
-    check_generate_args,
-    normalize_stop,
-    prompt_seeds,
+    generate_progress,
+    merge_eos_ids,
+    prepare_generate,
     sample_seed,
-    truncate_at_stop,
+    seed_or_fresh,
+    token_completion,
 )
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class RowSampler(LogitsProcessor):
 
 
 def _generator(seed: int | None) -> torch.Generator:
-    return torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(31))
+    return torch.Generator().manual_seed(seed_or_fresh(seed))
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,22 +447,6 @@ def set_weight_layout(model: Any, column_major: bool) -> int:
 LINEAR_KERNELS = ("torch", "column-major")
 
 
-def merge_eos_ids(*candidates: Any) -> list[int]:
-    """The end tokens named by each candidate (an id, a list of ids or None), once each.
-
-    >>> merge_eos_ids([2, 7], 2, None)
-    [2, 7]
-    """
-    ids: list[int] = []
-    for e in candidates:
-        if e is None:
-            continue
-        for i in e if isinstance(e, list | tuple) else [e]:
-            if int(i) not in ids:
-                ids.append(int(i))
-    return ids
-
-
 def encode_prompt(tokenizer: Any, prompt: Prompt, model_name: str) -> list[int]:
     """Token ids of a prompt: text as given (the tokenizer's special tokens unless the text
     already starts with BOS), chat messages through the chat template."""
@@ -617,13 +601,11 @@ class HFEngine(Engine):
     ) -> list[list[Completion]]:
         if getattr(self, "model", None) is None:
             raise EngineError("the hf engine is closed")
-        check_generate_args(prompts, n, temperature, top_p, max_tokens)
-        stops = normalize_stop(stop)
-        seeds = prompt_seeds(prompts, seed)
+        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
         encoded = [self.encode(p) for p in prompts]
         greedy = temperature == 0
         samples = 1 if greedy else n
-        bar = _progress_bar(progress, len(prompts) * samples)
+        bar = generate_progress(progress, len(prompts) * samples, unit="seq")
         try:
             if self.continuous and self._continuous_ok():
                 results = self._generate_continuous(
@@ -893,17 +875,14 @@ class HFEngine(Engine):
     def _completion(
         self, gen: list[int], prompt_tokens: int, stopped_at: int | None, stops: list[str]
     ) -> Completion:
-        eos = set(self.eos_ids)
-        n_tokens = next((k for k, t in enumerate(gen) if t in eos), len(gen))
-        finish = "stop" if n_tokens < len(gen) else "length"
-        if stopped_at is not None and stopped_at <= n_tokens:
-            n_tokens, finish = stopped_at, "stop"
-        text = str(self.tokenizer.decode(gen[:n_tokens], skip_special_tokens=True))
-        text, cut = truncate_at_stop(text, stops)
-        if cut:
-            finish = "stop"
-        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=n_tokens)
-        return Completion(text, finish, prompt_tokens, n_tokens)
+        c = token_completion(
+            gen, self._decode, self.eos_ids, stops, prompt_tokens, stopped_at=stopped_at
+        )
+        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=c.completion_tokens or 0)
+        return c
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -967,12 +946,3 @@ def _continuous_blocker(model: Any) -> str | None:
     if not _takes(model, "position_ids"):
         return "the model takes no position ids"
     return None
-
-
-def _progress_bar(progress: bool | str, total: int) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    desc = progress if isinstance(progress, str) else "generate"
-    return tqdm(total=total, desc=desc, unit="seq", dynamic_ncols=True)

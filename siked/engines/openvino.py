@@ -30,7 +30,6 @@ import json
 import logging
 import mmap
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -45,11 +44,12 @@ from siked.engines.base import (
     Engine,
     EngineError,
     Prompt,
-    check_generate_args,
-    normalize_stop,
-    prompt_seeds,
+    generate_progress,
+    merge_eos_ids,
+    prepare_generate,
     sample_seed,
-    truncate_at_stop,
+    seed_or_fresh,
+    token_completion,
 )
 
 if TYPE_CHECKING:
@@ -466,25 +466,19 @@ class OpenVINOEngine(Engine):
     ) -> list[list[Completion]]:
         if self.pipeline is None:
             raise EngineError("the openvino engine is closed")
-        check_generate_args(prompts, n, temperature, top_p, max_tokens)
+        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
         import numpy as np
         import openvino as ov
 
-        from siked.engines.hf import _progress_bar
-
-        stops = normalize_stop(stop)
-        seeds = prompt_seeds(prompts, seed)
         encoded = [self.encode(p) for p in prompts]
         samples = 1 if temperature == 0 else n
         jobs = [(i, j) for i in range(len(prompts)) for j in range(samples)]
         handles: dict[tuple[int, int], Any] = {}
-        bar = _progress_bar(progress, len(jobs))
+        bar = generate_progress(progress, len(jobs), unit="seq")
         try:
             for k, (i, j) in enumerate(jobs):
-                s = sample_seed(seeds[i], j)
-                cfg = self._config(
-                    temperature, top_p, max_tokens, stops, secrets.randbits(31) if s is None else s
-                )
+                s = seed_or_fresh(sample_seed(seeds[i], j))
+                cfg = self._config(temperature, top_p, max_tokens, stops, s)
                 ids = ov.Tensor(np.asarray([encoded[i]], dtype=np.int64))
                 handles[(i, j)] = self.pipeline.add_request(self._next_id, ids, cfg)
                 self._next_id += 1
@@ -529,21 +523,21 @@ class OpenVINOEngine(Engine):
             raise EngineError(f"OpenVINO request ended {status.lower()}")
         out = handle.read_all()[0]
         gen = [int(t) for t in out.generated_ids]
-        eos = set(self.eos_ids)
-        n_tokens = next((k for k, t in enumerate(gen) if t in eos), len(gen))
-        finish = "stop" if n_tokens < len(gen) else finish_of(out.finish_reason)
-        text = str(self.tokenizer.decode(gen[:n_tokens], skip_special_tokens=True))
-        text, cut = truncate_at_stop(text, stops)
-        if cut:
-            finish = "stop"
-        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=n_tokens)
-        return Completion(text, finish, prompt_tokens, n_tokens)
+        decode = self.tokenizer.decode
+        c = token_completion(
+            gen,
+            lambda ids: str(decode(ids, skip_special_tokens=True)),
+            self.eos_ids,
+            stops,
+            prompt_tokens,
+            end_reason=finish_of(out.finish_reason),
+        )
+        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=c.completion_tokens or 0)
+        return c
 
 
 def _eos_ids(model_dir: Path, tokenizer: Any) -> list[int]:
     """The model's end tokens: generation_config.json's ``eos_token_id`` and the tokenizer's."""
-    from siked.engines.hf import merge_eos_ids
-
     try:
         gen = json.loads((model_dir / "generation_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
