@@ -74,5 +74,7 @@ install_torch() {
     return 1
   fi
   echo "setup: torch CPU build $wheel"
-  "$py" -m pip install -q "${args[@]}" "$TORCH_SPEC"
+  # torch alone from there, then its dependencies from pip's usual indexes
+  "$py" -m pip install -q --no-deps "${args[@]}" "$TORCH_SPEC"
+  "$py" -m pip install -q "$TORCH_SPEC"
 }
