@@ -28,6 +28,7 @@ from siked.engines.openvino import (
     export_dir,
     export_openvino,
     find_optimum_cli,
+    greedy_mismatch,
 )
 
 require("openvino_genai", reason="pip install 'siked[openvino]'")
@@ -540,7 +541,13 @@ def test_a_retrained_student_in_the_kept_graph_is_its_own_conversion_byte_for_by
     save_file(weights, str(retrained / "model.safetensors"), metadata={"format": "pt"})
     with caplog.at_level("INFO", logger="siked.engines.openvino"):
         patched = export_openvino(retrained, layouts=layouts)
-    assert "no conversion" in caplog.text
+    assert "no conversion" in caplog.text and "differs" not in caplog.text  # the check passed
+    assert greedy_mismatch(patched, retrained) is None
+    broken = tmp_path / "c" / "student"  # the same model with its embeddings negated
+    shutil.copytree(retrained, broken, ignore=shutil.ignore_patterns("*.openvino*"))
+    embed = next(name for name in weights if "embed" in name)
+    save_file({**weights, embed: -weights[embed]}, str(broken / "model.safetensors"))
+    assert "greedy tokens" in (greedy_mismatch(patched, broken) or "")
     converted_src = tmp_path / "b" / "student"
     shutil.copytree(retrained, converted_src, ignore=shutil.ignore_patterns("*.openvino*"))
     converted = export_openvino(converted_src, layouts=tmp_path / "fresh")
