@@ -18,14 +18,14 @@ setup: $(STAMP)
 envs:
 	$(MAKE) -j2 $(STAMP) $(OV_STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh scripts/torch.sh
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
 
 # the openvino engine's converter, in its own environment (scripts/openvino_env.sh)
 openvino: $(OV_STAMP)
 
-$(OV_STAMP): scripts/openvino_env.sh
+$(OV_STAMP): scripts/openvino_env.sh scripts/torch.sh
 	bash scripts/openvino_env.sh $(OV_VENV)
 	touch $(OV_STAMP)
 

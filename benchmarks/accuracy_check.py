@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from siked.machine import machine_info
+
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = {"": "auto", "f32": "float32", "bf16": "bfloat16"}
 
@@ -122,7 +124,13 @@ def main() -> int:
         print(f"{engine}: evaluated in {seconds[engine]} s (0 when resumed)", flush=True)
     evals = {e: json.loads((a.out / e / "eval.json").read_text()) for e in engines}
     ref = engines[0]
-    result: dict[str, Any] = {"model": a.model, "reference": ref, "seconds": seconds, "checks": {}}
+    result: dict[str, Any] = {
+        "model": a.model,
+        "reference": ref,
+        "seconds": seconds,
+        "machine": machine_info(),
+        "checks": {},
+    }
     failed = False
     print(f"\nreference {ref}; pass: accuracy within its 95% CI, strategies within {a.max_pp} pp")
     print("| engine | dataset | accuracy | reference (95% CI) | strategies | max pp | same answer "

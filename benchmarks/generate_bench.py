@@ -20,8 +20,7 @@ noise; sampling: same seeds, so equal up to float noise at token boundaries), an
 batch 1 (no padding at all) on N questions.
 
 ``LOOP@row`` runs torch's own linear layers on the weights as loaded (row-major, MKL),
-``LOOP@col`` the same on column-major weights, ``LOOP@onednn`` oneDNN's matmul; without ``@``
-the engine's default for the machine (:func:`siked.engines.hf.set_linear_kernel`).
+``LOOP@col`` the same on column-major weights; without ``@`` the engine's default for the machine (:func:`siked.engines.hf.set_linear_kernel`).
 ``llama-server[@TYPE]:SLOTS`` (with ``--llama-cpp DIR``, a llama.cpp checkout built with CMake)
 runs the same prompts through llama.cpp instead: the model is converted to GGUF of TYPE (bf16,
 f32, q8_0...; default bf16) once with ``convert_hf_to_gguf.py``, a fresh ``build/bin/llama-server``
@@ -44,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -133,7 +131,7 @@ class LlamaServer:
 
 
 #: ``LOOP@LAYOUT``: how the linear layers multiply (``siked.engines.hf.set_linear_kernel``).
-LAYOUTS = {"row": "torch", "col": "column-major", "onednn": "onednn"}
+LAYOUTS = {"row": "torch", "col": "column-major"}
 #: ``openvino@PRECISION``: the openvino engine's ``dtype`` (plain ``openvino``: its default)
 OV_DTYPES = {"auto": "auto", "f32": "float32", "bf16": "bfloat16"}
 
@@ -390,6 +388,7 @@ def main() -> int:
     import torch
 
     from siked.config import EngineConfig
+    from siked.machine import machine_info
     from siked.models import load_model, load_tokenizer
 
     configs = []
@@ -414,11 +413,7 @@ def main() -> int:
     result: dict[str, Any] = {
         "model": a.model,
         "dtype": str(next(model.parameters()).dtype),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": {**machine_info(), "threads": torch.get_num_threads()},
         "settings": vars(a),
     }
     prompts, stops = _prompts(tok, a.questions, a.offset)

@@ -21,7 +21,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from siked.machine import machine_info
 from siked.sandbox import Limits, Sandbox
 
 NAMES = ["apples", "pens", "books", "cookies", "cars", "miles", "hours", "dollars", "eggs", "cups"]
@@ -114,16 +114,6 @@ def measure(fn: Callable[[], Any], n: int, repeats: int) -> tuple[float, Any]:
     return statistics.median(rates), result
 
 
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="programs per repeat")
@@ -171,12 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     bad_sympy = sum(1 for a in sympy_answers if a is None)
     report = {
-        "machine": {
-            "cpu": cpu_model(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_before": round(load_before, 2),
-        },
+        "machine": {**machine_info(), "load_average_before": round(load_before, 2)},
         "programs": args.n,
         "repeats": args.repeats,
         "workers": args.workers,

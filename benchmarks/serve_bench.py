@@ -30,6 +30,7 @@ from real_server import RealServer
 from siked.config import TeacherConfig
 from siked.data import load_problems
 from siked.engines import make_engine
+from siked.machine import machine_info
 from siked.teach import teach
 
 STUDENT = "bundled:smollm2-135m-instruct"
@@ -109,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['rows_per_second']:>7.3f} {r['completion_tokens_per_second']:>6.1f}"
         )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"machine": machine_info(), "results": results}, indent=2) + "\n"
+        )
     return 0
 
 

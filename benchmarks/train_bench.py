@@ -230,6 +230,7 @@ def main() -> int:
         print("RESULT " + json.dumps(res), flush=True)
         return 0
 
+    from siked.machine import machine_info
     from siked.models import resolve_model
 
     resolve_model(a.model)  # convert the bundled student once, before timing anything
@@ -287,7 +288,9 @@ def main() -> int:
             f"{r['peak_rss_mb']:.0f} |"
         )
     if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
+        Path(a.json).write_text(
+            json.dumps({"machine": machine_info(), "results": results}, indent=2) + "\n"
+        )
     return 0
 
 

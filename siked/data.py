@@ -385,7 +385,6 @@ def ensure_file(
 @dataclass(frozen=True)
 class FileStatus:
     path: str  # relative to the data dir
-    full_path: Path
     status: Literal["ok", "missing", "mismatch"]
     sha256: str | None  # the file's actual sha256 (None when missing)
     expected: str
@@ -398,11 +397,11 @@ def file_status(data_dir: str | os.PathLike[str] | None = None) -> list[FileStat
     for spec in known_files().values():
         p = root / spec.path
         if not p.is_file():
-            out.append(FileStatus(spec.path, p, "missing", None, spec.sha256))
+            out.append(FileStatus(spec.path, "missing", None, spec.sha256))
             continue
         got = file_sha256(p)
         status: Literal["ok", "mismatch"] = "ok" if got == spec.sha256 else "mismatch"
-        out.append(FileStatus(spec.path, p, status, got, spec.sha256))
+        out.append(FileStatus(spec.path, status, got, spec.sha256))
     return out
 
 

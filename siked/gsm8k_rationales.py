@@ -625,9 +625,6 @@ BUILDERS: dict[str, Callable[[GSM8KSolutions, str, PromptStyle], str | None]] = 
     "pot": lambda sol, q, style: gold_pot(sol.main, sol.socratic, q),  # plain Python in any style
 }
 
-#: strategies the gold teacher can write
-GOLD_STRATEGIES: tuple[str, ...] = tuple(BUILDERS)
-
 
 def gold_rationale(
     solutions: GSM8KSolutions,

@@ -639,20 +639,19 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     check_engines(cfg)
     with output_lock(cfg.run_dir, "run"):
         busy_below(cfg.run_dir, depth=2, skip=("report",))
-        t0 = time.monotonic()
         paths = prepare_run_dir(cfg, force)
         with run_console(paths.log, verbose=verbose):
-            return _run(cfg, paths, t0)
+            return _run(cfg, paths)
 
 
-def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
+def _run(cfg: SikedConfig, paths: RunPaths) -> dict[str, Any]:
     man = Manifest(paths.manifest, cfg.name, sha256_json(cfg.model_dump(mode="json")))
     _say(f"run {cfg.name} in {paths.root} ({cfg.method}, strategies {','.join(cfg.strategies)})")
 
     train_qs, val_qs = split_train_validation(cfg)
     _say(f"data: {len(train_qs)} training and {len(val_qs)} validation questions")
     if cfg.method == "base":
-        return _run_base(cfg, paths, man, val_qs, t0)
+        return _run_base(cfg, paths, man, val_qs)
     teacher_rows = stage_teacher(cfg, paths, man, train_qs)
 
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations
@@ -684,7 +683,7 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
         stage_eval(cfg, paths, man, final, merged, val_qs, key="test")
         summary["iterations"][final] = summary_row(paths, final, man)
     summary["stopped"] = stopped
-    summary["seconds"] = round(time.monotonic() - t0, 1)
+    summary.update(man.timing())  # every invocation of the run, a resumed one included
     if best is not None:
         summary["final_model"] = str(paths.merged(best))
     elif not summary["iterations"]:
@@ -703,7 +702,7 @@ def _run(cfg: SikedConfig, paths: RunPaths, t0: float) -> dict[str, Any]:
 
 
 def _run_base(
-    cfg: SikedConfig, paths: RunPaths, man: Manifest, val_qs: list[Any], t0: float
+    cfg: SikedConfig, paths: RunPaths, man: Manifest, val_qs: list[Any]
 ) -> dict[str, Any]:
     """``method: base``: the student as it is, evaluated as iteration 0 (no teacher, no mix,
     no training), so that it sits in ``siked compare`` like any other run."""
@@ -717,8 +716,8 @@ def _run_base(
         "iterations": [summary_row(paths, 0, man)],
         "best_iteration": 0,
         "stopped": "base student evaluated (method: base)",
-        "seconds": round(time.monotonic() - t0, 1),
         "final_model": str(model),
+        **man.timing(),
     }
     atomic_write_json(paths.summary, summary)
     man.set("best_iteration", 0)

@@ -8,10 +8,8 @@ The manifest is rewritten atomically after every change, so a SIGKILL leaves it 
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,30 +17,10 @@ from typing import Any
 
 from siked.io import atomic_write_json, read_json, sha256_file, sha256_json
 from siked.lock import LOCK_NAME
+from siked.machine import library_versions, machine_info
 
-#: Libraries whose versions are recorded in every manifest.
-TRACKED_PACKAGES = (
-    "siked",
-    "torch",
-    "transformers",
-    "trl",
-    "peft",
-    "accelerate",
-    "datasets",
-    "openai",
-    "vllm",
-    "math-verify",
-)
-
-
-def library_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in TRACKED_PACKAGES:
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+#: the clock of the timings (a test replaces it)
+monotonic = time.monotonic
 
 
 def now_iso() -> str:
@@ -67,10 +45,23 @@ def hash_path(path: Path) -> str | None:
 
 
 class Manifest:
-    """``manifest.json`` of a run directory."""
+    """``manifest.json`` of a run directory.
 
-    def __init__(self, path: Path, name: str, config_hash: str) -> None:
+    Each opening is one invocation of the run: ``invocations`` lists them (start, seconds,
+    machine); an invocation's seconds are brought up to date at every save, so one that was
+    killed counts until its last change of the manifest.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        config_hash: str,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.path = path
+        self._clock = clock or monotonic
+        self._t0 = self._clock()
         if path.exists():
             self.data: dict[str, Any] = read_json(path)
         else:
@@ -81,10 +72,23 @@ class Manifest:
         self.data.setdefault("stages", {})
         self.data.setdefault("best_iteration", None)
         self.data.setdefault("stopped", None)
+        self.data["machine"] = machine_info()
+        self.data.setdefault("invocations", [])
+        self.data["invocations"].append(
+            {"started": now_iso(), "seconds": 0.0, "cpu": self.data["machine"]["cpu"]}
+        )
         self.save()
 
     def save(self) -> None:
+        self.data["invocations"][-1]["seconds"] = round(self._clock() - self._t0, 1)
         atomic_write_json(self.path, self.data)
+
+    def timing(self) -> dict[str, Any]:
+        """``{"seconds": total over the invocations, "invocations": [seconds of each]}``,
+        this one up to now (what a run's ``summary.json`` reports)."""
+        self.save()
+        each = [float(inv["seconds"]) for inv in self.data["invocations"]]
+        return {"seconds": round(sum(each), 1), "invocations": each}
 
     def stage(self, key: str) -> dict[str, Any]:
         return dict(self.data["stages"].get(key, {}))
@@ -126,12 +130,12 @@ class Manifest:
         }
         self.data["stages"][key] = record
         self.save()
-        t0 = time.monotonic()
+        t0 = self._clock()
         body: dict[str, Any] = {"outputs": {}, "info": {}}
         yield body
         record["status"] = "done"
         record["finished"] = now_iso()
-        record["seconds"] = round(time.monotonic() - t0, 2)
+        record["seconds"] = round(self._clock() - t0, 2)
         record["outputs"] = {name: hash_path(Path(p)) for name, p in body["outputs"].items()}
         record["info"] = body["info"]
         self.save()

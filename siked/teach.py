@@ -67,9 +67,6 @@ META = "teach.json"
 #: the free-choice pass (``teacher.free_choice_n``): the teacher picks the strategy itself
 CHOICE = "choice.jsonl"
 
-#: extra columns of samples.jsonl (beyond the Record schema)
-EXTRA_FIELDS = ("finish_reason", "prompt_tokens", "completion_tokens", "cached", "error")
-
 
 # --------------------------------------------------------------------------------------------
 # planning (pure)

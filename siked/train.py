@@ -41,7 +41,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -1058,11 +1057,3 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(md.PackageNotFoundError):
             v[lib] = md.version(lib)
     return v
-
-
-def total_steps(n_examples: int, cfg: TrainConfig, world_size: int = 1) -> int:
-    """Optimizer steps a run of ``n_examples`` takes (for progress estimates)."""
-    if cfg.max_steps > 0:
-        return cfg.max_steps
-    per_step = cfg.per_device_batch_size * cfg.gradient_accumulation_steps * world_size
-    return math.ceil(math.ceil(n_examples / per_step) * cfg.epochs)

@@ -393,5 +393,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def record_waits(monkeypatch: Any) -> list[float]:
+    """Every backoff an openai engine waits (it still waits them)."""
+    waits: list[float] = []
+    from siked.engines.openai import OpenAIEngine
+
+    real = OpenAIEngine._wait
+
+    def wait(self: Any, seconds: float) -> None:
+        waits.append(seconds)
+        real(self, seconds)
+
+    monkeypatch.setattr(OpenAIEngine, "_wait", wait)
+    return waits
+
+
 if __name__ == "__main__":
     sys.exit(main())

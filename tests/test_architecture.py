@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: the layers of docs/architecture.md ("Import direction"), bottom first
 LAYERS = [
-    "errors text registry io stats records rundir console child lock attention engines.servers "
+    "errors text registry io stats records rundir console child lock attention machine "
+    "engine_names "
+    "engines.servers "
     "engines.openvino_weights "
     "_sandbox_worker",
     "manifest resume data models sandbox",
@@ -96,3 +98,26 @@ def test_engines_registry_does_not_import_the_config() -> None:
     code = "import sys, siked.engines; print('siked.config' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_config_imports_no_engine() -> None:
+    """The engines read the config, so the config must not import the engines package."""
+    code = "import sys, siked.config; print(sorted(m for m in sys.modules if 'engines' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def package_graph() -> dict[str, set[str]]:
+    """The runtime imports between siked's top-level modules and packages."""
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "siked").rglob("*.py"):
+        name = module_name(path).split(".")[0]
+        deps = {d.split(".")[0] for d in runtime_imports(path) if d in LAYER}
+        graph.setdefault(name, set()).update(deps - {name, "siked"})
+    return graph
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = package_graph()
+    cycles = [f"{a} <-> {b}" for a in graph for b in graph[a] if a in graph.get(b, set())]
+    assert not cycles, cycles

@@ -85,10 +85,8 @@ def test_interrupt_in_the_parent_stops_the_child(
 
     monkeypatch.setattr(mpc.Connection, "recv", interrupted)
     monkeypatch.setattr("siked.child.STOP_GRACE", 5.0)
-    t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         call_in_child(sleep_and_mark, str(marker))
-    assert time.monotonic() - t0 < 30
     assert not marker.exists()
 
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from skip_policy import require
 
 from siked.config import EngineConfig
 from siked.engines import ENGINES, sample_seed
@@ -27,9 +28,10 @@ from siked.engines.openvino import (
     export_dir,
     export_openvino,
     find_optimum_cli,
+    greedy_mismatch,
 )
 
-pytest.importorskip("openvino_genai", reason="pip install 'siked[openvino]'")
+require("openvino_genai", reason="pip install 'siked[openvino]'")
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -224,6 +226,22 @@ def test_a_closed_engine_refuses_to_generate(tmp_path: Path) -> None:
 # -- the converter ------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The IRs that greedy_mismatch was asked about; a fake IR passes (integration tests run the
+    real check on the real student)."""
+    asked: list[Path] = []
+    if request.node.get_closest_marker("integration") is None:
+        import siked.engines.openvino as ov
+
+        def passes(ir: Path, src: Path, tokens: int = 8) -> str | None:
+            asked.append(src)
+            return None
+
+        monkeypatch.setattr(ov, "greedy_mismatch", passes)
+    return asked
+
+
 def fake_cli(tmp_path: Path, body: str = "") -> Path:
     """An optimum-cli that writes an IR file and appends its arguments to calls.txt."""
     cli = tmp_path / "bin" / "optimum-cli"
@@ -310,7 +328,7 @@ def weights_model(root: Path, name: str, scale: float, config: str = '{"layers":
 
 
 def test_a_retrained_model_of_the_same_architecture_reuses_the_kept_graph(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, checks: list[Path]
 ) -> None:
     cli = fake_cli(tmp_path, body=IR_CLI)
     layouts = tmp_path / "layouts"
@@ -322,6 +340,7 @@ def test_a_retrained_model_of_the_same_architecture_reuses_the_kept_graph(
         second = export_openvino(second_src, str(cli), layouts)
     assert len((cli.parent / "calls.txt").read_text().splitlines()) == 1  # no conversion
     assert "no conversion" in caplog.text
+    assert checks == [second_src]  # the written weights were checked, the conversion not
     # what the converter itself writes for that model
     again = weights_model(tmp_path, "check", 2.0)
     converted = export_openvino(again, str(cli), tmp_path / "none")
@@ -334,6 +353,22 @@ def test_a_retrained_model_of_the_same_architecture_reuses_the_kept_graph(
     # another architecture is converted
     export_openvino(weights_model(tmp_path, "other", 1.0, '{"layers": 3}'), str(cli), layouts)
     assert len((cli.parent / "calls.txt").read_text().splitlines()) == 3
+
+
+def test_written_weights_that_compute_otherwise_are_converted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import siked.engines.openvino as ov
+
+    cli = fake_cli(tmp_path, body=IR_CLI)
+    layouts = tmp_path / "layouts"
+    export_openvino(weights_model(tmp_path, "it0", 1.0), str(cli), layouts)
+    monkeypatch.setattr(ov, "greedy_mismatch", lambda ir, src: "greedy tokens [1] where [2]")
+    with caplog.at_level("WARNING", logger="siked.engines.openvino"):
+        out = export_openvino(weights_model(tmp_path, "it1", 2.0), str(cli), layouts)
+    assert len((cli.parent / "calls.txt").read_text().splitlines()) == 2  # converted after all
+    assert "differs (greedy tokens [1] where [2]); converting" in caplog.text
+    assert (out / "openvino_model.bin").is_file() and (out / MARKER).is_file()
 
 
 def test_a_kept_layout_that_does_not_fit_falls_back_to_converting(tmp_path: Path) -> None:
@@ -506,7 +541,13 @@ def test_a_retrained_student_in_the_kept_graph_is_its_own_conversion_byte_for_by
     save_file(weights, str(retrained / "model.safetensors"), metadata={"format": "pt"})
     with caplog.at_level("INFO", logger="siked.engines.openvino"):
         patched = export_openvino(retrained, layouts=layouts)
-    assert "no conversion" in caplog.text
+    assert "no conversion" in caplog.text and "differs" not in caplog.text  # the check passed
+    assert greedy_mismatch(patched, retrained) is None
+    broken = tmp_path / "c" / "student"  # the same model with its embeddings negated
+    shutil.copytree(retrained, broken, ignore=shutil.ignore_patterns("*.openvino*"))
+    embed = next(name for name in weights if "embed" in name)
+    save_file({**weights, embed: -weights[embed]}, str(broken / "model.safetensors"))
+    assert "greedy tokens" in (greedy_mismatch(patched, broken) or "")
     converted_src = tmp_path / "b" / "student"
     shutil.copytree(retrained, converted_src, ignore=shutil.ignore_patterns("*.openvino*"))
     converted = export_openvino(converted_src, layouts=tmp_path / "fresh")

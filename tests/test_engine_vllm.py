@@ -134,9 +134,7 @@ def test_process_ignoring_sigterm_is_killed(
     monkeypatch.setenv("FAKE_VLLM_IGNORE_TERM", "1")
     engine = start(tmp_path, stop_grace=0.3)
     info = json.loads(fake_vllm.read_text())
-    t0 = time.monotonic()
-    engine.close()
-    assert time.monotonic() - t0 < 3
+    engine.close()  # SIGTERM, then SIGKILL after the grace: it returns (else the test hangs)
     assert wait_dead(info["pid"]) and wait_dead(info["child_pid"])
 
 

@@ -50,8 +50,9 @@ def run_program(code: str) -> object:
 
 @pytest.fixture(scope="module")
 def sandbox() -> verify.SandboxLike:
-    mod = pytest.importorskip("siked.sandbox")
-    return mod.get_sandbox()  # type: ignore[no-any-return]
+    from siked.sandbox import get_sandbox
+
+    return get_sandbox()
 
 
 # -- pure conversions ------------------------------------------------------------------------------

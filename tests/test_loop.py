@@ -21,9 +21,6 @@ from siked.errors import DataError, SikedError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
 from siked.lock import locks_outputs
 
-pytest.importorskip("siked.teach")
-pytest.importorskip("siked.mix")
-
 
 class Boom(Exception):
     """Simulates a crash inside a stage."""
@@ -259,6 +256,29 @@ def test_crash_then_resume_equals_uninterrupted(
     # stages finished before the crash are not redone
     if crash_at == "train:iter_02":
         assert fakes.calls == ["train:iter_02", "eval:iter_02"]
+
+
+def test_a_resumed_run_counts_the_time_of_both_invocations(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import siked.manifest
+
+    now = [0.0]
+    monkeypatch.setattr(siked.manifest, "monotonic", lambda: now[0])
+    real_train = fakes.train
+
+    def slow_train(*a: Any, **kw: Any) -> Any:
+        now[0] += 100.0  # every training takes 100 s
+        return real_train(*a, **kw)
+
+    monkeypatch.setattr(siked.train, "train", slow_train)
+    cfg = tiny_config(tmp_path, **{"loop.iterations": 1})
+    fakes.crash_at = "eval:iter_01"
+    with pytest.raises(Boom):
+        loop.run(cfg)
+    summary = loop.run(cfg)
+    assert summary["invocations"] == [200.0, 0.0]
+    assert summary["seconds"] == 200.0 == read_json(tmp_path / "t" / "summary.json")["seconds"]
 
 
 def test_changed_config_is_refused_with_the_keys(tmp_path: Path, fakes: FakeStages) -> None:

@@ -13,6 +13,7 @@ from siked.engines.openvino_weights import (
     MAX_OTHER_BYTES,
     architecture_key,
     const_regions,
+    converter_versions,
     find_layout,
     float32_tensors,
     write_weights,
@@ -147,3 +148,21 @@ def test_the_architecture_key_follows_config_tokenizer_shapes_and_converter(
     cli2 = tmp_path / "other-cli"
     cli2.write_text("#!/bin/sh\n")
     assert architecture_key(m, str(cli2)) != key
+    assert architecture_key(m, str(cli), ["--weight-format", "int8"]) != key  # other flags
+
+
+def test_the_architecture_key_follows_the_converters_versions(tmp_path: Path) -> None:
+    env = tmp_path / "venv"
+    cli = env / "bin" / "optimum-cli"
+    cli.parent.mkdir(parents=True)
+    cli.write_text("#!/bin/sh\n")
+    site = env / "lib" / "python3.11" / "site-packages"
+    for dist in ("optimum_intel-2.2.0", "openvino-2026.4.1", "requests-2.32.0"):
+        (site / f"{dist}.dist-info").mkdir(parents=True)
+    assert converter_versions(str(cli)) == {"openvino": "2026.4.1", "optimum-intel": "2.2.0"}
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text("{}")
+    key = architecture_key(m, str(cli))
+    (site / "openvino-2026.4.1.dist-info").rename(site / "openvino-2026.5.0.dist-info")
+    assert architecture_key(m, str(cli)) != key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,20 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_plan_runs_offline_on_every_preset(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    t0 = time.perf_counter()
+def test_plan_runs_offline_on_every_preset(
+    path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    import siked.models
+
+    def no_weights(*a: object, **kw: object) -> None:
+        raise AssertionError("siked plan loaded a model's weights")
+
+    # a plan reads configs, data and at most a tokenizer (its speed: benchmarks/speed_claims.py)
+    monkeypatch.setattr(siked.models, "load_model", no_weights)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_weights)
     assert main(["plan", str(path)]) == 0
-    elapsed = time.perf_counter() - t0
     out = capsys.readouterr().out
     for heading in ("data", "teacher", "iteration 0", "needs", "totals"):
         assert f"\n{heading}" in out, heading
@@ -38,7 +47,6 @@ def test_plan_runs_offline_on_every_preset(path: Path, capsys: pytest.CaptureFix
         # 7473 GSM8K training questions minus the 8 exemplars of the authors' prompt style
         # (teacher.prompt_style: authors) and 500 for validation
         assert "6,965" in out
-    assert elapsed < 60, f"plan took {elapsed:.0f}s"
 
 
 def test_plan_numbers_of_the_quickstart() -> None:

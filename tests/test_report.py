@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -77,10 +76,7 @@ def test_synthetic_run_follows_the_contract(runs: dict[str, Path]) -> None:
 
 
 def test_full_report(runs: dict[str, Path]) -> None:
-    t0 = time.process_time()  # CPU time: robust to a busy test machine
-    path = write_report(runs["demo"])
-    elapsed = time.process_time() - t0
-    assert elapsed < 5.0, f"report took {elapsed:.1f}s of CPU"
+    path = write_report(runs["demo"])  # its speed: benchmarks/speed_claims.py
     assert path == runs["demo"] / "report" / "report.md"
     text = path.read_text()
     for name in FIGURES.values():

@@ -31,8 +31,9 @@ BUILTIN = ["cot", "l2m", "pot"]
 
 @pytest.fixture(scope="module")
 def sandbox() -> verify.SandboxLike:
-    mod = pytest.importorskip("siked.sandbox")
-    return mod.get_sandbox()  # type: ignore[no-any-return]
+    from siked.sandbox import get_sandbox
+
+    return get_sandbox()
 
 
 # -- registry and tags ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -433,9 +432,10 @@ def test_verdict_to_dict() -> None:
     }  # fmt: skip
 
 
-def test_real_sandbox_if_available() -> None:
-    sandbox = pytest.importorskip("siked.sandbox")
-    sb = sandbox.get_sandbox()
+def test_real_sandbox() -> None:
+    from siked.sandbox import get_sandbox
+
+    sb = get_sandbox()
     assert check("```python\nanswer = 48 / 2 + 48\n```", "72", FMT["pot"], sandbox=sb).correct
     v = check("answer = 1 / 0", "1", FMT["pot"], sandbox=sb)
     assert (v.status, v.correct) == ("error", False)
@@ -490,13 +490,20 @@ def test_disagreements_batch() -> None:
         ("The answer is 5.\n\nQuestion: next. The answer is 6.", "5", FMT["cot"]),
         ("answer = 1 / 3", "1/3", FMT["pot"]),  # program: math-verify judges the executed answer
     ]
-    t = time.monotonic()
-    rows = verify.disagreements(items, sandbox=ExecSandbox())
-    elapsed = time.monotonic() - t
+    starts: list[int] = []
+    real_start = verify.MathVerifyWorker._start
+
+    def start(self: verify.MathVerifyWorker) -> None:
+        starts.append(1)
+        real_start(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(verify.MathVerifyWorker, "_start", start)
+        rows = verify.disagreements(items, sandbox=ExecSandbox())
     assert [r["index"] for r in rows] == [2]
     assert rows[0]["ours"] is False and rows[0]["math_verify"] is True
     assert rows[0]["answer"] == "50" and rows[0]["gold"] == "0.5"
-    assert elapsed < 30  # one worker process for the whole batch
+    assert len(starts) == 1  # one worker process for the whole batch
 
 
 @needs_math_verify
@@ -516,9 +523,7 @@ def test_math_verify_worker_timeout_kills_and_recovers(tmp_path: Path) -> None:
     try:
         assert worker.ask("1", "1", timeout=10) is True
         first = worker._proc
-        t = time.monotonic()
         assert worker.ask("hang", "1", timeout=0.5) is None
-        assert time.monotonic() - t < 5
         assert first is not None and first.poll() is not None  # killed and reaped
         assert worker.ask("2", "1", timeout=10) is False  # a fresh child answers
     finally:
@@ -557,20 +562,8 @@ def test_math_verify_missing(monkeypatch: pytest.MonkeyPatch) -> None:
         "1\\,000" * 10000,
     ],
 )
-def test_hostile_text_is_fast(text: str) -> None:
-    t = time.monotonic()
+@pytest.mark.timeout(60)  # a hang guard (catastrophic backtracking); the speed: benchmarks/
+def test_hostile_text_is_handled(text: str) -> None:
     ex = extract(text)
     assert ex.value is None or abs(ex.value) < 10**500
     assert parse_number(text) is None
-    assert time.monotonic() - t < 2
-
-
-def test_extraction_throughput() -> None:
-    text = (
-        "Natalia sold 48/2 = 24 clips in May. She sold 48 + 24 = 72 clips altogether. " * 20
-        + "The answer is 72.\n\nQuestion: Weng earns $12 an hour. The answer is 10."
-    )
-    t = time.monotonic()
-    for _ in range(200):
-        assert check(text, "72", FMT["cot"]).correct
-    assert time.monotonic() - t < 5  # ~1.6 k characters each: well under a millisecond or so

@@ -8,8 +8,8 @@ calls the class's :meth:`~siked.engines.base.Engine.from_config` with the stage'
 engine takes from it what it needs, so a registered plug-in engine gets the same as the
 built-in ones. The config accepts exactly the registered names (``teacher.engine``...).
 
-This package does not import :mod:`siked.config` at run time (the config validates engine names
-against :data:`ENGINES`, so the arrow goes from the config to here only).
+The names and their classes are kept in :mod:`siked.engine_names` (re-exported here), below
+both this package and the config, which validates names there: the config imports no engine.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from siked.engine_names import ENGINES, INSTALL_HINTS, register_engine
 from siked.engines.base import (
     Completion,
     Engine,
@@ -30,7 +31,6 @@ from siked.engines.base import (
     truncate_at_stop,
 )
 from siked.errors import SikedError
-from siked.registry import Registry
 
 if TYPE_CHECKING:
     from siked.config import EngineConfig
@@ -52,46 +52,6 @@ __all__ = [
     "truncate_at_stop",
 ]
 
-#: engine name -> "module:Class"
-ENGINES: Registry[str] = Registry("engine")
-
-#: how to install what an engine needs, when its import fails
-_INSTALL_HINTS: dict[str, str] = {}
-
-
-def register_engine(
-    name: str, target: str, *, install_hint: str | None = None, replace: bool = False
-) -> None:
-    """Register an engine class as ``"package.module:Class"`` under ``name``.
-
-    ``install_hint`` is shown when importing the module fails for a missing package
-    (default: ``pip install PACKAGE``).
-    """
-    if ":" not in target:
-        raise ValueError(f"engine target must look like 'module:Class', got {target!r}")
-    ENGINES.register(name, target, replace=replace)
-    if install_hint is not None:
-        _INSTALL_HINTS[name] = install_hint
-
-
-register_engine(
-    "hf",
-    "siked.engines.hf:HFEngine",
-    install_hint="pip install siked  (needs torch and transformers)",
-)
-register_engine(
-    "openai",
-    "siked.engines.openai:OpenAIEngine",
-    install_hint="pip install siked  (needs the openai client)",
-)
-register_engine("vllm", "siked.engines.vllm:VLLMEngine", install_hint="pip install 'siked[vllm]'")
-register_engine(
-    "openvino",
-    "siked.engines.openvino:OpenVINOEngine",
-    install_hint="pip install 'siked[openvino]'  (and `make openvino` for the converter)",
-)
-register_engine("gold", "siked.engines.gold:GoldEngine")
-
 
 def engine_class(name: str) -> type[Engine]:
     """Import and return the engine class registered as ``name``."""
@@ -103,7 +63,7 @@ def engine_class(name: str) -> type[Engine]:
             raise SikedError(
                 f"engine {name!r} is not available: module {module_name} is missing"
             ) from None
-        hint = _INSTALL_HINTS.get(name, f"pip install {e.name}")
+        hint = INSTALL_HINTS.get(name, f"pip install {e.name}")
         raise SikedError(
             f"engine {name!r} needs the Python package {e.name!r}, which is not installed: {hint}"
         ) from e

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +37,6 @@ from siked.errors import SikedError
 if TYPE_CHECKING:
     from siked.config import EngineConfig
 
-Message: TypeAlias = dict[str, str]
 Prompt: TypeAlias = str | list[dict[str, str]]
 Seed: TypeAlias = int | Sequence[int] | None
 
@@ -142,6 +142,60 @@ def prompt_seeds(prompts: Sequence[Prompt], seed: Seed) -> list[int | None]:
 def sample_seed(prompt_seed: int | None, j: int) -> int | None:
     """The seed of sample ``j`` of a prompt whose seed is ``prompt_seed``."""
     return None if prompt_seed is None else derive_seed(prompt_seed, j)
+
+
+def seed_or_fresh(seed: int | None) -> int:
+    """``seed``, or a fresh random one for an unseeded sample (an engine that needs a number)."""
+    return seed if seed is not None else secrets.randbits(31)
+
+
+def merge_eos_ids(*candidates: Any) -> list[int]:
+    """A model's end tokens: the ids each candidate names (an id, a list of ids or None: the
+    generation config's ``eos_token_id``, the tokenizer's), once each, in order.
+
+    >>> merge_eos_ids([2, 7], 2, None)
+    [2, 7]
+    """
+    ids: list[int] = []
+    for e in candidates:
+        if e is None:
+            continue
+        for i in e if isinstance(e, list | tuple) else [e]:
+            if int(i) not in ids:
+                ids.append(int(i))
+    return ids
+
+
+def token_completion(
+    generated: Sequence[int],
+    decode: Callable[[list[int]], str],
+    eos_ids: Sequence[int],
+    stops: Sequence[str],
+    prompt_tokens: int,
+    end_reason: str = "length",
+    stopped_at: int | None = None,
+) -> Completion:
+    """The completion of a local engine's generated token ids: cut at the first end token (or at
+    ``stopped_at``, where a stop string ended the row), decoded, cut at the first stop string;
+    ``finish_reason`` "stop" when cut, else ``end_reason``."""
+    eos = set(eos_ids)
+    n_tokens = next((k for k, t in enumerate(generated) if t in eos), len(generated))
+    finish = "stop" if n_tokens < len(generated) else end_reason
+    if stopped_at is not None and stopped_at <= n_tokens:
+        n_tokens, finish = stopped_at, "stop"
+    text, cut = truncate_at_stop(decode(list(generated[:n_tokens])), stops)
+    return Completion(text, "stop" if cut else finish, prompt_tokens, n_tokens)
+
+
+def generate_progress(progress: bool | str, total: int, unit: str = "sample") -> Any:
+    """The progress bar of one ``generate`` call (None when ``progress`` is off; a str names it)."""
+    if not progress:
+        return None
+    from siked.console import progress_bar
+
+    return progress_bar(
+        total, progress if isinstance(progress, str) else "generate", True, unit=unit
+    )
 
 
 def normalize_stop(stop: str | Sequence[str] | None) -> list[str]:
@@ -263,6 +317,21 @@ class Engine(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def prepare_generate(
+    prompts: Sequence[Prompt],
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    stop: str | Sequence[str] | None,
+    seed: Seed,
+) -> tuple[list[str], list[int | None]]:
+    """What every engine's ``generate`` does first: check its arguments, then the stop strings
+    (:func:`normalize_stop`) and one seed per prompt (:func:`prompt_seeds`)."""
+    check_generate_args(prompts, n, temperature, top_p, max_tokens)
+    return normalize_stop(stop), prompt_seeds(prompts, seed)
 
 
 def check_generate_args(

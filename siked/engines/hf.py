@@ -29,11 +29,10 @@ matter where a uniform lands within rounding distance of a token boundary (bf16 
 with the batch shape than float32 ones). Both loops sample with the same function.
 
 **Linear layers on a CPU in float32** (:func:`set_linear_kernel`). torch multiplies by a linear
-weight with MKL, which is slow for the few rows of a decode step. The engine's default there
-is oneDNN's matmul (``"onednn"``; on a 2-vCPU AVX2 AMD EPYC the greedy loop 1.13x faster than
-MKL's, 2x for the output layer), or, where this torch has no oneDNN, MKL on column-major weights
-(``"column-major"``, :func:`set_weight_layout`; 2-4x faster at 4-48 rows on an Intel Xeon).
-Neither changes a weight's values; results differ from MKL's only by float rounding.
+weight with MKL, which is slow for the few rows of a decode step; the engine keeps CPU float32
+weights column-major (``"column-major"``, :func:`set_weight_layout`; 2-4x faster at 4-48 rows on
+an Intel Xeon, benchmarks/README.md). That changes no weight's value; results differ from
+row-major weights by float rounding only.
 
 **Stop strings** end a row as soon as its generated text contains one (only the last few tokens
 are decoded per step), and the text is cut before the first stop string. Chat-message prompts get
@@ -43,16 +42,13 @@ tokenizer adds one and the text does not start with it).
 
 from __future__ import annotations
 
-import functools
 import gc
 import inspect
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import MethodType
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -70,11 +66,12 @@ from siked.engines.base import (
     Engine,
     EngineError,
     Prompt,
-    check_generate_args,
-    normalize_stop,
-    prompt_seeds,
+    generate_progress,
+    merge_eos_ids,
+    prepare_generate,
     sample_seed,
-    truncate_at_stop,
+    seed_or_fresh,
+    token_completion,
 )
 
 if TYPE_CHECKING:
@@ -199,7 +196,7 @@ class RowSampler(LogitsProcessor):
 
 
 def _generator(seed: int | None) -> torch.Generator:
-    return torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(31))
+    return torch.Generator().manual_seed(seed_or_fresh(seed))
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,38 +444,7 @@ def set_weight_layout(model: Any, column_major: bool) -> int:
 
 
 #: How linear layers multiply (:func:`set_linear_kernel`); ``"torch"``: as loaded.
-LINEAR_KERNELS = ("torch", "column-major", "onednn")
-
-
-def _onednn_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``nn.Linear.forward`` through oneDNN's matmul for CPU float32 inference, else torch's."""
-    w = self.weight
-    if (
-        x.device.type == "cpu"
-        and x.dtype == w.dtype == torch.float32
-        and w.is_contiguous()
-        and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad))
-    ):
-        return cast(
-            torch.Tensor, torch.ops.mkldnn._linear_pointwise(x, w, self.bias, "none", [], "")
-        )
-    return torch.nn.functional.linear(x, w, self.bias)
-
-
-def merge_eos_ids(*candidates: Any) -> list[int]:
-    """The end tokens named by each candidate (an id, a list of ids or None), once each.
-
-    >>> merge_eos_ids([2, 7], 2, None)
-    [2, 7]
-    """
-    ids: list[int] = []
-    for e in candidates:
-        if e is None:
-            continue
-        for i in e if isinstance(e, list | tuple) else [e]:
-            if int(i) not in ids:
-                ids.append(int(i))
-    return ids
+LINEAR_KERNELS = ("torch", "column-major")
 
 
 def encode_prompt(tokenizer: Any, prompt: Prompt, model_name: str) -> list[int]:
@@ -503,48 +469,15 @@ def encode_prompt(tokenizer: Any, prompt: Prompt, model_name: str) -> list[int]:
     return list(ids)
 
 
-@functools.cache
-def onednn_linear_available() -> bool:
-    """Whether this torch multiplies a CPU float32 linear layer with oneDNN (a private op of
-    torch's CPU build, used by its compiler; checked once per process by running it on fixed
-    numbers, so the global random state is left alone)."""
-    if not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        with torch.no_grad():
-            layer = torch.nn.Linear(8, 4, device="meta").to_empty(device="cpu")
-            layer.weight.copy_(torch.linspace(-1, 1, 32).reshape(4, 8))
-            layer.bias.copy_(torch.linspace(-0.5, 0.5, 4))
-            x = torch.linspace(-2, 2, 24).reshape(3, 8)
-            want = torch.nn.functional.linear(x, layer.weight, layer.bias)
-            return torch.allclose(_onednn_linear(layer, x), want, atol=1e-5)
-    except (RuntimeError, AttributeError, NotImplementedError):
-        return False
-
-
-def set_linear_kernel(model: Any, kernel: str) -> int:
+def set_linear_kernel(model: Any, kernel: str) -> None:
     """Make every ``nn.Linear`` of ``model`` multiply with ``kernel`` (:data:`LINEAR_KERNELS`).
 
-    ``"torch"``: row-major weights (as loaded), torch's ``F.linear``. ``"column-major"``: the same
-    ``F.linear`` on column-major weights (:func:`set_weight_layout`). ``"onednn"``: row-major
-    weights, and the layer's ``forward`` calls oneDNN's matmul when it runs on a CPU in float32
-    without gradients (training, another device or dtype get ``F.linear``). No weight's value
-    changes; the outputs differ from ``"torch"``'s by float rounding only. Returns how many layers
-    multiply with oneDNN.
+    ``"torch"``: row-major weights (as loaded). ``"column-major"``: column-major weights
+    (:func:`set_weight_layout`). Both use torch's ``F.linear``; no weight's value changes.
     """
     if kernel not in LINEAR_KERNELS:
         raise ValueError(f"linear kernel {kernel!r}: expected one of {', '.join(LINEAR_KERNELS)}")
     set_weight_layout(model, column_major=kernel == "column-major")
-    patched = 0
-    for module in model.modules():
-        if not isinstance(module, torch.nn.Linear):
-            continue
-        if kernel == "onednn":
-            module.forward = MethodType(_onednn_linear, module)  # type: ignore[method-assign]
-            patched += 1
-        elif "forward" in vars(module):
-            del module.forward
-    return patched
 
 
 def _resolve_device(device: str | None) -> str:
@@ -591,8 +524,8 @@ class HFEngine(Engine):
         linear_kernel: str | None = None,
     ) -> None:
         """``linear_kernel``: how the linear layers multiply (:func:`set_linear_kernel`); default
-        on a CPU in float32 ``"onednn"`` (``"column-major"`` where this torch has no oneDNN),
-        elsewhere ``"torch"``. A given model is changed in place, its values kept."""
+        on a CPU in float32 ``"column-major"``, elsewhere ``"torch"``. A given model is changed
+        in place, its values kept."""
         super().__init__()
         self.cfg = cfg
         self.batch_size = cfg.batch_size
@@ -615,7 +548,7 @@ class HFEngine(Engine):
         if linear_kernel is None:
             linear_kernel = "torch"
             if self.device.type == "cpu" and first.dtype == torch.float32:
-                linear_kernel = "onednn" if onednn_linear_available() else "column-major"
+                linear_kernel = "column-major"
         set_linear_kernel(self.model, linear_kernel)
         self.linear_kernel = linear_kernel
         log.info("hf engine: linear layers multiply with %s", linear_kernel)
@@ -668,13 +601,11 @@ class HFEngine(Engine):
     ) -> list[list[Completion]]:
         if getattr(self, "model", None) is None:
             raise EngineError("the hf engine is closed")
-        check_generate_args(prompts, n, temperature, top_p, max_tokens)
-        stops = normalize_stop(stop)
-        seeds = prompt_seeds(prompts, seed)
+        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
         encoded = [self.encode(p) for p in prompts]
         greedy = temperature == 0
         samples = 1 if greedy else n
-        bar = _progress_bar(progress, len(prompts) * samples)
+        bar = generate_progress(progress, len(prompts) * samples, unit="seq")
         try:
             if self.continuous and self._continuous_ok():
                 results = self._generate_continuous(
@@ -944,17 +875,14 @@ class HFEngine(Engine):
     def _completion(
         self, gen: list[int], prompt_tokens: int, stopped_at: int | None, stops: list[str]
     ) -> Completion:
-        eos = set(self.eos_ids)
-        n_tokens = next((k for k, t in enumerate(gen) if t in eos), len(gen))
-        finish = "stop" if n_tokens < len(gen) else "length"
-        if stopped_at is not None and stopped_at <= n_tokens:
-            n_tokens, finish = stopped_at, "stop"
-        text = str(self.tokenizer.decode(gen[:n_tokens], skip_special_tokens=True))
-        text, cut = truncate_at_stop(text, stops)
-        if cut:
-            finish = "stop"
-        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=n_tokens)
-        return Completion(text, finish, prompt_tokens, n_tokens)
+        c = token_completion(
+            gen, self._decode, self.eos_ids, stops, prompt_tokens, stopped_at=stopped_at
+        )
+        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=c.completion_tokens or 0)
+        return c
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1018,12 +946,3 @@ def _continuous_blocker(model: Any) -> str | None:
     if not _takes(model, "position_ids"):
         return "the model takes no position ids"
     return None
-
-
-def _progress_bar(progress: bool | str, total: int) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    desc = progress if isinstance(progress, str) else "generate"
-    return tqdm(total=total, desc=desc, unit="seq", dynamic_ncols=True)

@@ -64,6 +64,7 @@ from siked.engines.base import (
     EngineError,
     Prompt,
     check_generate_args,
+    generate_progress,
     normalize_stop,
     prompt_seeds,
     sample_seed,
@@ -375,7 +376,7 @@ class OpenAIEngine(Engine):
         params = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
         jobs = self._plan(prompts, n, prompt_seeds(prompts, seed), params, stops)
         results: list[list[Completion | None]] = [[None] * n for _ in prompts]
-        bar = _progress_bar(progress, len(prompts) * n)
+        bar = generate_progress(progress, len(prompts) * n)
         try:
             todo = []
             for job in jobs:
@@ -676,12 +677,3 @@ def _blames_n(e: BaseException) -> bool:
     if not isinstance(e, openai.APIStatusError) or e.status_code not in (400, 422, 500):
         return False
     return _mentions(e, "n") or "choice" in str(e.message).lower()
-
-
-def _progress_bar(progress: bool | str, total: int) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    desc = progress if isinstance(progress, str) else "generate"
-    return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True)

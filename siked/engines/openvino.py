@@ -30,7 +30,6 @@ import json
 import logging
 import mmap
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -45,11 +44,12 @@ from siked.engines.base import (
     Engine,
     EngineError,
     Prompt,
-    check_generate_args,
-    normalize_stop,
-    prompt_seeds,
+    generate_progress,
+    merge_eos_ids,
+    prepare_generate,
     sample_seed,
-    truncate_at_stop,
+    seed_or_fresh,
+    token_completion,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ GENAI_MISSING = f"the openvino engine needs openvino-genai: {INSTALL_HINT}"
 EXPORT_VENV = ".venv-openvino"
 #: the file an export writes last: what it was converted from
 MARKER = "siked-openvino.json"
+#: optimum-cli's flags after ``export openvino -m MODEL`` (part of a kept graph's key)
+EXPORT_FLAGS = ("--task", "text-generation-with-past", "--weight-format", "fp32")
 #: a kept graph's map of where each weight lies in its .bin (siked.engines.openvino_weights)
 LAYOUT = "siked-layout.json"
 #: CPU plugin settings that keep the computation float32
@@ -203,10 +205,18 @@ def export_openvino(
         if _marker(out) == want:
             return out
         cli = find_optimum_cli(optimum_cli)
-        saved = (layouts or layout_cache()) / ovw.architecture_key(src, cli)
+        saved = (layouts or layout_cache()) / ovw.architecture_key(src, cli, EXPORT_FLAGS)
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
         try:
-            if not _from_layout(saved, src, tmp):
+            written = _from_layout(saved, src, tmp)
+            why = _check_written(tmp, src) if written else None
+            if why:  # the written IR does not compute what the model does: convert it
+                log.warning(
+                    "openvino: %s written into %s differs (%s); converting", src, saved, why
+                )
+                for p in tmp.iterdir():
+                    p.unlink()
+            if not written or why:
                 _convert(cli, src, tmp)
                 _keep_layout(tmp, src, saved)
             (tmp / MARKER).write_text(json.dumps(want, indent=1), encoding="utf-8")
@@ -218,9 +228,67 @@ def export_openvino(
     return out
 
 
+#: greedy tokens of the check of written weights (:func:`greedy_mismatch`), and its prompt
+CHECK_TOKENS = 8
+CHECK_PROMPT = "Question: Tom has 12 apples and buys 7 more. How many apples does he have?\nAnswer:"
+
+
+def greedy_mismatch(ir: Path, src: Path, tokens: int = CHECK_TOKENS) -> str | None:
+    """None when the OpenVINO IR in ``ir`` continues :data:`CHECK_PROMPT` with the same greedy
+    tokens as the transformers model in ``src`` (both float32, up to an end token), else what
+    differs. Run after weights were written into a kept graph (:func:`_from_layout`): a layout
+    that placed a tensor wrong shows here, before any stage reads the model."""
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as og
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    ids = list(tokenizer(CHECK_PROMPT)["input_ids"])
+    eos = set(_eos_ids(src, tokenizer))
+    model = AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32)
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=tokens,
+            do_sample=False,
+            eos_token_id=sorted(eos) or None,
+            pad_token_id=next(iter(sorted(eos)), 0),
+        )
+    want = _until_eos(out[0, len(ids) :].tolist(), eos)
+    del model
+    pipe = og.LLMPipeline(str(ir), "CPU", FLOAT32)
+    config = og.GenerationConfig()
+    config.max_new_tokens = tokens
+    config.stop_token_ids = eos
+    got = _until_eos(
+        list(pipe.generate(ov.Tensor(np.asarray([ids], dtype=np.int64)), config).tokens[0]), eos
+    )
+    n = min(len(want), len(got))
+    if n == 0 or want[:n] != got[:n]:
+        return f"greedy tokens {got} where the model gives {want}"
+    return None
+
+
+def _check_written(ir: Path, src: Path) -> str | None:
+    try:
+        return greedy_mismatch(ir, src)
+    except Exception as e:  # a check that cannot run is no proof: convert
+        return f"the check could not run: {e}"
+
+
+def _until_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    """``tokens`` up to and with the first end token."""
+    for i, t in enumerate(tokens):
+        if t in eos:
+            return tokens[: i + 1]
+    return tokens
+
+
 def _convert(cli: str, src: Path, tmp: Path) -> None:
-    cmd = [cli, "export", "openvino", "-m", str(src), "--task", "text-generation-with-past"]
-    cmd += ["--weight-format", "fp32", str(tmp)]
+    cmd = [cli, "export", "openvino", "-m", str(src), *EXPORT_FLAGS, str(tmp)]
     log.info("openvino: converting %s (%s)", src, " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     log.debug("optimum-cli output:\n%s%s", proc.stdout, proc.stderr)
@@ -398,25 +466,19 @@ class OpenVINOEngine(Engine):
     ) -> list[list[Completion]]:
         if self.pipeline is None:
             raise EngineError("the openvino engine is closed")
-        check_generate_args(prompts, n, temperature, top_p, max_tokens)
+        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
         import numpy as np
         import openvino as ov
 
-        from siked.engines.hf import _progress_bar
-
-        stops = normalize_stop(stop)
-        seeds = prompt_seeds(prompts, seed)
         encoded = [self.encode(p) for p in prompts]
         samples = 1 if temperature == 0 else n
         jobs = [(i, j) for i in range(len(prompts)) for j in range(samples)]
         handles: dict[tuple[int, int], Any] = {}
-        bar = _progress_bar(progress, len(jobs))
+        bar = generate_progress(progress, len(jobs), unit="seq")
         try:
             for k, (i, j) in enumerate(jobs):
-                s = sample_seed(seeds[i], j)
-                cfg = self._config(
-                    temperature, top_p, max_tokens, stops, secrets.randbits(31) if s is None else s
-                )
+                s = seed_or_fresh(sample_seed(seeds[i], j))
+                cfg = self._config(temperature, top_p, max_tokens, stops, s)
                 ids = ov.Tensor(np.asarray([encoded[i]], dtype=np.int64))
                 handles[(i, j)] = self.pipeline.add_request(self._next_id, ids, cfg)
                 self._next_id += 1
@@ -461,21 +523,21 @@ class OpenVINOEngine(Engine):
             raise EngineError(f"OpenVINO request ended {status.lower()}")
         out = handle.read_all()[0]
         gen = [int(t) for t in out.generated_ids]
-        eos = set(self.eos_ids)
-        n_tokens = next((k for k, t in enumerate(gen) if t in eos), len(gen))
-        finish = "stop" if n_tokens < len(gen) else finish_of(out.finish_reason)
-        text = str(self.tokenizer.decode(gen[:n_tokens], skip_special_tokens=True))
-        text, cut = truncate_at_stop(text, stops)
-        if cut:
-            finish = "stop"
-        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=n_tokens)
-        return Completion(text, finish, prompt_tokens, n_tokens)
+        decode = self.tokenizer.decode
+        c = token_completion(
+            gen,
+            lambda ids: str(decode(ids, skip_special_tokens=True)),
+            self.eos_ids,
+            stops,
+            prompt_tokens,
+            end_reason=finish_of(out.finish_reason),
+        )
+        self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=c.completion_tokens or 0)
+        return c
 
 
 def _eos_ids(model_dir: Path, tokenizer: Any) -> list[int]:
     """The model's end tokens: generation_config.json's ``eos_token_id`` and the tokenizer's."""
-    from siked.engines.hf import merge_eos_ids
-
     try:
         gen = json.loads((model_dir / "generation_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

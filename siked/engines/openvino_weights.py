@@ -23,6 +23,7 @@ import hashlib
 import json
 import struct
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,13 +205,44 @@ def safetensors_header(path: Path) -> dict[str, Any]:
     return {k: [v["dtype"], v["shape"]] for k, v in sorted(head.items()) if k != "__metadata__"}
 
 
-def architecture_key(model_dir: Path, converter: str) -> str:
+#: the packages of the converter's environment whose versions shape the graph it writes
+CONVERTER_PACKAGES = (
+    "optimum",
+    "optimum-intel",
+    "openvino",
+    "openvino-tokenizers",
+    "transformers",
+    "torch",
+)
+
+
+def converter_versions(converter: str) -> dict[str, str]:
+    """Versions of :data:`CONVERTER_PACKAGES` in the environment of the ``optimum-cli`` script
+    ``converter``, read from the ``*.dist-info`` directories of that environment (no process is
+    started); empty where none is found."""
+    root = Path(converter).absolute().parent.parent
+    found: dict[str, str] = {}
+    for pattern in (
+        "lib/python*/site-packages/*.dist-info",
+        "lib/python*/dist-packages/*.dist-info",
+    ):
+        for info in root.glob(pattern):
+            name, _, version = info.name.removesuffix(".dist-info").partition("-")
+            name = name.lower().replace("_", "-")
+            if name in CONVERTER_PACKAGES:
+                found[name] = version
+    return dict(sorted(found.items()))
+
+
+def architecture_key(model_dir: Path, converter: str, flags: Sequence[str] = ()) -> str:
     """What a layout depends on: the model's files other than its weights (config, tokenizer,
-    templates), its tensors' names, dtypes and shapes, and the converter (path and mtime).
+    templates), its tensors' names, dtypes and shapes, and the converter (path, mtime, the
+    versions of its environment's :data:`CONVERTER_PACKAGES`, and its command-line ``flags``).
     Two models with the same key convert to the same graph."""
     h = hashlib.sha256(f"siked-openvino-layout {LAYOUT_FORMAT}\n".encode())
     conv = Path(converter)
     h.update(f"{conv.resolve()} {conv.stat().st_mtime_ns}\n".encode())
+    h.update(json.dumps([list(flags), converter_versions(converter)]).encode() + b"\n")
     for p in sorted(model_dir.iterdir()):
         if not p.is_file():
             continue
