@@ -19,8 +19,9 @@ Options: ``cfg.model`` (or ``model=``), ``tensor_parallel_size``, ``gpu_memory_u
 ``port`` (a free port is used if it is taken), ``lora_modules`` (``{name: adapter_path}`` ->
 ``--enable-lora --lora-modules '{"name": ..., "path": ...}' --max-lora-rank R`` with R the
 largest adapter rank, rounded up to a rank vLLM accepts; requests then go to the first adapter
-unless ``adapter=`` says otherwise), ``max_num_seqs`` (``--max-num-seqs``) and ``extra_args``
-(appended to the command line).
+unless ``adapter=`` says otherwise), ``dtype`` (``--dtype``), ``max_num_seqs``
+(``--max-num-seqs``) and ``extra_args`` (appended to the command line; an option given there
+is not also set by siked).
 
 What is sampled is what siked asks for: the server starts with ``--generation-config vllm``
 (unless ``extra_args`` names another), so the model's ``generation_config.json``
@@ -361,6 +362,8 @@ class VLLMEngine(Engine):
             "--gpu-memory-utilization",
             str(cfg.gpu_memory_utilization),
         ]
+        if not _has_option(cfg.extra_args, "--dtype"):
+            argv += ["--dtype", cfg.dtype]
         if not _has_option(cfg.extra_args, "--max-num-seqs"):
             argv += ["--max-num-seqs", str(cfg.max_num_seqs)]
         if not _has_option(cfg.extra_args, "--generation-config"):
