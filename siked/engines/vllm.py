@@ -9,7 +9,8 @@ on leaving the ``with`` block (also on an exception or Ctrl-C), at interpreter e
 start-up fails. On Linux the server also gets SIGTERM if this process dies (``PR_SET_PDEATHSIG``).
 
 Sampling and training never share a process: vLLM does not reliably give GPU memory back, so the
-stages start a server for sampling and stop it before training.
+stages start a server for evaluation and sampling (one for both when their engine keys are the
+same: :class:`siked.loop.IterationEngine`) and stop it before training.
 
 vLLM is an optional dependency, best installed in its own environment (it pins its own torch
 and transformers): siked only runs its ``vllm`` command, found as ``cfg.vllm_executable``, else
