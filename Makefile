@@ -5,18 +5,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.siked-installed
 OV_VENV ?= .venv-openvino
 OV_STAMP := $(OV_VENV)/.siked-installed
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.siked-installed
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export SIKED_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup openvino envs quickstart test lint typecheck unit integration clean
+.PHONY: setup openvino vllm envs quickstart test lint typecheck unit integration clean
 
 setup: $(STAMP)
 
-# both environments, built side by side (each pip is mostly one core)
+# the environments, built side by side (each pip is mostly one core)
 envs:
-	$(MAKE) -j2 $(STAMP) $(OV_STAMP)
+	$(MAKE) -j3 $(STAMP) $(OV_STAMP) $(VLLM_STAMP)
 
 $(STAMP): pyproject.toml scripts/setup.sh scripts/torch.sh
 	bash scripts/setup.sh $(VENV)
@@ -29,7 +31,14 @@ $(OV_STAMP): scripts/openvino_env.sh scripts/torch.sh
 	bash scripts/openvino_env.sh $(OV_VENV)
 	touch $(OV_STAMP)
 
-quickstart: envs
+# the vllm engine's server, vLLM's CPU build in its own environment (scripts/vllm_env.sh)
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): scripts/vllm_env.sh
+	bash scripts/vllm_env.sh $(VLLM_VENV)
+	touch $(VLLM_STAMP)
+
+quickstart: $(STAMP) $(OV_STAMP)
 	$(BIN)/siked run configs/quickstart.yaml
 
 lint: $(STAMP)
@@ -42,7 +51,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration" -q
 
-integration: $(STAMP) $(OV_STAMP)
+integration: $(STAMP) $(OV_STAMP) $(VLLM_STAMP)
 	$(BIN)/pytest -m integration -q
 
 test: envs
@@ -50,4 +59,4 @@ test: envs
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) $(OV_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OV_VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -181,7 +181,12 @@ class EngineConfig(_Section):
     base_url: str | list[str] | None = None
     api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key
     api: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(default=8, gt=0)  # openai: requests in flight at once (all servers)
+    # openai/vllm: requests in flight at once (all servers); None: vllm: max_num_seqs (the
+    # server's batch stays full), openai: 8
+    concurrency: int | None = Field(default=None, gt=0)
+    # openai/vllm: send each request a seed (reproducible samples without the cache; vLLM then
+    # samples seeded requests one by one, ~20-30% slower); None: openai yes, vllm no
+    seed_requests: bool | None = None
     # openai: seconds a failed server is avoided when there are others (doubled per failure
     # in a row, at most 10x)
     server_cooldown: float = Field(default=30.0, gt=0)
@@ -208,6 +213,9 @@ class EngineConfig(_Section):
     tensor_parallel_size: int = Field(default=1, gt=0)
     gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     port: int = Field(default=8000, gt=0, lt=65536)  # taken -> a free port is used instead
+    # vllm: sequences the server batches at once (--max-num-seqs; vLLM's own default depends
+    # on the hardware, 128 on CPU to 1024 on an H100, and is not readable from the server)
+    max_num_seqs: int = Field(default=256, gt=0)
     extra_args: list[str] = Field(default_factory=list)  # appended to `vllm serve MODEL`
     lora_modules: dict[str, str] = Field(default_factory=dict)  # LoRA name -> adapter path
     startup_timeout: float = Field(default=900.0, gt=0)  # seconds to wait for /health
@@ -306,7 +314,8 @@ class SampleConfig(EngineConfig):
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=512, gt=0)
     mode: Literal["free", "forced"] = "free"
-    workers: int = Field(default=2, gt=0)  # sandbox workers for PoT verification
+    # sandbox workers for PoT verification; None: the CPUs this process may run on
+    workers: int | None = Field(default=None, gt=0)
 
 
 class AlphaSchedule(_Section):

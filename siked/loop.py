@@ -23,8 +23,9 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -44,6 +45,9 @@ from siked.mix import format_kl
 from siked.rundir import RunPaths, best_iteration, iteration_summary, untagged_total
 from siked.styles import DEFAULT_STYLE
 from siked.text import collapse_whitespace
+
+if TYPE_CHECKING:
+    from siked.engines.base import Engine
 
 log = logging.getLogger("siked.loop")
 
@@ -370,10 +374,12 @@ def stage_eval(
     *,
     test: bool = True,
     key: str = "eval",
+    engine: Callable[[], Engine | None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate iteration ``it``'s student on the validation split and (``test``) the
     ``data.eval`` sets into ``iter_NN/eval``; ``key`` names the manifest stage (``test``: the
-    final student's test sets added to an evaluation that had only validation)."""
+    final student's test sets added to an evaluation that had only validation); ``engine``
+    gives the engine to use if the stage runs (None: evaluate opens its own)."""
     from siked.evaluate import evaluate
 
     d = paths.eval_dir(it)
@@ -409,6 +415,7 @@ def stage_eval(
                 cfg.strategies,
                 seed=cfg.seed,
                 data_dir=cfg.data.dir,
+                engine=engine() if engine else None,
             )
             st["outputs"] = {"eval": out}
         results = read_json(out).get("datasets") or {}
@@ -427,7 +434,13 @@ def stage_eval(
 
 
 def stage_sample(
-    cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, model: Path, train: list[Any]
+    cfg: SikedConfig,
+    paths: RunPaths,
+    man: Manifest,
+    it: int,
+    model: Path,
+    train: list[Any],
+    engine: Callable[[], Engine | None] | None = None,
 ) -> Path:
     from siked.sample import meta_path, sample
 
@@ -456,6 +469,7 @@ def stage_sample(
             iteration=it,
             seed=cfg.seed,
             strategies=cfg.strategies,
+            engine=engine() if engine else None,
         )
         if not stats_path.exists():
             atomic_write_json(stats_path, stats)
@@ -474,6 +488,42 @@ def stage_sample(
         f"{format_duration(time.perf_counter() - t0)}"
     )
     return out
+
+
+def shared_engine_config(cfg: SikedConfig) -> EngineConfig | None:
+    """The engine settings evaluation and sampling of an iteration share one server with:
+    both ``vllm`` with the same engine keys (sampling settings aside, which go with each
+    request), else None (each stage starts its own engine)."""
+    keys = set(EngineConfig.model_fields)
+    ev, sa = cfg.eval.model_dump(include=keys), cfg.sample.model_dump(include=keys)
+    if cfg.method != "siked" or ev["engine"] != "vllm" or ev != sa:
+        return None
+    return EngineConfig(**ev)
+
+
+class IterationEngine:
+    """The engine of one iteration's student, opened by the first stage that runs
+    (:meth:`get`; None when ``cfg`` is None: each stage opens its own) and closed on leaving
+    the ``with`` block."""
+
+    def __init__(self, cfg: EngineConfig | None, model: Path) -> None:
+        self.cfg, self.model = cfg, model
+        self.engine: Engine | None = None
+
+    def get(self) -> Engine | None:
+        if self.cfg is not None and self.engine is None:
+            from siked.student import open_student_engine
+
+            self.engine = open_student_engine(self.cfg, str(self.model))
+        return self.engine
+
+    def __enter__(self) -> IterationEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
 
 
 # --------------------------------------------------------------------------- summary
@@ -663,18 +713,23 @@ def _run(cfg: SikedConfig, paths: RunPaths) -> dict[str, Any]:
     for it in range(iterations + 1) if teacher_rows else ():
         data = stage_mix(cfg, paths, man, it)
         model = stage_train(cfg, paths, man, it, data)
-        stage_eval(cfg, paths, man, it, model, val_qs, test=cfg.loop.test_every_iteration)
-        summary["iterations"].append(summary_row(paths, it, man))
-        summary["best_iteration"] = best_iteration(summary["iterations"])
-        atomic_write_json(paths.summary, summary)
-        _write_report(paths)
-        if it == iterations:
-            stopped = "completed all iterations"
-            break
-        if should_stop(summary["iterations"], cfg.loop.patience):
-            stopped = f"validation accuracy did not improve for {cfg.loop.patience} iteration(s)"
-            break
-        stage_sample(cfg, paths, man, it, model, train_qs)
+        # one server evaluates and samples the iteration's student, stopped before training
+        with IterationEngine(shared_engine_config(cfg), model) as shared:
+            test = cfg.loop.test_every_iteration
+            stage_eval(cfg, paths, man, it, model, val_qs, test=test, engine=shared.get)
+            summary["iterations"].append(summary_row(paths, it, man))
+            summary["best_iteration"] = best_iteration(summary["iterations"])
+            atomic_write_json(paths.summary, summary)
+            _write_report(paths)
+            if it == iterations:
+                stopped = "completed all iterations"
+                break
+            if should_stop(summary["iterations"], cfg.loop.patience):
+                stopped = (
+                    f"validation accuracy did not improve for {cfg.loop.patience} iteration(s)"
+                )
+                break
+            stage_sample(cfg, paths, man, it, model, train_qs, engine=shared.get)
 
     best = summary.get("best_iteration")
     if summary["iterations"] and not cfg.loop.test_every_iteration and cfg.data.eval:

@@ -22,7 +22,6 @@ offline), whether vLLM and a GPU are needed and present, and the data files' che
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 import statistics
@@ -464,12 +463,7 @@ def _needs(cfg: SikedConfig, plan: Plan) -> None:
     if cfg.method == "distill":
         vllm = [k for k in vllm if k != "sample"]
     if vllm:
-        installed = importlib.util.find_spec("vllm") is not None
-        sec.add(
-            "vLLM",
-            "needed" + (", installed" if installed else ", NOT installed here"),
-            f"engines: {', '.join(vllm)} (pip install 'siked[vllm]')",
-        )
+        _vllm_line(sec, vllm, [engines[k].vllm_executable for k in vllm])
     ov = [k for k, e in engines.items() if e.engine == "openvino"]
     if cfg.method == "distill":
         ov = [k for k in ov if k != "sample"]
@@ -490,6 +484,27 @@ def _needs(cfg: SikedConfig, plan: Plan) -> None:
     from siked.loop import preflight_problems
 
     plan.problems += preflight_problems(cfg)
+
+
+def _vllm_line(sec: Section, stages: list[str], executables: list[str | None]) -> None:
+    """Where each stage's ``vllm`` command is (``vllm_executable``, else as the engine looks:
+    :func:`~siked.engines.vllm.find_vllm`). A missing one is noted, not a problem of the plan: a
+    GPU run is often planned elsewhere than where it runs (the run checks it before starting)."""
+    from siked.engines.base import EngineError
+    from siked.engines.vllm import find_vllm
+
+    found, missing = [], []
+    for exe in dict.fromkeys(executables):
+        try:
+            found.append(find_vllm(exe))
+        except EngineError:
+            missing.append(exe or "vllm")
+    where = ", ".join(found + [f"{m} NOT found" for m in missing])
+    sec.add(
+        "vLLM",
+        "needed" + (", NOT found here" if missing else ", found"),
+        f"engines: {', '.join(stages)}: {where} (make vllm, or pip install 'siked[vllm]')",
+    )
 
 
 def _openvino_lines(sec: Section, plan: Plan, stages: list[str], executable: str | None) -> None:

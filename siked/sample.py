@@ -278,6 +278,7 @@ def sample(
                         continue
                     requests = plan_requests(todo, cfg.mode, names, seed, iteration)
                     t0 = time.perf_counter()
+                    counted = eng.stats.completion_tokens
                     outcomes = student.run(
                         requests,
                         n=cfg.k,
@@ -287,11 +288,15 @@ def sample(
                     )
                     seconds += time.perf_counter() - t0
                     rows = []
+                    per_sample = 0
                     for req, outs in zip(requests, outcomes, strict=True):
                         for j, o in enumerate(outs):
                             rows.append(to_row(req, o, iteration, j))
-                            tokens += o.tokens
+                            per_sample += o.tokens
                             generations += 1
+                    # a server answering n samples in one request reports their total only
+                    # (per-sample counts unknown, 0): the engine's count has it
+                    tokens += max(per_sample, eng.stats.completion_tokens - counted)
                     app.write_many(rows)
                     bar.update(len(todo))
             engine_stats = eng.stats.as_dict()

@@ -86,6 +86,7 @@ __all__ = [
     "default_prelude",
     "get_sandbox",
     "set_default_prelude",
+    "usable_cpus",
 ]
 
 Status = Literal["ok", "timeout", "error", "rejected", "no_answer", "memory"]
@@ -509,10 +510,19 @@ class _Pool:
 _ALL_SANDBOXES: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a job scheduler's share of a node,
+    ``taskset``), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Sandbox:
     """Run PoT programs in isolated, limited child processes of warm workers.
 
-    ``workers`` (default: the number of CPUs) is the number of programs run at once. Workers
+    ``workers`` (default: the CPUs this process may run on, :func:`usable_cpus`) is the number of programs run at once. Workers
     start on first use: "light" ones (standard library preloaded) for most programs, "full"
     ones (sympy and numpy preloaded too) for programs that mention sympy, numpy or mpmath. A
     worker that dies is replaced and its program retried once. Safe to use from threads; after
@@ -557,7 +567,7 @@ class Sandbox:
         self.limits = limits
         self.prelude = prelude
         self._heavy = _HEAVY_PRELUDE if prelude == "authors" else _HEAVY
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or usable_cpus()
         self._cache = _Cache(cache_size, os.fspath(cache_dir) if cache_dir else None)
         self._start_timeout = start_timeout_s
         self._tmp_dir = tmp_dir

@@ -461,3 +461,56 @@ def test_weights_of_other_dtypes_stay_row_major(tiny: Any) -> None:
     e = HFEngine(EngineConfig(engine="hf"), model_and_tokenizer=(half, tok))
     assert e.linear_kernel == "torch"
     assert all(w.is_contiguous() for w in _linear_weights(half))
+
+
+# -- the model's generation_config.json -------------------------------------------------------
+
+#: what an instruct model's generation_config.json may say (Qwen2: repetition_penalty 1.1,
+#: top_k 20), exaggerated so that applying it changes a greedy text
+SAMPLING_DEFAULTS = {
+    "do_sample": True,
+    "temperature": 0.01,
+    "top_k": 1,
+    "repetition_penalty": 5.0,
+    "no_repeat_ngram_size": 2,
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("continuous", [False, True])
+def test_sampling_defaults_of_the_model_are_not_applied(tmp_path: Any, continuous: bool) -> None:
+    """The real bundled student, given a generation_config.json with sampling defaults: the
+    config ``generate`` actually uses holds none of them, and the text is the one the student
+    writes without them."""
+    import json
+    import shutil
+
+    from siked.models import BUNDLED_STUDENT, resolve_model
+
+    student = tmp_path / "student"
+    shutil.copytree(resolve_model(BUNDLED_STUDENT), student)
+    gen_path = student / "generation_config.json"
+    gen_path.write_text(json.dumps({**json.loads(gen_path.read_text()), **SAMPLING_DEFAULTS}))
+    prompt = [[{"role": "user", "content": "Count from 1 to 20, one number per line."}]]
+    cfg = EngineConfig(engine="hf", device="cpu", batch_size=1, continuous_batching=continuous)
+    used: list[Any] = []
+    with HFEngine(cfg, str(student)) as e:
+        real = e.model._prepare_generation_config
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            out = real(*args, **kwargs)
+            used.append(out[0])
+            return out
+
+        e.model._prepare_generation_config = spy  # type: ignore[method-assign]
+        got = texts(e.generate(prompt, max_tokens=24))
+    with HFEngine(cfg, BUNDLED_STUDENT) as plain:
+        expected = texts(plain.generate(prompt, max_tokens=24))
+    assert got == expected
+    if not continuous:  # transformers' generate: its config, read back
+        (config,) = used
+        assert (config.do_sample, config.repetition_penalty, config.no_repeat_ngram_size) == (
+            False,
+            1.0,
+            0,
+        )

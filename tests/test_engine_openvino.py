@@ -136,6 +136,24 @@ def test_float16_is_refused_before_anything_runs(tmp_path: Path) -> None:
         engine(ScriptedPipeline(lambda t, c: ("", "STOP")), tmp_path, dtype="float16")
 
 
+def test_the_models_sampling_defaults_are_not_applied(tmp_path: Path) -> None:
+    """The GenerationConfig built for the pipeline says what was asked and nothing of the
+    model's generation_config.json (an instruct model's repetition_penalty, top_k, ...)."""
+    pipe = ScriptedPipeline(lambda t, c: ("ok", "STOP"))
+    e = engine(pipe, tmp_path)
+    (tmp_path / "m" / "generation_config.json").write_text(
+        '{"eos_token_id": [2, 3], "repetition_penalty": 5.0, "top_k": 1, "presence_penalty": 1.0,'
+        ' "frequency_penalty": 1.0, "no_repeat_ngram_size": 2, "min_new_tokens": 9}'
+    )
+    e.generate(["q"], n=1, temperature=0.7, top_p=0.95, max_tokens=8, seed=1)
+    ((_, _, _, c),) = [call for call in pipe.calls if call[0] == "add"]
+    assert (c.do_sample, c.max_new_tokens) == (True, 8)
+    assert (c.temperature, c.top_p) == (pytest.approx(0.7), pytest.approx(0.95))  # float32
+    assert (c.repetition_penalty, c.presence_penalty, c.frequency_penalty) == (1.0, 0.0, 0.0)
+    assert c.top_k >= 2**31 and c.no_repeat_ngram_size >= 2**31  # both off
+    assert c.min_new_tokens == 0
+
+
 def test_openvino_is_a_registered_engine() -> None:
     assert ENGINES.get("openvino") == "siked.engines.openvino:OpenVINOEngine"
     assert EngineConfig(engine="openvino").openvino_export is None

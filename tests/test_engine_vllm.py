@@ -107,6 +107,11 @@ def test_start_generate_stop(fake_vllm: Path, tmp_path: Path) -> None:
     assert argv[lora - 1] == "--enable-lora"
     assert json.loads(argv[lora + 1]) == {"name": "iter1", "path": "/runs/x/iter_01/model/adapter"}
     assert "--max-lora-rank" not in argv  # no local adapter_config.json to read the rank from
+    # sampling is what siked asks for, not the model's generation_config.json; the batch size
+    # is known, and as many requests are in flight; no seeds (vLLM's batched sampler)
+    assert "--generation-config vllm" in joined and "--max-num-seqs 256" in joined
+    assert engine._client is not None
+    assert (engine._client.concurrency, engine._client.seed_requests) == (256, False)
     assert joined.endswith("--max-model-len 2048 --api-key hunter2")
     assert engine.request_model == "iter1"
     # cleanup: server and its child are gone; the log is in the run dir, without the secret
@@ -202,6 +207,21 @@ def test_vllm_from_its_own_environment(
         assert engine.argv[0] == str(elsewhere / "vllm")
     with pytest.raises(EngineError, match=r"not found or not executable: /nowhere/vllm"):
         start(tmp_path, config=cfg(vllm_executable="/nowhere/vllm"))
+
+
+def test_options_given_in_extra_args_are_not_repeated(fake_vllm: Path, tmp_path: Path) -> None:
+    config = cfg(
+        extra_args=["--generation-config", "auto", "--max-num-seqs=8"],
+        max_num_seqs=64,
+        concurrency=3,
+        seed_requests=True,
+    )
+    with start(tmp_path, config=config) as engine:
+        argv = engine.argv
+        assert engine._client is not None
+        assert (engine._client.concurrency, engine._client.seed_requests) == (3, True)
+    assert argv.count("--generation-config") == 1 and "--max-num-seqs" not in argv
+    assert argv[-3:] == ["--generation-config", "auto", "--max-num-seqs=8"]
 
 
 def test_taken_port_is_replaced(fake_vllm: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from siked.config import EngineConfig
 from siked.engines import derive_seed, make_engine, prompt_seeds, sample_seed
 from siked.engines.base import EngineError
-from siked.engines.openai import CACHE_FILE, OpenAIEngine
+from siked.engines.openai import CACHE_FILE, DEFAULT_CONCURRENCY, OpenAIEngine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_server import STOP_SUFFIX, FakeOpenAIServer, reply_text
@@ -158,6 +158,19 @@ def test_separate_mode_seeds_do_not_depend_on_the_batch(server: FakeOpenAIServer
     sent = {r.body["seed"] for r in server.completion_requests()}
     assert sample_seed(6, 0) in sent and sample_seed(6, 1) in sent
     assert sample_seed(prompt_seeds(["a"], 7)[0], 0) in sent
+
+
+def test_seeds_are_sent_unless_seed_requests_is_false(server: FakeOpenAIServer) -> None:
+    with engine(server, concurrency=None) as e:
+        assert e.concurrency == DEFAULT_CONCURRENCY
+        e.generate(["a"], n=2, temperature=0.7, seed=5)
+    assert [r.body.get("seed") for r in server.completion_requests()] == prompt_seeds(["a"], 5)
+    server.clear()
+    with engine(server, seed_requests=False, n_mode="separate") as e:
+        rows = e.generate(["a"], n=2, temperature=0.7, seed=5)
+    sent = server.completion_requests()
+    assert len(sent) == 2 and all("seed" not in r.body for r in sent)
+    assert len(rows[0]) == 2
 
 
 def test_derive_seed_is_stable() -> None:

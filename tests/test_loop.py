@@ -611,3 +611,48 @@ def test_preflight_names_what_would_stop_a_gpu_run_later(
     assert not (tmp_path / "t").exists()  # nothing written
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert loop.preflight_problems(cfg) == problems[1:]
+
+
+def test_one_vllm_server_evaluates_and_samples_an_iteration(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluation and sampling with the same vllm settings get one engine per iteration, opened
+    for the iteration's student and closed before the next training; other settings, one each."""
+    import siked.evaluate
+    import siked.sample
+    import siked.student
+
+    events: list[tuple[str, Any]] = []
+
+    class Server:
+        def __init__(self, cfg: Any, model: str) -> None:
+            self.model = model
+            events.append(("open", Path(model).parent.parent.name))
+
+        def close(self) -> None:
+            events.append(("close", Path(self.model).parent.parent.name))
+
+    def stage(name: str, real: Any) -> Any:
+        def run(*a: Any, **kw: Any) -> Any:
+            engine = kw.pop("engine", None)
+            events.append((name, engine.model if engine else None))
+            return real(*a, **kw)
+
+        return run
+
+    monkeypatch.setattr(siked.student, "open_student_engine", Server)
+    monkeypatch.setattr(siked.evaluate, "evaluate", stage("eval", fakes.evaluate))
+    monkeypatch.setattr(siked.sample, "sample", stage("sample", fakes.sample))
+    monkeypatch.setattr(loop, "check_engines", lambda cfg: None)
+    vllm = {"sample.engine": "vllm", "eval.engine": "vllm", "loop.iterations": 1}
+    loop.run(tiny_config(tmp_path, **vllm))
+    kinds = [e[0] for e in events]
+    assert kinds == ["open", "eval", "sample", "close", "open", "eval", "close"]
+    assert events[0][1] == "iter_00" and events[4][1] == "iter_01"
+    assert events[1][1] == events[2][1] and str(events[1][1]).endswith("iter_00/model/merged")
+
+    events.clear()
+    other = {**vllm, "sample.seed_requests": True}  # another client setting: not shared
+    loop.run(tiny_config(tmp_path, name="other", **other))
+    assert "open" not in [e[0] for e in events]
+    assert {e[1] for e in events} == {None}

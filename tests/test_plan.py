@@ -109,3 +109,26 @@ def test_format_plan_lists_problems() -> None:
     plan.problems.append("something is wrong")
     text = format_plan(plan)
     assert text.rstrip().endswith("- something is wrong") and not plan.ok
+
+
+def test_plan_finds_vllm_where_the_engine_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vLLM in its own environment (sample.vllm_executable): found, not judged by what is
+    importable in siked's environment."""
+    import sys
+
+    exe = tmp_path / "vllm-env" / "bin" / "vllm"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("SIKED_VLLM", raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "env" / ".venv"))
+    quick = ROOT / "configs" / "quickstart.yaml"
+    cfg = load_config(quick, ["sample.engine=vllm", f"sample.vllm_executable={exe}"])
+    text = format_plan(make_plan(cfg))
+    assert re.search(r"vLLM +needed, found +engines: sample: " + re.escape(str(exe)), text)
+    missing = load_config(quick, ["sample.engine=vllm"])
+    assert re.search(r"vLLM +needed, NOT found here", format_plan(make_plan(missing)))

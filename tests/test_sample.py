@@ -382,6 +382,37 @@ def test_chat_engine_gets_messages(tmp_path: Path) -> None:
     assert (row["strategy"], row["correct"]) == ("pot", True)
 
 
+def test_tokens_of_samples_asked_for_together(tmp_path: Path) -> None:
+    """A server answering k samples in one request reports their total only; sample_stats.json
+    counts it (it said 0 tokens and 0 tok/s whenever k > 1)."""
+    import sys
+
+    from siked.engines.openai import OpenAIEngine
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_openai_server import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        conf = cfg(k=3, engine="openai", model="fake-model", base_url=server.base_url)
+        with OpenAIEngine(conf) as engine:
+            stats = sample(
+                PROBLEMS[:2],
+                "fake-model",
+                conf,
+                tmp_path / "s.jsonl",
+                iteration=0,
+                seed=1,
+                strategies=["cot"],
+                engine=engine,
+                progress=False,
+                sandbox=FakeSandbox(),
+            )
+    assert [r.body.get("n") for r in server.completion_requests()] == [3, 3]
+    assert stats["generated"] == 6
+    assert stats["tokens"] == stats["engine_stats"]["completion_tokens"] > 0
+    assert stats["tokens_per_second"] > 0
+
+
 def test_same_seed_same_samples_and_k_prefix(tmp_path: Path) -> None:
     a = run_free(tmp_path / "a", FakeEngine(free_script), chunk_size=1)
     b = run_free(tmp_path / "b", FakeEngine(free_script), chunk_size=4)  # batching differs

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from transformers import (
+    GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     StoppingCriteria,
@@ -525,7 +526,11 @@ class HFEngine(Engine):
     ) -> None:
         """``linear_kernel``: how the linear layers multiply (:func:`set_linear_kernel`); default
         on a CPU in float32 ``"column-major"``, elsewhere ``"torch"``. A given model is changed
-        in place, its values kept."""
+        in place, its values kept.
+
+        The model's ``generation_config`` keeps its token ids only
+        (:func:`neutral_generation_config`): sampling is what ``generate`` is asked for, not the
+        defaults of the model's ``generation_config.json``."""
         super().__init__()
         self.cfg = cfg
         self.batch_size = cfg.batch_size
@@ -543,6 +548,7 @@ class HFEngine(Engine):
                 self.model_name, dtype=cfg.dtype, device=_resolve_device(cfg.device)
             )
         self.model.eval()
+        self.model.generation_config = neutral_generation_config(self.model.generation_config)
         first = next(self.model.parameters())
         self.device = first.device
         if linear_kernel is None:
@@ -928,6 +934,27 @@ def _attention_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
     dtype = next(model.parameters()).dtype
     zero = torch.zeros((), dtype=dtype, device=allowed.device)
     return zero.masked_fill(~allowed, torch.finfo(dtype).min).expand(allowed.shape)
+
+
+#: the fields of a model's generation config the hf engine keeps: which tokens start, pad and
+#: end a sequence (sampling settings and logits processors are dropped)
+GENERATION_TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+
+
+def neutral_generation_config(gen: Any) -> GenerationConfig:
+    """``gen`` (a model's ``generation_config``) with its token ids only.
+
+    transformers' ``generate`` fills every setting it is not given from the model's
+    ``generation_config.json``: an instruct model's ``repetition_penalty: 1.1`` or ``top_k: 20``
+    (kept in the merged students siked saves) would apply to every request. With this config
+    what is not asked for is transformers' neutral default.
+
+    >>> g = neutral_generation_config(GenerationConfig(eos_token_id=2, repetition_penalty=1.1))
+    >>> g.eos_token_id, g.repetition_penalty
+    (2, None)
+    """
+    kept = {k: getattr(gen, k, None) for k in GENERATION_TOKEN_FIELDS}
+    return GenerationConfig(**{k: v for k, v in kept.items() if v is not None})
 
 
 def _continuous_blocker(model: Any) -> str | None:

@@ -4,7 +4,7 @@ Uses the official ``openai`` client with its own retries disabled (``max_retries
 retry count is ours, bounded by ``cfg.max_retries`` and counted in :attr:`OpenAIEngine.stats`.
 
 - **Concurrency**: at most ``cfg.concurrency`` requests in flight (a thread pool), over all
-  servers.
+  servers (:data:`DEFAULT_CONCURRENCY` when unset).
 - **Replicas**: ``cfg.base_url`` may name several servers of one model (a list, or one string
   with commas). Each attempt goes to the server with the fewest requests in flight; a server
   whose attempt fails in a retryable way is avoided for ``cfg.server_cooldown`` seconds (doubled
@@ -17,7 +17,8 @@ retry count is ours, bounded by ``cfg.max_retries`` and counted in :attr:`OpenAI
   (``cfg.retry_backoff`` doubled per attempt, capped at ``cfg.retry_backoff_max``). Other 4xx
   replies (bad request, authentication, unknown model) fail at once with the server's message.
 - **Samples**: ``cfg.n_mode`` = ``n`` asks for n samples in one request (``seed`` = the
-  prompt's seed); ``separate`` sends n requests with n=1 and ``seed = derive_seed(seed_i, j)``;
+  prompt's seed); ``separate`` sends n requests with n=1 and ``seed = derive_seed(seed_i, j)``
+  (the seed is sent unless ``cfg.seed_requests`` is false; it is part of the cache key either way);
   ``auto`` (default) uses ``n`` and falls back to ``separate`` for the rest of the engine's life
   when the server rejects ``n`` or returns fewer choices. With ``n == 1`` both modes send the same
   request (``seed = derive_seed(seed_i, 0)``).
@@ -78,6 +79,8 @@ log = logging.getLogger(__name__)
 CACHE_FILE = "openai_cache.sqlite"
 #: the OpenAI API accepts at most 4 stop sequences; the rest are applied client-side
 MAX_SERVER_STOP = 4
+#: requests in flight when ``concurrency`` is unset (the vllm engine uses its server's batch size)
+DEFAULT_CONCURRENCY = 8
 #: a Retry-After longer than this is capped (seconds)
 MAX_RETRY_AFTER = 600.0
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
@@ -239,6 +242,8 @@ class OpenAIEngine(Engine):
         self.api = cfg.api
         self.cache_namespace = cache_namespace
         self._n_ok: bool | None = {"n": True, "separate": False}.get(cfg.n_mode)
+        self.concurrency = cfg.concurrency or DEFAULT_CONCURRENCY
+        self.seed_requests = cfg.seed_requests is not False
         self._max_tokens_param = "max_tokens"
         self._abort = threading.Event()
         self._lock = threading.Lock()
@@ -325,7 +330,7 @@ class OpenAIEngine(Engine):
             kwargs["n"] = n
         if stop:
             kwargs["stop"] = stop[:MAX_SERVER_STOP]
-        if seed is not None:
+        if seed is not None and self.seed_requests:
             kwargs["seed"] = seed
         key_parts = {
             "v": _CACHE_VERSION,
@@ -408,7 +413,7 @@ class OpenAIEngine(Engine):
         if not jobs:
             return
         self._abort.clear()
-        pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="siked-oai")
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="siked-oai")
         futures: dict[Future[list[tuple[_Job, dict[str, Any]]]], _Job] = {}
         try:
             futures = {pool.submit(self._execute, job): job for job in jobs}

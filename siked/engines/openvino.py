@@ -439,7 +439,8 @@ class OpenVINOEngine(Engine):
     ) -> Any:
         import openvino_genai as og
 
-        c = og.GenerationConfig()
+        c = og.GenerationConfig()  # not the model's generation_config.json: neutral defaults
+        c.repetition_penalty, c.presence_penalty, c.frequency_penalty = 1.0, 0.0, 0.0
         c.max_new_tokens = max_tokens
         c.apply_chat_template = False
         c.stop_token_ids = set(self.eos_ids)

@@ -9,16 +9,28 @@ on leaving the ``with`` block (also on an exception or Ctrl-C), at interpreter e
 start-up fails. On Linux the server also gets SIGTERM if this process dies (``PR_SET_PDEATHSIG``).
 
 Sampling and training never share a process: vLLM does not reliably give GPU memory back, so the
-stages start a server for sampling and stop it before training.
+stages start a server for evaluation and sampling (one for both when their engine keys are the
+same: :class:`siked.loop.IterationEngine`) and stop it before training.
 
 vLLM is an optional dependency, best installed in its own environment (it pins its own torch
 and transformers): siked only runs its ``vllm`` command, found as ``cfg.vllm_executable``, else
-``$SIKED_VLLM``, else on ``PATH``, else beside this Python (``pip install 'siked[vllm]'``).
+``$SIKED_VLLM``, else on ``PATH``, else beside this Python (``pip install 'siked[vllm]'``), else
+in ``.venv-vllm/`` beside this Python's environment (``make vllm``: vLLM's CPU build).
 Options: ``cfg.model`` (or ``model=``), ``tensor_parallel_size``, ``gpu_memory_utilization``,
 ``port`` (a free port is used if it is taken), ``lora_modules`` (``{name: adapter_path}`` ->
 ``--enable-lora --lora-modules '{"name": ..., "path": ...}' --max-lora-rank R`` with R the
 largest adapter rank, rounded up to a rank vLLM accepts; requests then go to the first adapter
-unless ``adapter=`` says otherwise) and ``extra_args`` (appended to the command line).
+unless ``adapter=`` says otherwise), ``dtype`` (``--dtype``), ``max_num_seqs``
+(``--max-num-seqs``) and ``extra_args`` (appended to the command line; an option given there
+is not also set by siked).
+
+What is sampled is what siked asks for: the server starts with ``--generation-config vllm``
+(unless ``extra_args`` names another), so the model's ``generation_config.json``
+(``repetition_penalty``, ``top_k``, ... of an instruct model, carried into the merged students)
+does not become the default of every request. Requests carry no seed unless
+``seed_requests: true`` (vLLM samples seeded requests one by one, each with its own generator).
+Unless ``concurrency`` is set, as many requests are in flight as the server batches sequences
+(``max_num_seqs``, passed as ``--max-num-seqs``), so its batch stays full.
 """
 
 from __future__ import annotations
@@ -51,6 +63,8 @@ log = logging.getLogger(__name__)
 
 LOG_FILE = "vllm_server.log"
 INSTALL_HINT = "pip install 'siked[vllm]'"
+#: the environment `make vllm` builds (scripts/vllm_env.sh), beside the project's .venv
+VLLM_VENV = ".venv-vllm"
 #: environment variable naming the vllm command (e.g. a separate environment's bin/vllm)
 EXECUTABLE_ENV = "SIKED_VLLM"
 _SECRET_FLAGS = frozenset({"--api-key"})
@@ -60,7 +74,7 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 def find_vllm(executable: str | None = None) -> str:
     """Path of the ``vllm`` command: ``executable``, else ``$SIKED_VLLM``, else on PATH, else
-    beside this Python."""
+    beside this Python, else ``.venv-vllm/bin/vllm`` beside this Python's environment."""
     executable = executable or os.environ.get(EXECUTABLE_ENV) or None
     if executable:
         found = shutil.which(os.path.expanduser(executable))
@@ -73,11 +87,15 @@ def find_vllm(executable: str | None = None) -> str:
     found = shutil.which("vllm")
     if found:
         return found
-    beside = Path(sys.executable).parent / "vllm"
-    if beside.exists() and os.access(beside, os.X_OK):
-        return str(beside)
+    for beside in (
+        Path(sys.executable).parent / "vllm",
+        Path(sys.prefix).parent / VLLM_VENV / "bin" / "vllm",
+    ):
+        if beside.exists() and os.access(beside, os.X_OK):
+            return str(beside)
     raise EngineError(
-        f"vLLM is not installed (no `vllm` command found): {INSTALL_HINT} -- or start a server "
+        f"vLLM is not installed (no `vllm` command found): {INSTALL_HINT}, or `make vllm` (its "
+        f"CPU build in {VLLM_VENV}/), or point ${EXECUTABLE_ENV} at one -- or start a server "
         "yourself and use `engine: openai` with `base_url`"
     )
 
@@ -122,10 +140,14 @@ def lora_args(modules: dict[str, str], extra_args: Sequence[str] = ()) -> list[s
     argv = ["--enable-lora", "--lora-modules"]
     argv += [json.dumps({"name": name, "path": str(path)}) for name, path in modules.items()]
     ranks = [r for r in (adapter_rank(p) for p in modules.values()) if r is not None]
-    given = any(a == "--max-lora-rank" or a.startswith("--max-lora-rank=") for a in extra_args)
-    if ranks and not given:
+    if ranks and not _has_option(extra_args, "--max-lora-rank"):
         argv += ["--max-lora-rank", str(vllm_lora_rank(max(ranks)))]
     return argv
+
+
+def _has_option(argv: Sequence[str], option: str) -> bool:
+    """Whether ``argv`` sets ``option`` (``--opt value`` or ``--opt=value``)."""
+    return any(a == option or a.startswith(option + "=") for a in argv)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -271,7 +293,14 @@ class VLLMEngine(Engine):
             timeout = cfg.startup_timeout if startup_timeout is None else startup_timeout
             self._wait_healthy(timeout, poll_interval)
             fingerprint = model_fingerprint([self.model, *self.lora_modules.values()])
-            client_cfg = cfg.model_copy(update={"engine": "openai", "base_url": f"{self.url}/v1"})
+            client_cfg = cfg.model_copy(
+                update={
+                    "engine": "openai",
+                    "base_url": f"{self.url}/v1",
+                    "concurrency": cfg.concurrency or cfg.max_num_seqs,
+                    "seed_requests": bool(cfg.seed_requests),
+                }
+            )
             self._client = OpenAIEngine(
                 client_cfg,
                 model=self.request_model,
@@ -297,6 +326,11 @@ class VLLMEngine(Engine):
         kw.setdefault("cache_dir", context.cache_dir)
         kw.setdefault("run_dir", context.run_dir)
         return cls(cfg, model=model, **kw)
+
+    @classmethod
+    def check_ready(cls, cfg: EngineConfig) -> None:
+        """A ``vllm`` command is found (:func:`find_vllm`)."""
+        find_vllm(cfg.vllm_executable)
 
     def __repr__(self) -> str:
         return f"VLLMEngine(model={self.model!r}, url={self.url!r}, log={str(self.log_path)!r})"
@@ -329,6 +363,12 @@ class VLLMEngine(Engine):
             "--gpu-memory-utilization",
             str(cfg.gpu_memory_utilization),
         ]
+        if not _has_option(cfg.extra_args, "--dtype"):
+            argv += ["--dtype", cfg.dtype]
+        if not _has_option(cfg.extra_args, "--max-num-seqs"):
+            argv += ["--max-num-seqs", str(cfg.max_num_seqs)]
+        if not _has_option(cfg.extra_args, "--generation-config"):
+            argv += ["--generation-config", "vllm"]  # no sampling defaults from the model
         argv += lora_args(self.lora_modules, cfg.extra_args)
         return argv + list(cfg.extra_args)
 
