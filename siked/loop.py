@@ -304,6 +304,29 @@ def stage_mix(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int) -> Path
     return out
 
 
+def own_samples_line(stats: dict[str, Any]) -> str:
+    """How many of its own samples the student solved (the share SIKeD's premise rests on), by
+    the strategy it chose, and how many questions it solved at least once.
+
+    >>> own_samples_line({"generated": 80, "correct": 10, "questions": 20, "questions_solved": 7,
+    ...     "per_strategy": {"cot": {"samples": 20, "correct": 1},
+    ...                      "l2m": {"samples": 0, "correct": 0},
+    ...                      "pot": {"samples": 60, "correct": 9}}})
+    '10 correct (12.5%; cot 1/20, pot 9/60), 7 of 20 questions solved'
+    """
+    n, correct = stats.get("generated") or 0, stats.get("correct") or 0
+    per = [
+        f"{s} {v.get('correct', 0)}/{v['samples']}"
+        for s, v in (stats.get("per_strategy") or {}).items()
+        if v.get("samples")
+    ]
+    share = f"{100 * correct / n:.1f}%" if n else "—"
+    line = f"{correct} correct ({'; '.join([share, ', '.join(per)]) if per else share})"
+    if stats.get("questions"):
+        line += f", {stats.get('questions_solved', 0)} of {stats['questions']} questions solved"
+    return line
+
+
 def train_in_child(setting: str | bool) -> bool:
     """Whether the train stage runs in a child process (``loop.train_subprocess``).
 
@@ -475,16 +498,10 @@ def stage_sample(
             atomic_write_json(stats_path, stats)
         st["outputs"] = {"samples": out}
         st["info"] = {k: v for k, v in stats.items() if isinstance(v, int | float)}
-    correct = {s: v.get("correct", 0) for s, v in (stats.get("per_strategy") or {}).items()}
     _say(
         f"iter {it:02d} sample: {stats.get('samples')} samples (k={cfg.sample.k}, "
-        f"{cfg.sample.mode}) of {len(train)} questions, {stats.get('correct')} correct"
-        + (
-            f" ({' '.join(f'{s} {n}' for s, n in correct.items() if n)})"
-            if any(correct.values())
-            else ""
-        )
-        + f", {float(stats.get('tokens_per_second') or 0):.0f} tok/s, "
+        f"{cfg.sample.mode}) of {len(train)} questions: {own_samples_line(stats)}, "
+        f"{float(stats.get('tokens_per_second') or 0):.0f} tok/s, "
         f"{format_duration(time.perf_counter() - t0)}"
     )
     return out
