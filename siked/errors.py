@@ -14,3 +14,11 @@ class DataError(SikedError):
 
 class ModelError(SikedError):
     """A model cannot be found or loaded."""
+
+
+class UnknownNameError(SikedError, KeyError):
+    """A name that is not registered (a strategy, a prompt style): the message names the
+    choices. A ``KeyError`` too, for callers that look names up like keys."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])

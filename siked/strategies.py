@@ -47,7 +47,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from siked import authors_prompts, verify
-from siked.errors import SikedError
+from siked.errors import UnknownNameError
 from siked.registry import Registry
 from siked.styles import (
     ALPACA_PREAMBLE,
@@ -76,11 +76,8 @@ COMMON_STOP: tuple[str, ...] = tuple(verify.stop_sequences())
 NO_STRATEGY = "none"
 
 
-class UnknownStrategyError(SikedError, KeyError):
+class UnknownStrategyError(UnknownNameError):
     """A strategy name that is not registered."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from siked import verify
-from siked.errors import SikedError
+from siked.errors import UnknownNameError
 from siked.registry import Registry
 
 
-class UnknownStyleError(SikedError, KeyError):
+class UnknownStyleError(UnknownNameError):
     """A prompt style that is not registered."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
