@@ -190,3 +190,42 @@ def test_siked_sample_starts_and_stops_the_server(
     stats = read_json(tmp_path / "sample_stats.json")
     assert stats["tokens"] == stats["engine_stats"]["completion_tokens"] > 0
     assert stats["engine_stats"]["requests"] == 2  # one request per question, n=2
+
+
+def test_siked_run_on_vllm_with_training_in_a_child(tmp_path: Path) -> None:
+    """What a GPU user runs, on CPU: `siked run` with vLLM evaluating and sampling (one server
+    per iteration's student) and each training in a child process under the run's lock, from
+    the teacher to the report."""
+    import subprocess
+    import sys
+
+    from siked.io import read_json
+
+    vllm = vllm_command()
+    cmd = [sys.executable, "-m", "siked", "run", str(ROOT / "configs" / "quickstart.yaml")]
+    cmd += ["--name", "tiny", "--output-dir", str(tmp_path)]
+    sets = [
+        "data.train=gsm8k:train:4", "data.validation_size=2", "data.eval=[svamp:2]",
+        "loop.iterations=1", "loop.patience=3", "loop.train_subprocess=true",
+        "train.max_steps=2", "train.per_device_batch_size=2", "train.max_length=384",
+        "sample.k=2", "sample.max_tokens=32", "eval.max_tokens=32",
+    ]  # fmt: skip
+    for section in ("sample", "eval"):
+        sets += [
+            f"{section}.engine=vllm", f"{section}.vllm_executable={vllm}",
+            f"{section}.dtype=bfloat16", f"{section}.startup_timeout=1500",
+            f"{section}.extra_args={json.dumps(SERVER_ARGS[2:])}",
+        ]  # fmt: skip
+    for s in sets:
+        cmd += ["--set", s]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1700)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "tiny"
+    stages = read_json(run / "manifest.json")["stages"]
+    for key in ("teacher", "iter_00/train", "iter_00/eval", "iter_00/sample", "iter_01/train"):
+        assert stages[key]["status"] == "done", key
+    stats = read_json(run / "iter_00" / "sample_stats.json")
+    assert stats["generated"] == 4 * 2 and stats["tokens"] > 0
+    assert "siked.train: step 1: " in (run / "siked.log").read_text()  # the child's log lines
+    assert (run / "report" / "report.md").is_file()
