@@ -242,6 +242,28 @@ class EngineContext:
     data_dir: str | None = None  # the dataset directory (gold)
 
 
+@dataclass(frozen=True)
+class GenerateRequest:
+    """The settings of one :meth:`Engine.generate` call, checked and prepared."""
+
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stops: tuple[str, ...]  # no empty strings, no duplicates (:func:`normalize_stop`)
+    seeds: tuple[int | None, ...]  # one per prompt (:func:`prompt_seeds`)
+    progress: bool | str = False
+
+    @property
+    def samples(self) -> int:
+        """Samples to generate per prompt: greedy decoding makes one and repeats it ``n`` times."""
+        return 1 if self.temperature == 0 else self.n
+
+    def seed(self, prompt: int, sample: int) -> int | None:
+        """The seed of sample ``sample`` of prompt ``prompt`` (:func:`sample_seed`)."""
+        return sample_seed(self.seeds[prompt], sample)
+
+
 #: the context of a stage that tells an engine nothing
 NO_CONTEXT = EngineContext()
 
@@ -283,7 +305,6 @@ class Engine(ABC):
         chunk size aims at (:func:`siked.student.auto_chunk_size`)."""
         return DEFAULT_CHUNK_GENERATIONS
 
-    @abstractmethod
     def generate(
         self,
         prompts: Sequence[Prompt],
@@ -298,8 +319,26 @@ class Engine(ABC):
         """Return ``n`` completions for each prompt, in prompt order.
 
         ``temperature == 0`` is greedy decoding. ``progress`` shows a progress bar (a str is
-        used as its description).
+        used as its description). The arguments are checked and the stop strings and per-prompt
+        seeds prepared here, once (:func:`prepare_generate`); the engine generates in
+        :meth:`_generate`; the call is counted in :attr:`stats` (``prompts``, ``completions``).
         """
+        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
+        request = GenerateRequest(
+            n, temperature, top_p, max_tokens, tuple(stops), tuple(seeds), progress
+        )
+        rows = self._generate(list(prompts), request)
+        if len(rows) != len(prompts) or any(len(r) != n for r in rows):
+            raise EngineError(
+                f"{self.name}: {[len(r) for r in rows]} completions for {len(prompts)} "
+                f"prompts x {n}"
+            )
+        self.stats.add(prompts=len(prompts), completions=len(prompts) * n)
+        return rows
+
+    @abstractmethod
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
+        """``request.n`` completions for each of ``prompts`` (checked), in prompt order."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (model memory, server process, connections)."""

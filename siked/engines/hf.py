@@ -54,11 +54,10 @@ from siked.engines.base import (
     Completion,
     Engine,
     EngineError,
+    GenerateRequest,
     Prompt,
     generate_progress,
     merge_eos_ids,
-    prepare_generate,
-    sample_seed,
     seed_or_fresh,
     token_completion,
 )
@@ -383,78 +382,34 @@ class HFEngine(Engine):
         return encode_prompt(self.tokenizer, prompt, self.model_name)
 
     # -- generation ------------------------------------------------------------------------
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         if getattr(self, "model", None) is None:
             raise EngineError("the hf engine is closed")
-        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
         encoded = [self.encode(p) for p in prompts]
-        greedy = temperature == 0
-        samples = 1 if greedy else n
-        bar = generate_progress(progress, len(prompts) * samples, unit="seq")
+        # rows: (prompt index, sample index), longest prompts first
+        rows = [(i, j) for i in range(len(encoded)) for j in range(request.samples)]
+        rows.sort(key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
+        results: dict[tuple[int, int], Completion] = {}
+        bar = generate_progress(request.progress, len(rows), unit="seq")
         try:
-            results = self._generate_static(
-                encoded, samples, seeds, temperature, top_p, max_tokens, stops, bar
-            )
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows[start : start + self.batch_size]
+                t0 = time.perf_counter()
+                ids = [encoded[i] for i, _ in batch]
+                done = self._generate_batch(ids, [request.seed(i, j) for i, j in batch], request)
+                results.update(zip(batch, done, strict=True))
+                if bar is not None:
+                    tokens = sum(c.completion_tokens or 0 for c in done)
+                    bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
+                    bar.update(len(batch))
         finally:
             if bar is not None:
                 bar.close()
-        self.stats.add(prompts=len(prompts), completions=len(prompts) * n)
-        return [[results[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
-
-    def _generate_static(
-        self,
-        encoded: list[list[int]],
-        samples: int,
-        seeds: list[int | None],
-        temperature: float,
-        top_p: float,
-        max_tokens: int,
-        stops: list[str],
-        bar: Any,
-    ) -> dict[tuple[int, int], Completion]:
-        greedy = temperature == 0
-        # rows: (prompt index, sample index), longest prompts first
-        rows = [(i, j) for i in range(len(encoded)) for j in range(samples)]
-        rows.sort(key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
-        results: dict[tuple[int, int], Completion] = {}
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start : start + self.batch_size]
-            t0 = time.perf_counter()
-            done = self._generate_batch(
-                [encoded[i] for i, _ in batch],
-                [sample_seed(seeds[i], j) for i, j in batch],
-                temperature,
-                top_p,
-                max_tokens,
-                stops,
-                greedy,
-            )
-            results.update(zip(batch, done, strict=True))
-            if bar is not None:
-                tokens = sum(c.completion_tokens or 0 for c in done)
-                bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
-                bar.update(len(batch))
-        return results
+        last = request.samples - 1  # greedy: the one row repeated
+        return [[results[(i, min(j, last))] for j in range(request.n)] for i in range(len(prompts))]
 
     def _generate_batch(
-        self,
-        ids: list[list[int]],
-        seeds: list[int | None],
-        temperature: float,
-        top_p: float,
-        max_tokens: int,
-        stops: list[str],
-        greedy: bool,
+        self, ids: list[list[int]], seeds: list[int | None], request: GenerateRequest
     ) -> list[Completion]:
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
@@ -463,9 +418,11 @@ class HFEngine(Engine):
             input_ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
             attention[r, width - len(x) :] = 1
         kwargs: dict[str, Any] = {}
-        if not greedy:
+        if request.temperature > 0:
             gens = [_generator(s) for s in seeds]
-            kwargs["logits_processor"] = LogitsProcessorList([RowSampler(gens, temperature, top_p)])
+            sampler = RowSampler(gens, request.temperature, request.top_p)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        stops = request.stops
         criterion = StopOnStrings(self.tokenizer, stops, width) if stops else None
         if criterion is not None:
             kwargs["stopping_criteria"] = StoppingCriteriaList([criterion])
@@ -473,7 +430,7 @@ class HFEngine(Engine):
             out = cast(Any, self.model).generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
-                max_new_tokens=max_tokens,
+                max_new_tokens=request.max_tokens,
                 do_sample=False,
                 num_beams=1,
                 temperature=None,
@@ -492,7 +449,7 @@ class HFEngine(Engine):
         ]
 
     def _completion(
-        self, gen: list[int], prompt_tokens: int, stopped_at: int | None, stops: list[str]
+        self, gen: list[int], prompt_tokens: int, stopped_at: int | None, stops: Sequence[str]
     ) -> Completion:
         c = token_completion(
             gen, self._decode, self.eos_ids, stops, prompt_tokens, stopped_at=stopped_at

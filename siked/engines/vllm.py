@@ -56,7 +56,15 @@ from typing import IO, Any
 
 from siked.child import set_parent_death_signal
 from siked.config import EngineConfig
-from siked.engines.base import NO_CONTEXT, Completion, Engine, EngineContext, EngineError, Prompt
+from siked.engines.base import (
+    NO_CONTEXT,
+    Completion,
+    Engine,
+    EngineContext,
+    EngineError,
+    GenerateRequest,
+    Prompt,
+)
 from siked.engines.openai import OpenAIEngine
 
 log = logging.getLogger(__name__)
@@ -456,17 +464,7 @@ class VLLMEngine(Engine):
         log.info("vllm server stopped (exit code %s)", proc.returncode)
 
     # -- generation ------------------------------------------------------------------------
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         if self._client is None or self._proc is None:
             raise EngineError("the vllm engine is closed")
         code = self._proc.poll()
@@ -475,13 +473,4 @@ class VLLMEngine(Engine):
                 f"vllm serve died (exit code {code}); the end of {self.log_path}:\n"
                 f"{log_tail(self.log_path)}"
             )
-        return self._client.generate(
-            prompts,
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            stop=stop,
-            seed=seed,
-            progress=progress,
-        )
+        return self._client._generate(prompts, request)  # checked, counted by generate
