@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import shutil
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -221,6 +223,36 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[:cut], True
 
 
+def find_command(
+    command: str,
+    executable: str | None,
+    env_var: str,
+    setting: str,
+    beside: Sequence[Path],
+    missing: str,
+) -> str:
+    """Path of an external command an engine runs: ``executable`` (the engine's ``setting``),
+    else ``$env_var``, else ``command`` on PATH, else the first executable file of ``beside``;
+    :class:`EngineError` with ``missing`` when there is none (with the name given and not found
+    when one was named)."""
+    executable = executable or os.environ.get(env_var) or None
+    if executable:
+        found = shutil.which(os.path.expanduser(executable))
+        if not found:
+            raise EngineError(
+                f"{command} not found or not executable: {executable} "
+                f"(engine {setting} / ${env_var})"
+            )
+        return found
+    found = shutil.which(command)
+    if found:
+        return found
+    for path in beside:
+        if path.exists() and os.access(path, os.X_OK):
+            return str(path)
+    raise EngineError(missing)
+
+
 def check_messages(prompt: Prompt) -> None:
     """Raise ``ValueError`` unless ``prompt`` is a str or a list of {role, content} dicts."""
     if isinstance(prompt, str):
@@ -287,10 +319,16 @@ class Engine(ABC):
         context: EngineContext = NO_CONTEXT,
         **kw: Any,
     ) -> _E:
-        """Build the engine for a stage (:func:`siked.engines.make_engine`). The default passes
-        ``cfg``, ``model`` and ``kw`` to the constructor; an engine that keeps a cache, a server
-        log or reads data overrides this to take them from ``context``."""
-        return cls(cfg, model=model, **kw)  # type: ignore[call-arg]
+        """Build the engine for a stage (:func:`siked.engines.make_engine`): the constructor
+        gets ``cfg``, ``model``, what :meth:`context_kwargs` takes from ``context`` and ``kw``
+        (which wins)."""
+        return cls(cfg, model=model, **{**cls.context_kwargs(context), **kw})  # type: ignore[call-arg]
+
+    @classmethod
+    def context_kwargs(cls, context: EngineContext) -> dict[str, Any]:
+        """The constructor's keyword arguments taken from a stage's context: an engine that keeps
+        a request cache, a server log or reads data names them here. Default: none."""
+        return {}
 
     @classmethod
     def check_ready(cls, cfg: EngineConfig) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from siked.engines.base import (
-    NO_CONTEXT,
     Completion,
     Engine,
     EngineContext,
@@ -67,15 +66,9 @@ class GoldEngine(Engine):
         self._by_question: dict[str, tuple[str, str]] | None = None
 
     @classmethod
-    def from_config(
-        cls,
-        cfg: EngineConfig,
-        model: str | None = None,
-        context: EngineContext = NO_CONTEXT,
-        **kw: Any,
-    ) -> GoldEngine:
+    def context_kwargs(cls, context: EngineContext) -> dict[str, Any]:
         """The gold teacher reads GSM8K from the stage's data directory."""
-        return cls(cfg, model=model, data_dir=kw.pop("data_dir", context.data_dir), **kw)
+        return {"data_dir": context.data_dir}
 
     # -- data ----------------------------------------------------------------------------------
 

@@ -284,8 +284,11 @@ class OpenAIEngine(Engine):
         stage's ``context.cache_dir``, else ``cfg.cache_dir``."""
         if model is not None and not cfg.model and Path(model).is_dir():
             model = str(Path(model).resolve())
-        kw.setdefault("cache_dir", context.cache_dir)
-        return cls(cfg, model=cfg.model or model, **kw)
+        return super().from_config(cfg, model=cfg.model or model, context=context, **kw)
+
+    @classmethod
+    def context_kwargs(cls, context: EngineContext) -> dict[str, Any]:
+        return {"cache_dir": context.cache_dir}
 
     def __repr__(self) -> str:
         return (

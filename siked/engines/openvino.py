@@ -45,6 +45,7 @@ from siked.engines.base import (
     EngineError,
     GenerateRequest,
     Prompt,
+    find_command,
     generate_progress,
     merge_eos_ids,
     seed_or_fresh,
@@ -128,25 +129,15 @@ def find_optimum_cli(executable: str | None = None) -> str:
     """Path of the ``optimum-cli`` command that converts the student: ``executable``, else
     ``$SIKED_OPTIMUM_CLI``, else on PATH, else ``.venv-openvino/bin/optimum-cli`` beside this
     Python's environment (the project's layout)."""
-    executable = executable or os.environ.get(EXPORT_ENV) or None
-    if executable:
-        found = shutil.which(os.path.expanduser(executable))
-        if not found:
-            raise EngineError(
-                f"optimum-cli not found or not executable: {executable} "
-                f"(engine openvino_export / ${EXPORT_ENV})"
-            )
-        return found
-    found = shutil.which("optimum-cli")
-    if found:
-        return found
-    beside = Path(sys.prefix).parent / EXPORT_VENV / "bin" / "optimum-cli"
-    if beside.exists() and os.access(beside, os.X_OK):
-        return str(beside)
-    raise EngineError(
+    return find_command(
+        "optimum-cli",
+        executable,
+        EXPORT_ENV,
+        "openvino_export",
+        [Path(sys.prefix).parent / EXPORT_VENV / "bin" / "optimum-cli"],
         "the openvino engine converts the student with optimum-intel's `optimum-cli`, which "
         f"was not found: run `make openvino` (builds {EXPORT_VENV}/) or point "
-        f"${EXPORT_ENV} at an optimum-cli of an environment with optimum-intel"
+        f"${EXPORT_ENV} at an optimum-cli of an environment with optimum-intel",
     )
 
 
