@@ -1,4 +1,5 @@
-"""Student generation throughput: the hf engine's loops side by side, with equality checks.
+"""Student generation throughput: the hf engine, openvino and llama.cpp side by side, with
+equality checks.
 
 Workload (the student's own sampling and evaluation): GSM8K test questions in the student's
 free-choice chat prompt (``siked.chat.student_prompt``), the free-mode stop strings, and
@@ -7,17 +8,17 @@ free-choice chat prompt (``siked.chat.student_prompt``), the free-mode stop stri
 - ``greedy``: one greedy answer per question (evaluation).
 
 Each configuration ``LOOP:BATCH`` runs the same prompts in this process, one after the other,
-on one loaded model: ``static`` is transformers' ``generate`` on left-padded batches (the
-engine before continuous batching, ``continuous_batching: false``), ``continuous`` the default
-loop; with ``--repeats N`` in N rounds over all configurations, so that drift (a noisy
+on one loaded model: ``static`` is the hf engine (transformers' ``generate`` on left-padded
+batches of BATCH rows; its own continuous loop, ``continuous``, was removed on 2026-12-07,
+results/ JSON files before then have it); with ``--repeats N`` in N rounds over all configurations, so that drift (a noisy
 neighbour, the clock) hits them alike: ``seconds`` is the median of a configuration's rounds,
 ``speedup_rounds`` the first configuration's seconds over its own in each round. Effective
 tokens/s = generated tokens up to EOS or a stop string (what the caller receives) / wall seconds
 of the ``generate`` call, prefill included; a short warm-up runs first. Equality: every
 configuration's texts are compared with the first one's (greedy: must be equal up to float
 noise; sampling: same seeds, so equal up to float noise at token boundaries), and
-``--check-greedy N`` compares continuous greedy outputs with transformers' ``generate`` at
-batch 1 (no padding at all) on N questions.
+``--check-greedy N`` compares the hf engine's greedy outputs at the largest ``static`` BATCH with
+transformers' ``generate`` at batch 1 (no padding at all) on N questions.
 
 ``LOOP@row`` runs torch's own linear layers on the weights as loaded (row-major, MKL),
 ``LOOP@col`` the same on column-major weights; without ``@`` the engine's default for the machine (:func:`siked.engines.hf.set_linear_kernel`).
@@ -35,7 +36,7 @@ with ``--check-greedy N`` its greedy outputs in each checked dtype are also comp
 ``generate`` at batch 1 in that dtype.
 
     .venv/bin/python benchmarks/generate_bench.py --model runs/quickstart/iter_02/model/merged \\
-        --questions 32 --k 4 --configs static:16,continuous:16,continuous:32 --check-greedy 50
+        --questions 32 --k 4 --configs static:16,static:32,openvino:32 --check-greedy 50
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def _engine(
         )  # fmt: skip
         return OpenAIEngine(ocfg, cache=False)
     loop, _, layout = loop.partition("@")
-    cfg = EngineConfig(engine="hf", batch_size=batch, continuous_batching=loop == "continuous")
+    cfg = EngineConfig(engine="hf", batch_size=batch)
     kernel = LAYOUTS[layout] if layout else None  # None: the engine's default
     return HFEngine(cfg, model_and_tokenizer=model_and_tok, linear_kernel=kernel)
 
@@ -186,7 +187,7 @@ def run(
     rows: list[dict[str, Any]] = []
     ref: list[list[str]] | None = None
     kw = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
-    _engine(model_and_tok, "continuous", 4).generate(prompts[:2], max_tokens=8)  # warm-up
+    _engine(model_and_tok, "static", 4).generate(prompts[:2], max_tokens=8)  # warm-up
     times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
     outs: dict[int, Any] = {}
     for _ in range(repeats):  # rounds over all configurations: drift hits them alike
@@ -270,13 +271,13 @@ def check_greedy(
     batch: int,
     openvino: tuple[str, int, str] | None = None,
 ) -> dict[str, Any]:
-    """Continuous greedy outputs (the engine's default linear kernel) vs transformers
+    """The hf engine's greedy outputs at ``batch`` (its default linear kernel) vs transformers
     ``generate`` at batch 1 with torch's own linear layers, token for token; and, as the
     yardstick of float noise, ``generate`` at batch 16 vs batch 1. ``openvino`` (model,
     batch, precision): the openvino engine's greedy outputs against the same reference."""
     kw: dict[str, Any] = {"max_tokens": max_tokens, "stop": stops}
     ref = _engine(model_and_tok, "static@row", 1).generate(prompts, **kw)
-    got = _engine(model_and_tok, "continuous", batch).generate(prompts, **kw)
+    got = _engine(model_and_tok, "static", batch).generate(prompts, **kw)
     padded = _engine(model_and_tok, "static@row", 16).generate(prompts, **kw)
     diffs = _diffs(ref, got)
     out: dict[str, Any] = {
@@ -300,9 +301,6 @@ PROFILED = {
     "model forward": ("modeling_llama.py", "forward", "LlamaForCausalLM"),
     "sampling (sample_rows)": ("hf.py", "sample_rows", None),
     "stop-string checks": ("hf.py", "__call__", "StopOnStrings"),
-    "stop-string checks (continuous)": ("hf.py", "ended", None),
-    "prefill (continuous)": ("hf.py", "_prefill", None),
-    "cache bookkeeping (continuous)": ("hf.py", "_drop_ended", None),
 }
 
 
@@ -374,7 +372,7 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=4, help="samples per question (sample mode)")
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--modes", default="sample,greedy")
-    ap.add_argument("--configs", default="static:16,continuous:16,continuous:32")
+    ap.add_argument("--configs", default="static:16,static:32")
     ap.add_argument("--greedy-questions", type=int, default=None, help="default: --questions")
     ap.add_argument("--check-greedy", type=int, default=0, help="questions for the check")
     ap.add_argument("--check-dtypes", default=None, help="dtypes for the check (default --dtype)")
@@ -395,11 +393,11 @@ def main() -> int:
     for c in a.configs.split(","):
         loop, batch, *budget = c.split(":")
         base, _, layout = loop.partition("@")
-        hf_loop = base in ("static", "continuous") and (not layout or layout in LAYOUTS)
+        hf_loop = base == "static" and (not layout or layout in LAYOUTS)
         ov_loop = base == "openvino" and (not layout or layout in OV_DTYPES)
         if not hf_loop and not ov_loop and base != "llama-server":
             raise SystemExit(
-                f"unknown loop {loop!r}: static[@LAYOUT], continuous[@LAYOUT] (LAYOUT: "
+                f"unknown loop {loop!r}: static[@LAYOUT] (LAYOUT: "
                 f"{', '.join(LAYOUTS)}), openvino[@f32|@bf16] or llama-server[@TYPE]"
             )
         if budget and (not ov_loop or len(budget) > 1):
@@ -465,12 +463,12 @@ def main() -> int:
         for dtype in (a.check_dtypes or a.dtype).split(","):
             m = model if dtype == a.dtype else load_model(a.model, dtype=dtype, device="cpu")
             print(f"== greedy check ({dtype}): {len(cp)} questions", flush=True)
-            batch = max((b for loop, b, _ in configs if loop == "continuous"), default=32)
+            batch = max((b for loop, b, _ in configs if loop == "static"), default=32)
             precision = {v: k for k, v in OV_DTYPES.items() if k != "auto"}.get(dtype)
             ov = (a.model, ov_batch, precision) if ov_batch and precision else None
             checks[dtype] = c = check_greedy((m, tok), cp, stops, a.max_tokens, batch, ov)
             print(
-                f"   continuous == generate(batch 1): {c['equal']}/{len(cp)}; "
+                f"   hf static:{batch} == generate(batch 1): {c['equal']}/{len(cp)}; "
                 f"generate(batch 16) == generate(batch 1): {c['generate_batch16_equal_batch1']}",
                 flush=True,
             )

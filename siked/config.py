@@ -146,11 +146,32 @@ def _check_engine(name: str) -> str:
     return name
 
 
+#: engine keys siked no longer has: the value every run made before the removal had (the
+#: default; :mod:`siked.loop` keeps it in the stage inputs so that such runs stay done and
+#: resume) and why a config that still sets the key is refused
+REMOVED_ENGINE_KEYS: dict[str, tuple[Any, str]] = {
+    "continuous_batching": (
+        True,
+        "the hf engine's own continuous-batching loop is gone (it depended on transformers' "
+        "cache internals); hf always decodes static batches with transformers' generate, and "
+        "the openvino and vllm engines batch continuously. Delete the key.",
+    ),
+}
+
+
 class EngineConfig(_Section):
     """How text is generated: shared by the teacher and the student sampler."""
 
     engine: EngineName = "hf"
     model: str | None = None  # hub id / local path; for openai: the served model name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in sorted(REMOVED_ENGINE_KEYS.keys() & data.keys()):
+                raise ValueError(f"{key} was removed: {REMOVED_ENGINE_KEYS[key][1]}")
+        return data
 
     @field_validator("engine")
     @classmethod
@@ -203,9 +224,6 @@ class EngineConfig(_Section):
     n_mode: Literal["auto", "n", "separate"] = "auto"
     cache_dir: str | None = None  # openai/vllm request cache (teacher default: teacher/cache)
     batch_size: int = Field(default=32, gt=0)  # hf: rows (prompt x sample) decoded together
-    # hf: finished rows leave the batch and queued rows join (false: transformers' generate on
-    # static padded batches)
-    continuous_batching: bool = True
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device: str | None = None  # hf: "cpu", "cuda", "cuda:1"; None = best available
     # vllm: server process options

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from siked.config import EngineConfig, SikedConfig, to_yaml
+from siked.config import REMOVED_ENGINE_KEYS, EngineConfig, SikedConfig, to_yaml
 from siked.console import format_duration, run_console, say
 from siked.errors import SikedError
 from siked.io import (
@@ -53,6 +53,20 @@ log = logging.getLogger("siked.loop")
 
 #: engine settings about starting a server, not about what it generates: not stage inputs
 _HOW_TO_START = frozenset({"vllm_executable", "startup_timeout"})
+#: removed engine keys at the value earlier runs had: part of the stage inputs as they were
+_REMOVED = {key: value for key, (value, _) in REMOVED_ENGINE_KEYS.items()}
+
+
+def _without_removed_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A stored config (its sections) without the engine keys siked no longer has.
+
+    >>> _without_removed_keys({"seed": 1, "eval": {"engine": "hf", "continuous_batching": True}})
+    {'seed': 1, 'eval': {'engine': 'hf'}}
+    """
+    return {
+        k: {kk: vv for kk, vv in v.items() if kk not in _REMOVED} if isinstance(v, dict) else v
+        for k, v in cfg.items()
+    }
 
 
 class RunConfigMismatch(SikedError):
@@ -92,7 +106,7 @@ def prepare_run_dir(cfg: SikedConfig, force: bool) -> RunPaths:
     new = cfg.model_dump(mode="json")
     if paths.config.exists():
         old = yaml.safe_load(paths.config.read_text(encoding="utf-8")) or {}
-        diffs = config_diff(old, new)
+        diffs = config_diff(_without_removed_keys(old), new)
         if diffs and not force:
             shown = "\n  ".join(diffs[:20]) + ("\n  ..." if len(diffs) > 20 else "")
             raise RunConfigMismatch(
@@ -179,9 +193,12 @@ def _say(msg: str) -> None:
 def teacher_inputs(cfg: SikedConfig, train: list[Any]) -> dict[str, Any]:
     """What the teacher stage's outputs depend on (the manifest's key for it). The default
     ``prompt_style`` is left out, as before the key existed, so earlier runs stay done."""
-    teacher_cfg = cfg.teacher.model_dump(
-        mode="json",
-        exclude={"cache_dir", "concurrency", "chunk_size", "batch_size", *_HOW_TO_START},
+    teacher_cfg = (
+        cfg.teacher.model_dump(
+            mode="json",
+            exclude={"cache_dir", "concurrency", "chunk_size", "batch_size", *_HOW_TO_START},
+        )
+        | _REMOVED
     )
     if teacher_cfg.get("prompt_style") == DEFAULT_STYLE:
         del teacher_cfg["prompt_style"]
@@ -415,7 +432,7 @@ def stage_eval(
     if len(cfg.strategies) == 1 and eval_cfg.mode == "free":
         eval_cfg = eval_cfg.model_copy(update={"mode": "forced"})
     inputs = {
-        "eval": eval_cfg.model_dump(mode="json", exclude=set(_HOW_TO_START)),
+        "eval": eval_cfg.model_dump(mode="json", exclude=set(_HOW_TO_START)) | _REMOVED,
         "model": hash_path(model / "model.safetensors") or str(model),
         "validation": _qids_hash(validation),
         "datasets": [str(s) for s in test_sets],
@@ -471,7 +488,8 @@ def stage_sample(
     inputs = {
         "sample": cfg.sample.model_dump(
             mode="json", exclude={"workers", "batch_size", *_HOW_TO_START}
-        ),
+        )
+        | _REMOVED,
         "model": hash_path(model / "model.safetensors") or str(model),
         "questions": _qids_hash(train),
         "strategies": cfg.strategies,

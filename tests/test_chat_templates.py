@@ -192,7 +192,7 @@ def test_chat_api_students_fold_like_training(tmp_path, tiny_model):
     class ChatServer(Engine):  # what Student needs of an openai/vllm engine: no tokenizer
         name = "openai"
 
-        def generate(self, *a, **kw):  # pragma: no cover - not called
+        def _generate(self, *a, **kw):  # pragma: no cover - not called
             raise AssertionError
 
     cfg = SampleConfig(engine="openai", api="chat")

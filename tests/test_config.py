@@ -83,6 +83,14 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         load_config(p)
 
 
+def test_a_removed_key_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    p = write(tmp_path, "sample:\n  engine: hf\n  continuous_batching: true\n")
+    with pytest.raises(ConfigError, match=r"continuous_batching was removed.*Delete the key"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="continuous_batching was removed"):
+        load_config(None, ["eval.continuous_batching=false"])
+
+
 def test_bad_value_is_named(tmp_path: Path) -> None:
     p = write(tmp_path, "train:\n  lora_r: -1\n")
     with pytest.raises(ConfigError, match=r"train\.lora_r"):

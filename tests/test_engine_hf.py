@@ -18,7 +18,6 @@ from siked.engines.base import EngineError
 from siked.engines.hf import (
     HFEngine,
     RowSampler,
-    SlotKV,
     nucleus_mask_by_sort,
     sample_rows,
     set_linear_kernel,
@@ -85,8 +84,8 @@ def tiny() -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     return model, tokenizer
 
 
-def engine(tiny: Any, batch_size: int = 4, continuous: bool = True) -> HFEngine:
-    cfg = EngineConfig(engine="hf", batch_size=batch_size, continuous_batching=continuous)
+def engine(tiny: Any, batch_size: int = 4) -> HFEngine:
+    cfg = EngineConfig(engine="hf", batch_size=batch_size)
     e = make_engine(cfg, model_and_tokenizer=tiny)
     assert isinstance(e, HFEngine)
     return e
@@ -113,10 +112,9 @@ def test_encode(tiny: Any) -> None:
     assert tok.decode(e.encode("hi")).endswith("hi")
 
 
-@pytest.mark.parametrize("continuous", [True, False])
-def test_batches_keep_prompt_order_and_padding_is_harmless(tiny: Any, continuous: bool) -> None:
-    alone = [engine(tiny, 1, continuous).generate([p], max_tokens=12)[0][0] for p in PROMPTS]
-    batched = engine(tiny, 3, continuous).generate(PROMPTS, max_tokens=12)
+def test_batches_keep_prompt_order_and_padding_is_harmless(tiny: Any) -> None:
+    alone = [engine(tiny, 1).generate([p], max_tokens=12)[0][0] for p in PROMPTS]
+    batched = engine(tiny, 3).generate(PROMPTS, max_tokens=12)
     assert [r[0].text for r in batched] == [c.text for c in alone]
     assert [r[0].prompt_tokens for r in batched] == [len(tiny[1](p)["input_ids"]) for p in PROMPTS]
     assert all(r[0].completion_tokens == 12 and r[0].finish_reason == "length" for r in batched)
@@ -127,20 +125,17 @@ def test_greedy_n_repeats_one_generation(tiny: Any) -> None:
     e = engine(tiny)
     rows = e.generate(PROMPTS[:2], n=3, max_tokens=8)
     assert all(len(set(r)) == 1 and len(r) == 3 for r in texts(rows))
-    assert e.stats.requests == 2  # one prefill per prompt, not per sample
-    static = engine(tiny, continuous=False)
-    assert texts(static.generate(PROMPTS[:2], n=3, max_tokens=8)) == texts(rows)
-    assert static.stats.requests == 1  # 2 rows, one generate batch
+    assert e.stats.requests == 1  # 2 rows (one per prompt, not per sample), one generate batch
+    assert e.stats.completions == 6
 
 
-@pytest.mark.parametrize("continuous", [True, False])
-def test_sampling_is_reproducible_whatever_the_batch(tiny: Any, continuous: bool) -> None:
+def test_sampling_is_reproducible_whatever_the_batch(tiny: Any) -> None:
     seeds = [11, 12, 13, 14]
     kw: dict[str, Any] = {"n": 3, "temperature": 1.0, "top_p": 0.9, "max_tokens": 10}
-    together = texts(engine(tiny, 5, continuous).generate(PROMPTS, seed=seeds, **kw))
-    # one prompt at a time, in reverse order, another batch size, the other loop
+    together = texts(engine(tiny, 5).generate(PROMPTS, seed=seeds, **kw))
+    # one prompt at a time, in reverse order, another batch size
     alone = [
-        texts(engine(tiny, 2, not continuous).generate([p], seed=[s], **kw))[0]
+        texts(engine(tiny, 2).generate([p], seed=[s], **kw))[0]
         for p, s in reversed(list(zip(PROMPTS, seeds, strict=True)))
     ][::-1]
     assert together == alone
@@ -154,9 +149,8 @@ def test_sampling_is_reproducible_whatever_the_batch(tiny: Any, continuous: bool
     assert a == b[::-1]
 
 
-@pytest.mark.parametrize("continuous", [True, False])
-def test_stop_strings(tiny: Any, continuous: bool) -> None:
-    e = engine(tiny, continuous=continuous)
+def test_stop_strings(tiny: Any) -> None:
+    e = engine(tiny)
     full = e.generate(PROMPTS, max_tokens=24)
     for p, row in zip(PROMPTS, full, strict=True):
         text = row[0].text
@@ -168,17 +162,16 @@ def test_stop_strings(tiny: Any, continuous: bool) -> None:
         assert cut.completion_tokens is not None and cut.completion_tokens < 24
 
 
-@pytest.mark.parametrize("continuous", [True, False])
-def test_eos_ends_a_row(tiny: Any, continuous: bool) -> None:
+def test_eos_ends_a_row(tiny: Any) -> None:
     model, tok = tiny
-    e = engine(tiny, continuous=continuous)
+    e = engine(tiny)
     first = e.generate(["hello"], max_tokens=10)[0][0]
     ids = tok(first.text, add_special_tokens=False)["input_ids"]
     eos_candidate = ids[3]  # pretend the 4th generated token is the end of the turn
     old = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [2, eos_candidate]
     try:
-        c = engine(tiny, continuous=continuous).generate(["hello"], max_tokens=10)[0][0]
+        c = engine(tiny).generate(["hello"], max_tokens=10)[0][0]
     finally:
         model.generation_config.eos_token_id = old
     assert c.finish_reason == "stop"
@@ -191,18 +184,18 @@ MANY = [
 ]
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 7])
-def test_continuous_equals_generate_greedy(tiny: Any, batch_size: int) -> None:
-    """More prompts than slots (rows leave and join), varied lengths, EOS and stop strings:
-    the continuous loop gives transformers' generate's greedy outputs."""
+@pytest.mark.parametrize("batch_size", [3, 7])
+def test_batches_equal_batch_one_greedy(tiny: Any, batch_size: int) -> None:
+    """More prompts than a batch, varied lengths (left padding), EOS and stop strings ending
+    rows early: batched greedy outputs are those of ``generate`` at batch 1 (no padding)."""
     model, tok = tiny
     kw: dict[str, Any] = {"max_tokens": 9, "stop": ["how many", "never"]}
-    first = engine(tiny, 1, continuous=False).generate(MANY[1:2], max_tokens=9)[0][0]
+    first = engine(tiny, 1).generate(MANY[1:2], max_tokens=9)[0][0]
     eos_candidate = tok(first.text, add_special_tokens=False)["input_ids"][3]
     old = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = [2, eos_candidate]
     try:
-        ref = engine(tiny, 1, continuous=False).generate(MANY, **kw)
+        ref = engine(tiny, 1).generate(MANY, **kw)
         got = engine(tiny, batch_size).generate(MANY, **kw)
     finally:
         model.generation_config.eos_token_id = old
@@ -210,73 +203,6 @@ def test_continuous_equals_generate_greedy(tiny: Any, batch_size: int) -> None:
     reasons = Counter(r[0].finish_reason for r in got)
     assert reasons["stop"] and reasons["length"]  # both ways of ending were exercised
     assert any(r[0].text and not any(s in r[0].text for s in kw["stop"]) for r in got)
-
-
-def test_continuous_sampling_equals_generate(tiny: Any) -> None:
-    kw: dict[str, Any] = {"n": 4, "temperature": 0.8, "top_p": 0.95, "max_tokens": 7, "seed": 3}
-    ref = engine(tiny, 5, continuous=False).generate(MANY, **kw)
-    got = engine(tiny, 6).generate(MANY, **kw)
-    assert texts(got) == texts(ref)
-    assert [[c.completion_tokens for c in r] for r in got] == [
-        [c.completion_tokens for c in r] for r in ref
-    ]
-
-
-def test_shared_prefix_is_prefilled_once(tiny: Any) -> None:
-    e = engine(tiny, 4)
-    prefix = "how many apples are there in May? " * 2
-    prompts = [prefix + p for p in PROMPTS]
-    got = e.generate(prompts, max_tokens=6)
-    assert e.stats.requests == len(prompts) + 1  # the prefix, then each prompt's own tokens
-    ref = engine(tiny, 1, continuous=False).generate(prompts, max_tokens=6)
-    assert texts(got) == texts(ref)
-
-
-def test_models_the_loop_cannot_run_use_generate(tiny: Any) -> None:
-    model, _ = tiny
-    model.config.sliding_window = 4  # transformers honours it: the output changes
-    try:
-        e = engine(tiny)
-        got = e.generate(PROMPTS, max_tokens=5)
-        assert e.stats.requests == 1  # one generate batch, no prefills
-        assert texts(got) == texts(engine(tiny, continuous=False).generate(PROMPTS, max_tokens=5))
-    finally:
-        model.config.sliding_window = None
-    assert texts(got) != texts(engine(tiny).generate(PROMPTS, max_tokens=5))
-
-
-def _kv(value: float, tokens: int, layers: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    t = torch.full((1, 1, tokens, 2), value)
-    return [(t, -t)] * layers
-
-
-def test_slot_kv_rows_join_leave_and_shift() -> None:
-    kv = SlotKV(rows=3, capacity=4)
-    assert kv.add(_kv(1.0, 3), count=2) == 0 and (kv.n, kv.length) == (2, 3)
-    assert kv.decode_mask().shape == (2, 1, 1, 4)  # a decode step writes column 3
-    kv.advance(1)
-    kv.keys[0][:2, :, 3] = 9.0
-    assert kv.add(_kv(2.0, 6), count=1) == 2  # longer prompt: the others move right
-    assert kv.length == 6 and kv.capacity >= 6 and kv.start[:3] == [2, 2, 0]
-    assert kv.valid[0, :6].tolist() == [False, False, True, True, True, True]
-    assert kv.keys[0][0, 0, 2:6, 0].tolist() == [1.0, 1.0, 1.0, 9.0]
-    assert kv.keys[1][0, 0, 2:6, 0].tolist() == [1.0, 1.0, 1.0, 0.0]
-    assert kv.values[0][2, 0, :6, 0].tolist() == [-2.0] * 6
-    kv.remove(0)  # the last row moves into slot 0
-    assert kv.n == 2 and kv.start[:2] == [0, 2]
-    assert kv.keys[0][0, 0, :6, 0].tolist() == [2.0] * 6
-    kv.remove(0)
-    assert kv.n == 1 and kv.start[0] == 2
-    kv.trim(slack=1)  # two unused leading columns
-    assert kv.length == 4 and kv.start[0] == 0
-    assert kv.keys[0][0, 0, :4, 0].tolist() == [1.0, 1.0, 1.0, 9.0]
-    assert kv.valid[0, :4].all() and not kv.valid[0, 4:6].any()
-    mask = kv.decode_mask()
-    assert mask.shape == (1, 1, 1, 5) and bool(mask.all())
-    kv.remove(0)
-    assert (kv.n, kv.length) == (0, 0)
-    with pytest.raises(RuntimeError, match="exceed"):
-        kv.add(_kv(1.0, 2), count=4)
 
 
 def _sample_by_full_sort(
@@ -477,8 +403,7 @@ SAMPLING_DEFAULTS = {
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("continuous", [False, True])
-def test_sampling_defaults_of_the_model_are_not_applied(tmp_path: Any, continuous: bool) -> None:
+def test_sampling_defaults_of_the_model_are_not_applied(tmp_path: Any) -> None:
     """The real bundled student, given a generation_config.json with sampling defaults: the
     config ``generate`` actually uses holds none of them, and the text is the one the student
     writes without them."""
@@ -492,7 +417,7 @@ def test_sampling_defaults_of_the_model_are_not_applied(tmp_path: Any, continuou
     gen_path = student / "generation_config.json"
     gen_path.write_text(json.dumps({**json.loads(gen_path.read_text()), **SAMPLING_DEFAULTS}))
     prompt = [[{"role": "user", "content": "Count from 1 to 20, one number per line."}]]
-    cfg = EngineConfig(engine="hf", device="cpu", batch_size=1, continuous_batching=continuous)
+    cfg = EngineConfig(engine="hf", device="cpu", batch_size=1)
     used: list[Any] = []
     with HFEngine(cfg, str(student)) as e:
         real = e.model._prepare_generation_config
@@ -507,10 +432,9 @@ def test_sampling_defaults_of_the_model_are_not_applied(tmp_path: Any, continuou
     with HFEngine(cfg, BUNDLED_STUDENT) as plain:
         expected = texts(plain.generate(prompt, max_tokens=24))
     assert got == expected
-    if not continuous:  # transformers' generate: its config, read back
-        (config,) = used
-        assert (config.do_sample, config.repetition_penalty, config.no_repeat_ngram_size) == (
-            False,
-            1.0,
-            0,
-        )
+    (config,) = used  # transformers' generate: its config, read back
+    assert (config.do_sample, config.repetition_penalty, config.no_repeat_ngram_size) == (
+        False,
+        1.0,
+        0,
+    )

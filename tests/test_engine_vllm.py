@@ -197,6 +197,7 @@ def test_vllm_from_its_own_environment(
     elsewhere.mkdir(parents=True)
     (tmp_path / "bin" / "vllm").rename(elsewhere / "vllm")
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # not beside python either
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # nor in a .venv-vllm beside it
     with pytest.raises(EngineError, match="not installed"):
         start(tmp_path)
     with start(tmp_path, config=cfg(vllm_executable=str(elsewhere / "vllm"))) as engine:
@@ -239,6 +240,7 @@ def test_missing_vllm_names_the_pip_command(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # no .venv-vllm beside it
     with pytest.raises(EngineError, match=r"pip install 'siked\[vllm\]'"):
         make_engine(cfg())
 

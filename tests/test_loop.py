@@ -294,6 +294,30 @@ def test_changed_config_is_refused_with_the_keys(tmp_path: Path, fakes: FakeStag
     assert read_json(tmp_path / "t" / "iter_01" / "stats.json")["variant"] == "adaptive"
 
 
+def test_a_run_made_before_a_key_was_removed_resumes_done(
+    tmp_path: Path, fakes: FakeStages
+) -> None:
+    """``continuous_batching`` (an engine key until the hf engine's own loop was removed) in a
+    stored config.yaml is no config change, and the teacher stage's key is the one it had."""
+    import yaml
+
+    from siked.io import sha256_json
+
+    cfg = tiny_config(tmp_path)
+    loop.run(cfg)
+    stored = tmp_path / "t" / "config.yaml"
+    old = yaml.safe_load(stored.read_text(encoding="utf-8"))
+    for section in ("teacher", "sample", "eval"):
+        old[section]["continuous_batching"] = True
+    stored.write_text(yaml.safe_dump(old), encoding="utf-8")
+    fakes.calls.clear()
+    loop.run(cfg)
+    assert fakes.calls == []
+    # the default teacher stage's key, as computed before the removal
+    before = "e8840b0693d5bc064460aa38872050214524e9c957edf761fbf0efbcc2e7d269"
+    assert sha256_json(loop.teacher_inputs(load_config(), [])) == before
+
+
 def test_stopping_rule_keeps_the_best_on_validation(tmp_path: Path, fakes: FakeStages) -> None:
     fakes.val_accs = [0.3, 0.2, 0.25, 0.9]
     cfg = tiny_config(tmp_path, **{"loop.patience": 1, "loop.iterations": 3})

@@ -20,7 +20,14 @@ import pytest
 
 from siked.config import SampleConfig
 from siked.data import Problem
-from siked.engines.base import Completion, Engine, Prompt, derive_seed, prompt_seeds, sample_seed
+from siked.engines.base import (
+    Completion,
+    Engine,
+    GenerateRequest,
+    Prompt,
+    derive_seed,
+    sample_seed,
+)
 from siked.io import read_json, read_jsonl
 from siked.records import STATUSES, Record
 from siked.sample import fingerprint, plan_requests, sample, sample_seeds, sample_stats
@@ -80,35 +87,25 @@ class FakeEngine(Engine):
         self.fail_after = fail_after
         self.closed = False
 
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise RuntimeError("simulated crash")
-        seeds = prompt_seeds(prompts, seed)
+        seeds = list(request.seeds)
         self.calls.append(
             {
                 "prompts": list(prompts),
-                "n": n,
-                "temperature": temperature,
-                "top_p": top_p,
-                "max_tokens": max_tokens,
-                "stop": list(stop or []),
+                "n": request.n,
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "max_tokens": request.max_tokens,
+                "stop": list(request.stops),
                 "seeds": seeds,
             }
         )
         out = []
         for p, s in zip(prompts, seeds, strict=True):
             row = []
-            for j in range(n):
+            for j in range(request.n):
                 sj = sample_seed(s, j)
                 text = self.script(question_of(p), prefilled(p), j, sj or 0)
                 row.append(Completion(text, "stop", 10, len(text.split()), False))

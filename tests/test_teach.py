@@ -19,7 +19,7 @@ import pytest
 
 from siked.config import TeacherConfig
 from siked.data import Problem, load_problems
-from siked.engines.base import Completion, Engine, Prompt, prompt_seeds
+from siked.engines.base import Completion, Engine, GenerateRequest, Prompt
 from siked.io import read_json, read_jsonl
 from siked.records import Record
 from siked.strategies import get_strategies, parse_teacher_prompt
@@ -91,22 +91,11 @@ class FakeTeacher(Engine):
         self.calls = 0
         self.requested: list[tuple[str, str, int]] = []  # (question, strategy, sample)
 
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         self.calls += 1
         if self.calls == self.crash_on_call:
             raise RuntimeError("teacher crashed")
-        seeds = prompt_seeds(prompts, seed)
-        assert all(s is not None for s in seeds)
+        assert all(s is not None for s in request.seeds)
         out = []
         for prompt in prompts:
             found = parse_teacher_prompt(prompt)
@@ -114,7 +103,7 @@ class FakeTeacher(Engine):
             strategy, question = found[0].name, found[1]
             a = self.answers[question]
             row = []
-            for j in range(n):
+            for j in range(request.n):
                 self.requested.append((question, strategy, j))
                 text = {
                     "cot": f"It is {a} (way {j % 2}).\nThe answer is {a}.",
@@ -177,20 +166,20 @@ class FakeChooser(FakeTeacher):
     """FakeTeacher that also answers free-choice prompts: question i picks pot (correct) when i
     is even, cot with a wrong answer when i % 3 == 1, and writes no tag otherwise."""
 
-    def generate(self, prompts: Sequence[Prompt], n: int = 1, **kw: Any) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         free = [self._is_free(p) for p in prompts]
         if not any(free):
-            return super().generate(prompts, n=n, **kw)
+            return super()._generate(prompts, request)
         assert all(free)  # one call is one kind of prompt
         self.calls += 1
-        assert all(s is not None for s in prompt_seeds(prompts, kw.get("seed")))
+        assert all(s is not None for s in request.seeds)
         out = []
         for prompt in prompts:
             q = prompt_question(prompt)
             assert q is not None
             i, a = int(q.split()[2]), self.answers[q]
             row = []
-            for j in range(n):
+            for j in range(request.n):
                 self.requested.append((q, "choice", j))
                 if i % 2 == 0:
                     text = f"[pot]: ```python\nanswer = {a}\n```"
@@ -320,10 +309,10 @@ def test_filter_rejects_wrong_and_invalid(tmp_path: Path) -> None:
     assert all(r["status"] == "ok" and not r["correct"] for r in rows)
 
     class Sloppy(FakeTeacher):
-        def generate(
-            self, prompts: Sequence[Prompt], n: int = 1, **kw: Any
+        def _generate(
+            self, prompts: list[Prompt], request: GenerateRequest
         ) -> list[list[Completion]]:
-            out = super().generate(prompts, n, **kw)
+            out = super()._generate(prompts, request)
             return [
                 [
                     Completion(

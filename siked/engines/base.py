@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import shutil
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -221,6 +223,36 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[:cut], True
 
 
+def find_command(
+    command: str,
+    executable: str | None,
+    env_var: str,
+    setting: str,
+    beside: Sequence[Path],
+    missing: str,
+) -> str:
+    """Path of an external command an engine runs: ``executable`` (the engine's ``setting``),
+    else ``$env_var``, else ``command`` on PATH, else the first executable file of ``beside``;
+    :class:`EngineError` with ``missing`` when there is none (with the name given and not found
+    when one was named)."""
+    executable = executable or os.environ.get(env_var) or None
+    if executable:
+        found = shutil.which(os.path.expanduser(executable))
+        if not found:
+            raise EngineError(
+                f"{command} not found or not executable: {executable} "
+                f"(engine {setting} / ${env_var})"
+            )
+        return found
+    found = shutil.which(command)
+    if found:
+        return found
+    for path in beside:
+        if path.exists() and os.access(path, os.X_OK):
+            return str(path)
+    raise EngineError(missing)
+
+
 def check_messages(prompt: Prompt) -> None:
     """Raise ``ValueError`` unless ``prompt`` is a str or a list of {role, content} dicts."""
     if isinstance(prompt, str):
@@ -240,6 +272,28 @@ class EngineContext:
     cache_dir: Path | None = None  # a persistent request cache (openai, vllm)
     run_dir: Path | None = None  # the stage's output directory (vllm: its server log)
     data_dir: str | None = None  # the dataset directory (gold)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """The settings of one :meth:`Engine.generate` call, checked and prepared."""
+
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stops: tuple[str, ...]  # no empty strings, no duplicates (:func:`normalize_stop`)
+    seeds: tuple[int | None, ...]  # one per prompt (:func:`prompt_seeds`)
+    progress: bool | str = False
+
+    @property
+    def samples(self) -> int:
+        """Samples to generate per prompt: greedy decoding makes one and repeats it ``n`` times."""
+        return 1 if self.temperature == 0 else self.n
+
+    def seed(self, prompt: int, sample: int) -> int | None:
+        """The seed of sample ``sample`` of prompt ``prompt`` (:func:`sample_seed`)."""
+        return sample_seed(self.seeds[prompt], sample)
 
 
 #: the context of a stage that tells an engine nothing
@@ -265,10 +319,16 @@ class Engine(ABC):
         context: EngineContext = NO_CONTEXT,
         **kw: Any,
     ) -> _E:
-        """Build the engine for a stage (:func:`siked.engines.make_engine`). The default passes
-        ``cfg``, ``model`` and ``kw`` to the constructor; an engine that keeps a cache, a server
-        log or reads data overrides this to take them from ``context``."""
-        return cls(cfg, model=model, **kw)  # type: ignore[call-arg]
+        """Build the engine for a stage (:func:`siked.engines.make_engine`): the constructor
+        gets ``cfg``, ``model``, what :meth:`context_kwargs` takes from ``context`` and ``kw``
+        (which wins)."""
+        return cls(cfg, model=model, **{**cls.context_kwargs(context), **kw})  # type: ignore[call-arg]
+
+    @classmethod
+    def context_kwargs(cls, context: EngineContext) -> dict[str, Any]:
+        """The constructor's keyword arguments taken from a stage's context: an engine that keeps
+        a request cache, a server log or reads data names them here. Default: none."""
+        return {}
 
     @classmethod
     def check_ready(cls, cfg: EngineConfig) -> None:
@@ -283,7 +343,6 @@ class Engine(ABC):
         chunk size aims at (:func:`siked.student.auto_chunk_size`)."""
         return DEFAULT_CHUNK_GENERATIONS
 
-    @abstractmethod
     def generate(
         self,
         prompts: Sequence[Prompt],
@@ -298,8 +357,26 @@ class Engine(ABC):
         """Return ``n`` completions for each prompt, in prompt order.
 
         ``temperature == 0`` is greedy decoding. ``progress`` shows a progress bar (a str is
-        used as its description).
+        used as its description). The arguments are checked and the stop strings and per-prompt
+        seeds prepared here, once (:func:`prepare_generate`); the engine generates in
+        :meth:`_generate`; the call is counted in :attr:`stats` (``prompts``, ``completions``).
         """
+        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
+        request = GenerateRequest(
+            n, temperature, top_p, max_tokens, tuple(stops), tuple(seeds), progress
+        )
+        rows = self._generate(list(prompts), request)
+        if len(rows) != len(prompts) or any(len(r) != n for r in rows):
+            raise EngineError(
+                f"{self.name}: {[len(r) for r in rows]} completions for {len(prompts)} "
+                f"prompts x {n}"
+            )
+        self.stats.add(prompts=len(prompts), completions=len(prompts) * n)
+        return rows
+
+    @abstractmethod
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
+        """``request.n`` completions for each of ``prompts`` (checked), in prompt order."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (model memory, server process, connections)."""

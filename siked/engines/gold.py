@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from siked.engines.base import (
-    NO_CONTEXT,
     Completion,
     Engine,
     EngineContext,
+    GenerateRequest,
     Prompt,
-    check_generate_args,
 )
 from siked.styles import DEFAULT_STYLE
 from siked.text import collapse_whitespace
@@ -67,15 +66,9 @@ class GoldEngine(Engine):
         self._by_question: dict[str, tuple[str, str]] | None = None
 
     @classmethod
-    def from_config(
-        cls,
-        cfg: EngineConfig,
-        model: str | None = None,
-        context: EngineContext = NO_CONTEXT,
-        **kw: Any,
-    ) -> GoldEngine:
+    def context_kwargs(cls, context: EngineContext) -> dict[str, Any]:
         """The gold teacher reads GSM8K from the stage's data directory."""
-        return cls(cfg, model=model, data_dir=kw.pop("data_dir", context.data_dir), **kw)
+        return {"data_dir": context.data_dir}
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -137,23 +130,11 @@ class GoldEngine(Engine):
             return None
         return self.solve(found[0], parsed.strategy.name, found[1], parsed.question, parsed.style)
 
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         """``n`` identical gold completions per prompt (sampling settings do not apply)."""
-        check_generate_args(prompts, n, temperature, top_p, max_tokens)
         out: list[list[Completion]] = []
         for prompt in prompts:
             text = self._answer(prompt)
             reason = "stop" if text is not None else "no_solution"
-            out.append([Completion(text or "", reason, None, None) for _ in range(n)])
-        self.stats.add(prompts=len(prompts), completions=n * len(prompts))
+            out.append([Completion(text or "", reason, None, None) for _ in range(request.n)])
         return out

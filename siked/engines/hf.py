@@ -1,23 +1,15 @@
-"""Engine on a transformers causal LM: continuous batching, CPU or GPU, reproducible per sample.
+"""Engine on a transformers causal LM: static batches through ``generate``, seeded per sample.
 
 Each (prompt, sample) pair is one *row*. Greedy decoding (``temperature == 0``) generates one
-row per prompt and repeats it ``n`` times.
+row per prompt and repeats it ``n`` times. Rows are sorted longest prompt first and cut into
+batches of ``batch_size``; each batch is left-padded and decoded by transformers' ``generate``
+until its longest row ends (a row that ended earlier waits as padding).
 
-**Continuous batching** (the default, ``continuous_batching: true``). Up to ``batch_size`` rows
-decode together, one token per forward pass; a row that ends (EOS, a stop string, ``max_tokens``)
-leaves the batch at once and a queued row takes its place, so no forward pass is spent on a
-finished row or on padding after it. Prompts are prefilled one at a time, longest first, with no
-padding: the token prefix that all prompts of a call share (the chat template and the system
-instruction) is prefilled once and reused, and the ``n`` samples of a prompt share one prefill.
-The rows' keys and values live in one preallocated buffer per layer (:class:`SlotKV`): row ``r``
-fills the columns ``[start_r, length)``; the attention mask hides the columns before
-``start_r``, and each row gets its own position ids, so a row's computation is that of a lone
-sequence. A finished row is replaced by the last active row (one row copied, not the buffer).
-
-``continuous_batching: false`` uses transformers' ``generate`` on static, left-padded batches
-instead: every row of a batch runs until the longest ends. It is the reference the continuous
-loop is tested against, and the path for models whose cache is not a plain key/value cache
-(sliding-window or linear-attention layers), which the continuous loop refuses.
+This engine is the portable fallback (any transformers model, CPU or GPU): the openvino engine
+is the CPU default and vllm the GPU one. Its own continuous-batching loop (a key/value slot
+buffer behind transformers' cache interface, rows leaving and joining the batch) was removed:
+it depended on transformers' cache internals and would break on an upgrade, and the faster
+engines batch continuously already.
 
 **Reproducible sampling.** transformers samples every row of a batch from the global RNG, so a
 row's sample would depend on the other rows. Here each row draws from its own
@@ -26,7 +18,7 @@ then top-p, then inverse-CDF over the vocabulary with one uniform draw), so samp
 ``i`` is a function of ``(seed_i, j)`` and the prompt alone, whatever the batch size, order or
 neighbours -- up to floating-point differences in the logits of different batch shapes, which only
 matter where a uniform lands within rounding distance of a token boundary (bf16 logits move more
-with the batch shape than float32 ones). Both loops sample with the same function.
+with the batch shape than float32 ones).
 
 **Linear layers on a CPU in float32** (:func:`set_linear_kernel`). torch multiplies by a linear
 weight with MKL, which is slow for the few rows of a decode step; the engine keeps CPU float32
@@ -35,20 +27,17 @@ an Intel Xeon, benchmarks/README.md). That changes no weight's value; results di
 row-major weights by float rounding only.
 
 **Stop strings** end a row as soon as its generated text contains one (only the last few tokens
-are decoded per step), and the text is cut before the first stop string. Chat-message prompts get
-the tokenizer's chat template; text prompts are used as is (a BOS token is added only when the
-tokenizer adds one and the text does not start with it).
+are decoded per step, :class:`StopOnStrings`), and the text is cut before the first stop
+string. Chat-message prompts get the tokenizer's chat template; text prompts are used as is (a
+BOS token is added only when the tokenizer adds one and the text does not start with it).
 """
 
 from __future__ import annotations
 
 import gc
-import inspect
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -59,18 +48,16 @@ from transformers import (
     StoppingCriteria,
     StoppingCriteriaList,
 )
-from transformers.cache_utils import Cache, CacheLayerMixin
 
 from siked.config import EngineConfig
 from siked.engines.base import (
     Completion,
     Engine,
     EngineError,
+    GenerateRequest,
     Prompt,
     generate_progress,
     merge_eos_ids,
-    prepare_generate,
-    sample_seed,
     seed_or_fresh,
     token_completion,
 )
@@ -85,8 +72,6 @@ CHUNK_BATCHES = 8
 
 #: Candidate sizes tried for the top-p nucleus before a full sort of the vocabulary.
 NUCLEUS_CANDIDATES = (64, 1024)
-#: A shared prompt prefix shorter than this is not worth a separate prefill.
-MIN_SHARED_PREFIX = 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,179 +226,6 @@ def stop_tail(stops: Sequence[str]) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# the continuous loop's key/value storage
-
-
-class SlotKV:
-    """Keys and values of up to ``rows`` sequences in one buffer per layer.
-
-    Buffers are ``[rows, kv_heads, capacity, head_dim]``; active rows are ``0 .. n-1`` and
-    share the columns ``0 .. length-1``: row ``r`` holds its tokens in ``[start[r], length)``,
-    ``valid[r]`` is its attention mask. The model writes through :meth:`cache` (the next
-    ``q`` tokens go to columns ``[length, length + q)``); the engine then calls :meth:`advance`.
-    """
-
-    def __init__(self, rows: int, capacity: int) -> None:
-        self.rows = rows
-        self.capacity = capacity
-        self.keys: list[torch.Tensor] = []
-        self.values: list[torch.Tensor] = []
-        self.valid = torch.zeros(rows, capacity, dtype=torch.bool)
-        self.start = [0] * rows
-        self.n = 0
-        self.length = 0
-
-    def _alloc(self, like: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        for k, v in like:
-            shape = (self.rows, k.shape[1], self.capacity, k.shape[3])
-            self.keys.append(torch.zeros(shape, dtype=k.dtype, device=k.device))
-            self.values.append(torch.zeros(shape, dtype=v.dtype, device=v.device))
-        self.valid = self.valid.to(like[0][0].device)
-
-    def cache(self) -> Cache:
-        """A transformers ``Cache`` whose layers write into these buffers."""
-        return Cache(layers=[_SlotLayer(self, i) for i in range(self.layers)])
-
-    @property
-    def layers(self) -> int:
-        return len(self.keys)
-
-    def ensure_layers(self, n_layers: int, like: torch.Tensor) -> None:
-        """Allocate empty buffers (same dtype/device as ``like``) before the first write."""
-        if not self.keys:
-            self._alloc([(like, like)] * n_layers)
-
-    def reserve(self, columns: int) -> None:
-        """Make room for ``length + columns`` columns (the buffers double when they grow)."""
-        need = self.length + columns
-        if need <= self.capacity:
-            return
-        cap = max(need, 2 * self.capacity)
-        for buf in (self.keys, self.values):
-            for i, t in enumerate(buf):
-                grown = t.new_zeros((t.shape[0], t.shape[1], cap, t.shape[3]))
-                grown[:, :, : self.length] = t[:, :, : self.length]
-                buf[i] = grown
-        valid = self.valid.new_zeros((self.rows, cap))
-        valid[:, : self.length] = self.valid[:, : self.length]
-        self.valid = valid
-        self.capacity = cap
-
-    def _shift(self, by: int) -> None:
-        """Move every active row's columns right (``by > 0``) or left (``by < 0``)."""
-        n, length = self.n, self.length
-        if by > 0:
-            self.reserve(by)
-            src, dst = slice(0, length), slice(by, length + by)
-        else:
-            src, dst = slice(-by, length), slice(0, length + by)
-        for buf in (self.keys, self.values):
-            for t in buf:
-                t[:n, :, dst] = t[:n, :, src].clone()
-        self.valid[:n, dst] = self.valid[:n, src].clone()
-        if by > 0:
-            self.valid[:n, :by] = False
-        else:
-            self.valid[:n, length + by : length] = False
-        self.length += by
-        for r in range(n):
-            self.start[r] += by
-
-    def add(self, kv: Sequence[tuple[torch.Tensor, torch.Tensor]], count: int) -> int:
-        """Append ``count`` rows that all start with the prompt ``kv`` (per layer ``[1, h, p,
-        d]``); returns the first new row's index."""
-        if self.n + count > self.rows:
-            raise RuntimeError(f"{self.n} + {count} rows exceed the {self.rows} slots")
-        if not self.keys:
-            self._alloc(kv)
-        p = kv[0][0].shape[2]
-        if p > self.length:
-            self._shift(p - self.length)
-        first, end, lo = self.n, self.n + count, self.length - p
-        for i, (k, v) in enumerate(kv):
-            self.keys[i][first:end, :, lo : self.length] = k
-            self.values[i][first:end, :, lo : self.length] = v
-        self.valid[first:end, : self.length] = False
-        self.valid[first:end, lo : self.length] = True
-        for r in range(first, end):
-            self.start[r] = lo
-        self.n = end
-        return first
-
-    def remove(self, r: int) -> None:
-        """Drop row ``r``: the last active row moves into its place."""
-        last = self.n - 1
-        if r != last:
-            for buf in (self.keys, self.values):
-                for t in buf:
-                    t[r, :, : self.length] = t[last, :, : self.length]
-            self.valid[r, : self.length] = self.valid[last, : self.length]
-            self.start[r] = self.start[last]
-        self.n = last
-        if self.n == 0:
-            self.length = 0
-
-    def trim(self, slack: int) -> None:
-        """Drop leading columns no active row uses once there are more than ``slack``."""
-        if self.n == 0:
-            return
-        first = min(self.start[: self.n])
-        if first > slack:
-            self._shift(-first)
-
-    def decode_mask(self) -> torch.Tensor:
-        """``[n, 1, 1, length + 1]`` mask for one new token per row (the new column is valid)."""
-        self.valid[: self.n, self.length] = True
-        return self.valid[: self.n, None, None, : self.length + 1]
-
-    def advance(self, q: int) -> None:
-        self.length += q
-
-    def row_kv(self, r: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Row ``r``'s keys and values per layer, ``[1, h, tokens, d]`` (views)."""
-        cols = slice(self.start[r], self.length)
-        return [
-            (k[r : r + 1, :, cols], v[r : r + 1, :, cols])
-            for k, v in zip(self.keys, self.values, strict=True)
-        ]
-
-
-class _SlotLayer(CacheLayerMixin):
-    """One layer of :class:`SlotKV` seen through transformers' cache interface."""
-
-    is_sliding = False
-    is_compileable = False
-
-    def __init__(self, kv: SlotKV, idx: int) -> None:
-        super().__init__()
-        self.kv = kv
-        self.idx = idx
-        self.is_initialized = True
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        return None
-
-    def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        kv = self.kv
-        n, end = key_states.shape[0], kv.length + key_states.shape[2]
-        keys, values = kv.keys[self.idx], kv.values[self.idx]
-        keys[:n, :, kv.length : end] = key_states
-        values[:n, :, kv.length : end] = value_states
-        return keys[:n, :, :end], values[:n, :, :end]
-
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self.kv.length + query_length, 0
-
-    def get_seq_length(self) -> int:
-        return self.kv.length
-
-    def get_max_length(self) -> int:
-        return -1
-
-
-# --------------------------------------------------------------------------------------------
 # the engine
 
 
@@ -489,28 +301,6 @@ def _resolve_device(device: str | None) -> str:
     return best_device()
 
 
-@dataclass
-class _Row:
-    """One (prompt, sample) row of the continuous loop."""
-
-    prompt: int
-    sample: int
-    position: int  # position id of the next token fed to the model
-    generator: torch.Generator | None
-    tokens: list[int] = field(default_factory=list)
-    stopped_at: int | None = None  # generated tokens when a stop string appeared
-
-
-@dataclass
-class _Prefilled:
-    """A prefilled prompt whose sample rows are waiting for free slots."""
-
-    prompt: int
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
-    logits: torch.Tensor  # [vocab], the next-token scores after the prompt
-    samples: deque[int]
-
-
 class HFEngine(Engine):
     """Generate with a transformers causal LM (see the module docstring)."""
 
@@ -534,7 +324,6 @@ class HFEngine(Engine):
         super().__init__()
         self.cfg = cfg
         self.batch_size = cfg.batch_size
-        self.continuous = cfg.continuous_batching
         self._owns_model = model_and_tokenizer is None
         if model_and_tokenizer is not None:
             self.model, self.tokenizer = model_and_tokenizer
@@ -566,12 +355,11 @@ class HFEngine(Engine):
             pad = eos[0]
         self.pad_id: int = int(pad)
         self.eos_ids: list[int] = eos
-        self._why_not_continuous: str | None = None
 
     @property
     def chunk_generations(self) -> int:
-        """About :data:`CHUNK_BATCHES` batches of rows: a chunk ends with the continuous loop
-        draining (fewer rows than slots), so chunks are kept long relative to a batch."""
+        """About :data:`CHUNK_BATCHES` batches of rows: a chunk's last batch may be partly
+        empty, so chunks are kept long relative to a batch."""
         return CHUNK_BATCHES * self.batch_size
 
     def __repr__(self) -> str:
@@ -594,254 +382,34 @@ class HFEngine(Engine):
         return encode_prompt(self.tokenizer, prompt, self.model_name)
 
     # -- generation ------------------------------------------------------------------------
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         if getattr(self, "model", None) is None:
             raise EngineError("the hf engine is closed")
-        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
         encoded = [self.encode(p) for p in prompts]
-        greedy = temperature == 0
-        samples = 1 if greedy else n
-        bar = generate_progress(progress, len(prompts) * samples, unit="seq")
+        # rows: (prompt index, sample index), longest prompts first
+        rows = [(i, j) for i in range(len(encoded)) for j in range(request.samples)]
+        rows.sort(key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
+        results: dict[tuple[int, int], Completion] = {}
+        bar = generate_progress(request.progress, len(rows), unit="seq")
         try:
-            if self.continuous and self._continuous_ok():
-                results = self._generate_continuous(
-                    encoded, samples, seeds, temperature, top_p, max_tokens, stops, bar
-                )
-            else:
-                results = self._generate_static(
-                    encoded, samples, seeds, temperature, top_p, max_tokens, stops, bar
-                )
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows[start : start + self.batch_size]
+                t0 = time.perf_counter()
+                ids = [encoded[i] for i, _ in batch]
+                done = self._generate_batch(ids, [request.seed(i, j) for i, j in batch], request)
+                results.update(zip(batch, done, strict=True))
+                if bar is not None:
+                    tokens = sum(c.completion_tokens or 0 for c in done)
+                    bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
+                    bar.update(len(batch))
         finally:
             if bar is not None:
                 bar.close()
-        self.stats.add(prompts=len(prompts), completions=len(prompts) * n)
-        return [[results[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
-
-    # -- the continuous loop ---------------------------------------------------------------
-    def _continuous_ok(self) -> bool:
-        """Whether the continuous loop can run this model (else ``generate`` is used)."""
-        if self._why_not_continuous is None:
-            self._why_not_continuous = _continuous_blocker(self.model) or ""
-            if self._why_not_continuous:
-                log.info("hf engine: transformers generate (%s)", self._why_not_continuous)
-        return not self._why_not_continuous
-
-    def _forward(
-        self,
-        kv: SlotKV,
-        ids: torch.Tensor,
-        positions: torch.Tensor,
-        mask: torch.Tensor,
-    ) -> torch.Tensor:
-        """One forward pass writing into ``kv``; returns the last position's logits ``[n, V]``."""
-        kwargs: dict[str, Any] = {_cache_kwarg(self.model): kv.cache(), "use_cache": True}
-        if _takes(self.model, "logits_to_keep"):
-            kwargs["logits_to_keep"] = 1
-        out = cast(Any, self.model)(
-            input_ids=ids.to(self.device),
-            position_ids=positions.to(self.device),
-            attention_mask=_attention_mask(self.model, mask),
-            **kwargs,
-        )
-        kv.advance(ids.shape[1])
-        return cast(torch.Tensor, out.logits[:, -1, :]).float()
-
-    def _prefill(self, kv: SlotKV, ids: list[int], shared: int) -> torch.Tensor:
-        """Prefill ``ids`` into the one-row ``kv`` whose first ``shared`` columns already hold
-        ``ids[:shared]``; returns the next-token logits."""
-        kv.length = shared
-        q = len(ids) - shared
-        kv.reserve(q)
-        if not kv.keys:
-            self._alloc_like(kv)
-        cols = torch.arange(shared + q, device=kv.valid.device)
-        rows = torch.arange(shared, shared + q, device=kv.valid.device)
-        mask = (cols[None, :] <= rows[:, None])[None, None]  # causal, prefix visible
-        positions = torch.arange(shared, shared + q).unsqueeze(0)
-        ids_t = torch.tensor([ids[shared:]], dtype=torch.long)
-        kv.n = 1
-        self.stats.add(requests=1)
-        return self._forward(kv, ids_t, positions, mask)[0]
-
-    def _alloc_like(self, kv: SlotKV) -> None:
-        dtype = next(self.model.parameters()).dtype
-        cfg = self.model.config
-        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        like = torch.empty((1, heads, 1, head_dim), dtype=dtype, device=self.device)
-        kv.ensure_layers(cfg.num_hidden_layers, like)
-
-    def _generate_continuous(
-        self,
-        encoded: list[list[int]],
-        samples: int,
-        seeds: list[int | None],
-        temperature: float,
-        top_p: float,
-        max_tokens: int,
-        stops: list[str],
-        bar: Any,
-    ) -> dict[tuple[int, int], Completion]:
-        greedy = temperature == 0
-        order = deque(sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i)))
-        longest = max(len(x) for x in encoded)
-        shared = _common_prefix(encoded) if len(encoded) > 1 else 0
-        shared = 0 if shared < MIN_SHARED_PREFIX else shared
-        prompt_kv = SlotKV(1, longest)
-        slots = SlotKV(self.batch_size, longest + max_tokens + 1)
-        tail = stop_tail(stops) if stops else 0
-        eos = set(self.eos_ids)
-        results: dict[tuple[int, int], Completion] = {}
-        active: list[_Row] = []
-        waiting: _Prefilled | None = None
-        t0, made = time.perf_counter(), 0
-
-        def finish(row: _Row) -> None:
-            nonlocal made
-            c = self._completion(row.tokens, len(encoded[row.prompt]), row.stopped_at, stops)
-            results[(row.prompt, row.sample)] = c
-            made += c.completion_tokens or 0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(tok_s=f"{made / max(time.perf_counter() - t0, 1e-9):.0f}")
-
-        def ended(row: _Row) -> bool:
-            """Push bookkeeping after a new token; whether the row is done."""
-            if row.tokens[-1] in eos or len(row.tokens) >= max_tokens:
-                return True
-            if tail:
-                text = self.tokenizer.decode(row.tokens[-tail:], skip_special_tokens=True)
-                if any(s in text for s in stops):
-                    row.stopped_at = len(row.tokens)
-                    return True
-            return False
-
-        with torch.inference_mode():
-            if shared:
-                self._prefill(prompt_kv, encoded[0][:shared], 0)  # logits unused
-            while order or waiting is not None or active:
-                # admit queued rows into free slots
-                while len(active) < self.batch_size and (order or waiting is not None):
-                    if waiting is None:
-                        i = order.popleft()
-                        logits = self._prefill(prompt_kv, encoded[i], shared)
-                        waiting = _Prefilled(i, prompt_kv.row_kv(0), logits, deque(range(samples)))
-                    take = min(self.batch_size - len(active), len(waiting.samples))
-                    new = [waiting.samples.popleft() for _ in range(take)]
-                    p = len(encoded[waiting.prompt])
-                    rows = [
-                        _Row(
-                            waiting.prompt,
-                            j,
-                            p,
-                            None if greedy else _generator(sample_seed(seeds[waiting.prompt], j)),
-                        )
-                        for j in new
-                    ]
-                    first = self._next_tokens(
-                        waiting.logits.unsqueeze(0).expand(take, -1), rows, temperature, top_p
-                    )
-                    slots.add(waiting.kv, take)
-                    for row, tok in zip(rows, first, strict=True):
-                        row.tokens.append(tok)
-                        active.append(row)
-                    if not waiting.samples:
-                        waiting = None
-                    self._drop_ended(active, slots, ended, finish, from_row=len(active) - take)
-                if not active:
-                    continue
-                # one decode step for every active row
-                slots.trim(slack=max_tokens)
-                slots.reserve(1)
-                ids = torch.tensor([[r.tokens[-1]] for r in active], dtype=torch.long)
-                positions = torch.tensor([[r.position] for r in active], dtype=torch.long)
-                logits = self._forward(slots, ids, positions, slots.decode_mask())
-                tokens = self._next_tokens(logits, active, temperature, top_p)
-                for row, tok in zip(active, tokens, strict=True):
-                    row.position += 1
-                    row.tokens.append(tok)
-                self._drop_ended(active, slots, ended, finish, from_row=0)
-        return results
-
-    @staticmethod
-    def _drop_ended(
-        active: list[_Row], slots: SlotKV, ended: Any, finish: Any, from_row: int
-    ) -> None:
-        """Finish and remove the rows (from ``from_row`` on) whose last token ended them."""
-        r = len(active) - 1
-        while r >= from_row:
-            row = active[r]
-            if ended(row):
-                finish(row)
-                slots.remove(r)
-                last = active.pop()
-                if r < len(active):
-                    active[r] = last
-            r -= 1
-
-    def _next_tokens(
-        self, logits: torch.Tensor, rows: Sequence[_Row], temperature: float, top_p: float
-    ) -> list[int]:
-        if temperature == 0:
-            return [int(t) for t in logits.argmax(dim=-1).tolist()]
-        gens = [r.generator for r in rows]
-        return [int(t) for t in sample_rows(logits, gens, temperature, top_p).tolist()]  # type: ignore[arg-type]
-
-    # -- transformers generate on static batches ------------------------------------------
-    def _generate_static(
-        self,
-        encoded: list[list[int]],
-        samples: int,
-        seeds: list[int | None],
-        temperature: float,
-        top_p: float,
-        max_tokens: int,
-        stops: list[str],
-        bar: Any,
-    ) -> dict[tuple[int, int], Completion]:
-        greedy = temperature == 0
-        # rows: (prompt index, sample index), longest prompts first
-        rows = [(i, j) for i in range(len(encoded)) for j in range(samples)]
-        rows.sort(key=lambda r: (-len(encoded[r[0]]), r[0], r[1]))
-        results: dict[tuple[int, int], Completion] = {}
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start : start + self.batch_size]
-            t0 = time.perf_counter()
-            done = self._generate_batch(
-                [encoded[i] for i, _ in batch],
-                [sample_seed(seeds[i], j) for i, j in batch],
-                temperature,
-                top_p,
-                max_tokens,
-                stops,
-                greedy,
-            )
-            results.update(zip(batch, done, strict=True))
-            if bar is not None:
-                tokens = sum(c.completion_tokens or 0 for c in done)
-                bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
-                bar.update(len(batch))
-        return results
+        last = request.samples - 1  # greedy: the one row repeated
+        return [[results[(i, min(j, last))] for j in range(request.n)] for i in range(len(prompts))]
 
     def _generate_batch(
-        self,
-        ids: list[list[int]],
-        seeds: list[int | None],
-        temperature: float,
-        top_p: float,
-        max_tokens: int,
-        stops: list[str],
-        greedy: bool,
+        self, ids: list[list[int]], seeds: list[int | None], request: GenerateRequest
     ) -> list[Completion]:
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
@@ -850,9 +418,11 @@ class HFEngine(Engine):
             input_ids[r, width - len(x) :] = torch.tensor(x, dtype=torch.long)
             attention[r, width - len(x) :] = 1
         kwargs: dict[str, Any] = {}
-        if not greedy:
+        if request.temperature > 0:
             gens = [_generator(s) for s in seeds]
-            kwargs["logits_processor"] = LogitsProcessorList([RowSampler(gens, temperature, top_p)])
+            sampler = RowSampler(gens, request.temperature, request.top_p)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        stops = request.stops
         criterion = StopOnStrings(self.tokenizer, stops, width) if stops else None
         if criterion is not None:
             kwargs["stopping_criteria"] = StoppingCriteriaList([criterion])
@@ -860,7 +430,7 @@ class HFEngine(Engine):
             out = cast(Any, self.model).generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
-                max_new_tokens=max_tokens,
+                max_new_tokens=request.max_tokens,
                 do_sample=False,
                 num_beams=1,
                 temperature=None,
@@ -879,7 +449,7 @@ class HFEngine(Engine):
         ]
 
     def _completion(
-        self, gen: list[int], prompt_tokens: int, stopped_at: int | None, stops: list[str]
+        self, gen: list[int], prompt_tokens: int, stopped_at: int | None, stops: Sequence[str]
     ) -> Completion:
         c = token_completion(
             gen, self._decode, self.eos_ids, stops, prompt_tokens, stopped_at=stopped_at
@@ -889,51 +459,6 @@ class HFEngine(Engine):
 
     def _decode(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-
-
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    """Length of the longest common prefix, kept one short of the shortest sequence (every
-    prompt needs at least one token of its own to get its next-token logits).
-
-    >>> _common_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]])
-    2
-    >>> _common_prefix([[1, 2], [1, 2, 3]])
-    1
-    """
-    limit = min(len(s) for s in seqs) - 1
-    first = seqs[0]
-    k = 0
-    while k < limit and all(s[k] == first[k] for s in seqs):
-        k += 1
-    return k
-
-
-def _takes(model: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return False
-
-
-def _cache_kwarg(model: Any) -> str:
-    """transformers >= 5.20 names the cache argument ``cache``, earlier ``past_key_values``."""
-    return "cache" if _takes(model, "cache") else "past_key_values"
-
-
-def _attention_mask(model: Any, allowed: torch.Tensor) -> torch.Tensor:
-    """A 4D mask (``True`` = attend) in the form the model's attention wants (bool for sdpa,
-    additive float otherwise). transformers passes a 4D mask through unchanged."""
-    impl = getattr(model.config, "_attn_implementation", None) or "eager"
-    allowed = allowed.to(model.device)
-    if impl == "sdpa":
-        return allowed
-    dtype = next(model.parameters()).dtype
-    zero = torch.zeros((), dtype=dtype, device=allowed.device)
-    return zero.masked_fill(~allowed, torch.finfo(dtype).min).expand(allowed.shape)
 
 
 #: the fields of a model's generation config the hf engine keeps: which tokens start, pad and
@@ -955,21 +480,3 @@ def neutral_generation_config(gen: Any) -> GenerationConfig:
     """
     kept = {k: getattr(gen, k, None) for k in GENERATION_TOKEN_FIELDS}
     return GenerationConfig(**{k: v for k, v in kept.items() if v is not None})
-
-
-def _continuous_blocker(model: Any) -> str | None:
-    """Why the continuous loop cannot run ``model`` (None when it can)."""
-    cfg = getattr(model, "config", None)
-    if cfg is None or not hasattr(cfg, "num_hidden_layers"):
-        return "the model has no decoder config"
-    impl = getattr(cfg, "_attn_implementation", None) or "eager"
-    if impl not in ("sdpa", "eager"):
-        return f"attention implementation {impl!r} takes no 4D mask"
-    layer_types = set(getattr(cfg, "layer_types", None) or ["full_attention"])
-    if layer_types != {"full_attention"}:
-        return f"layer types {sorted(layer_types)} need their own cache"
-    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
-        return "sliding-window attention"
-    if not _takes(model, "position_ids"):
-        return "the model takes no position ids"
-    return None

@@ -63,11 +63,9 @@ from siked.engines.base import (
     Engine,
     EngineContext,
     EngineError,
+    GenerateRequest,
     Prompt,
-    check_generate_args,
     generate_progress,
-    normalize_stop,
-    prompt_seeds,
     sample_seed,
     truncate_at_stop,
 )
@@ -286,8 +284,11 @@ class OpenAIEngine(Engine):
         stage's ``context.cache_dir``, else ``cfg.cache_dir``."""
         if model is not None and not cfg.model and Path(model).is_dir():
             model = str(Path(model).resolve())
-        kw.setdefault("cache_dir", context.cache_dir)
-        return cls(cfg, model=cfg.model or model, **kw)
+        return super().from_config(cfg, model=cfg.model or model, context=context, **kw)
+
+    @classmethod
+    def context_kwargs(cls, context: EngineContext) -> dict[str, Any]:
+        return {"cache_dir": context.cache_dir}
 
     def __repr__(self) -> str:
         return (
@@ -365,23 +366,16 @@ class OpenAIEngine(Engine):
         return jobs
 
     # -- generate --------------------------------------------------------------------------
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
-        check_generate_args(prompts, n, temperature, top_p, max_tokens)
-        stops = normalize_stop(stop)
-        params = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
-        jobs = self._plan(prompts, n, prompt_seeds(prompts, seed), params, stops)
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
+        n, stops = request.n, list(request.stops)
+        params = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+        }
+        jobs = self._plan(prompts, n, list(request.seeds), params, stops)
         results: list[list[Completion | None]] = [[None] * n for _ in prompts]
-        bar = generate_progress(progress, len(prompts) * n)
+        bar = generate_progress(request.progress, len(prompts) * n)
         try:
             todo = []
             for job in jobs:
@@ -395,7 +389,6 @@ class OpenAIEngine(Engine):
         finally:
             if bar is not None:
                 bar.close()
-        self.stats.add(prompts=len(prompts), completions=len(prompts) * n)
         out: list[list[Completion]] = []
         for i, row in enumerate(results):
             if any(c is None for c in row):  # pragma: no cover - guarded by _run

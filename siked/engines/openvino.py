@@ -43,11 +43,11 @@ from siked.engines.base import (
     Completion,
     Engine,
     EngineError,
+    GenerateRequest,
     Prompt,
+    find_command,
     generate_progress,
     merge_eos_ids,
-    prepare_generate,
-    sample_seed,
     seed_or_fresh,
     token_completion,
 )
@@ -129,25 +129,15 @@ def find_optimum_cli(executable: str | None = None) -> str:
     """Path of the ``optimum-cli`` command that converts the student: ``executable``, else
     ``$SIKED_OPTIMUM_CLI``, else on PATH, else ``.venv-openvino/bin/optimum-cli`` beside this
     Python's environment (the project's layout)."""
-    executable = executable or os.environ.get(EXPORT_ENV) or None
-    if executable:
-        found = shutil.which(os.path.expanduser(executable))
-        if not found:
-            raise EngineError(
-                f"optimum-cli not found or not executable: {executable} "
-                f"(engine openvino_export / ${EXPORT_ENV})"
-            )
-        return found
-    found = shutil.which("optimum-cli")
-    if found:
-        return found
-    beside = Path(sys.prefix).parent / EXPORT_VENV / "bin" / "optimum-cli"
-    if beside.exists() and os.access(beside, os.X_OK):
-        return str(beside)
-    raise EngineError(
+    return find_command(
+        "optimum-cli",
+        executable,
+        EXPORT_ENV,
+        "openvino_export",
+        [Path(sys.prefix).parent / EXPORT_VENV / "bin" / "optimum-cli"],
         "the openvino engine converts the student with optimum-intel's `optimum-cli`, which "
         f"was not found: run `make openvino` (builds {EXPORT_VENV}/) or point "
-        f"${EXPORT_ENV} at an optimum-cli of an environment with optimum-intel"
+        f"${EXPORT_ENV} at an optimum-cli of an environment with optimum-intel",
     )
 
 
@@ -434,52 +424,38 @@ class OpenVINOEngine(Engine):
 
         return encode_prompt(self.tokenizer, prompt, self.model_name)
 
-    def _config(
-        self, temperature: float, top_p: float, max_tokens: int, stops: list[str], seed: int
-    ) -> Any:
+    def _config(self, request: GenerateRequest, seed: int) -> Any:
         import openvino_genai as og
 
         c = og.GenerationConfig()  # not the model's generation_config.json: neutral defaults
         c.repetition_penalty, c.presence_penalty, c.frequency_penalty = 1.0, 0.0, 0.0
-        c.max_new_tokens = max_tokens
+        c.max_new_tokens = request.max_tokens
         c.apply_chat_template = False
         c.stop_token_ids = set(self.eos_ids)
-        if stops:
-            c.stop_strings = set(stops)
+        if request.stops:
+            c.stop_strings = set(request.stops)
             c.include_stop_str_in_output = True  # cut here, with the tokenizer that encoded
-        if temperature > 0:
+        if request.temperature > 0:
             c.do_sample = True
-            c.temperature = temperature
-            c.top_p = top_p
+            c.temperature = request.temperature
+            c.top_p = request.top_p
             c.rng_seed = seed
         return c
 
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         if self.pipeline is None:
             raise EngineError("the openvino engine is closed")
-        stops, seeds = prepare_generate(prompts, n, temperature, top_p, max_tokens, stop, seed)
         import numpy as np
         import openvino as ov
 
         encoded = [self.encode(p) for p in prompts]
-        samples = 1 if temperature == 0 else n
+        samples = request.samples
         jobs = [(i, j) for i in range(len(prompts)) for j in range(samples)]
         handles: dict[tuple[int, int], Any] = {}
-        bar = generate_progress(progress, len(jobs), unit="seq")
+        bar = generate_progress(request.progress, len(jobs), unit="seq")
         try:
             for k, (i, j) in enumerate(jobs):
-                s = seed_or_fresh(sample_seed(seeds[i], j))
-                cfg = self._config(temperature, top_p, max_tokens, stops, s)
+                cfg = self._config(request, seed_or_fresh(request.seed(i, j)))
                 ids = ov.Tensor(np.asarray([encoded[i]], dtype=np.int64))
                 handles[(i, j)] = self.pipeline.add_request(self._next_id, ids, cfg)
                 self._next_id += 1
@@ -501,11 +477,12 @@ class OpenVINOEngine(Engine):
             if bar is not None:
                 bar.close()
         results = {
-            key: self._completion(h, len(encoded[key[0]]), stops) for key, h in handles.items()
+            key: self._completion(h, len(encoded[key[0]]), request.stops)
+            for key, h in handles.items()
         }
-        self.stats.add(prompts=len(prompts), completions=len(prompts) * n)
         return [
-            [results[(i, 0 if samples == 1 else j)] for j in range(n)] for i in range(len(prompts))
+            [results[(i, 0 if samples == 1 else j)] for j in range(request.n)]
+            for i in range(len(prompts))
         ]
 
     def _drop(self, handles: Any) -> None:
@@ -518,7 +495,7 @@ class OpenVINOEngine(Engine):
         except Exception:  # the original error matters more
             log.warning("openvino: could not cancel the requests of an interrupted call")
 
-    def _completion(self, handle: Any, prompt_tokens: int, stops: list[str]) -> Completion:
+    def _completion(self, handle: Any, prompt_tokens: int, stops: Sequence[str]) -> Completion:
         status = handle.get_status().name
         if status != "FINISHED":
             raise EngineError(f"OpenVINO request ended {status.lower()}")

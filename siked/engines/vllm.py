@@ -41,7 +41,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -56,7 +55,15 @@ from typing import IO, Any
 
 from siked.child import set_parent_death_signal
 from siked.config import EngineConfig
-from siked.engines.base import NO_CONTEXT, Completion, Engine, EngineContext, EngineError, Prompt
+from siked.engines.base import (
+    Completion,
+    Engine,
+    EngineContext,
+    EngineError,
+    GenerateRequest,
+    Prompt,
+    find_command,
+)
 from siked.engines.openai import OpenAIEngine
 
 log = logging.getLogger(__name__)
@@ -75,28 +82,18 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 def find_vllm(executable: str | None = None) -> str:
     """Path of the ``vllm`` command: ``executable``, else ``$SIKED_VLLM``, else on PATH, else
     beside this Python, else ``.venv-vllm/bin/vllm`` beside this Python's environment."""
-    executable = executable or os.environ.get(EXECUTABLE_ENV) or None
-    if executable:
-        found = shutil.which(os.path.expanduser(executable))
-        if not found:
-            raise EngineError(
-                f"vllm executable not found or not executable: {executable} "
-                f"(engine vllm_executable / ${EXECUTABLE_ENV})"
-            )
-        return found
-    found = shutil.which("vllm")
-    if found:
-        return found
-    for beside in (
-        Path(sys.executable).parent / "vllm",
-        Path(sys.prefix).parent / VLLM_VENV / "bin" / "vllm",
-    ):
-        if beside.exists() and os.access(beside, os.X_OK):
-            return str(beside)
-    raise EngineError(
+    return find_command(
+        "vllm",
+        executable,
+        EXECUTABLE_ENV,
+        "vllm_executable",
+        [
+            Path(sys.executable).parent / "vllm",
+            Path(sys.prefix).parent / VLLM_VENV / "bin" / "vllm",
+        ],
         f"vLLM is not installed (no `vllm` command found): {INSTALL_HINT}, or `make vllm` (its "
         f"CPU build in {VLLM_VENV}/), or point ${EXECUTABLE_ENV} at one -- or start a server "
-        "yourself and use `engine: openai` with `base_url`"
+        "yourself and use `engine: openai` with `base_url`",
     )
 
 
@@ -314,18 +311,10 @@ class VLLMEngine(Engine):
             raise
 
     @classmethod
-    def from_config(
-        cls,
-        cfg: EngineConfig,
-        model: str | None = None,
-        context: EngineContext = NO_CONTEXT,
-        **kw: Any,
-    ) -> VLLMEngine:
+    def context_kwargs(cls, context: EngineContext) -> dict[str, Any]:
         """The server logs to ``context.run_dir`` (else a temporary directory); requests are
         cached in ``context.cache_dir`` (else ``cfg.cache_dir``)."""
-        kw.setdefault("cache_dir", context.cache_dir)
-        kw.setdefault("run_dir", context.run_dir)
-        return cls(cfg, model=model, **kw)
+        return {"cache_dir": context.cache_dir, "run_dir": context.run_dir}
 
     @classmethod
     def check_ready(cls, cfg: EngineConfig) -> None:
@@ -456,17 +445,7 @@ class VLLMEngine(Engine):
         log.info("vllm server stopped (exit code %s)", proc.returncode)
 
     # -- generation ------------------------------------------------------------------------
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 256,
-        stop: Sequence[str] | None = None,
-        seed: int | Sequence[int] | None = None,
-        progress: bool | str = False,
-    ) -> list[list[Completion]]:
+    def _generate(self, prompts: list[Prompt], request: GenerateRequest) -> list[list[Completion]]:
         if self._client is None or self._proc is None:
             raise EngineError("the vllm engine is closed")
         code = self._proc.poll()
@@ -475,13 +454,4 @@ class VLLMEngine(Engine):
                 f"vllm serve died (exit code {code}); the end of {self.log_path}:\n"
                 f"{log_tail(self.log_path)}"
             )
-        return self._client.generate(
-            prompts,
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            stop=stop,
-            seed=seed,
-            progress=progress,
-        )
+        return self._client._generate(prompts, request)  # checked, counted by generate
