@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -109,12 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             runs["new"].append(_child(str(ROOT), args))
             if base_src:
                 runs["base"].append(_child(base_src, args))
-    report: dict[str, Any] = {
-        "cases": sizes,
-        "python": platform.python_version(),
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-    }
+    from siked.machine import machine_info
+
+    report: dict[str, Any] = {"cases": sizes, "machine": machine_info()}
     print(
         f"{'set':<14}{'n':>7}{'new us/resp':>14}"
         + (f"{'base us/resp':>15}{'ratio':>8}" if args.base else "")
