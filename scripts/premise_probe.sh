@@ -4,7 +4,8 @@
 # the share of correct own samples per regime into results/premise-probe/.
 #
 #   bash scripts/premise_probe.sh                 # run (or resume) every regime, then collect
-#   bash scripts/premise_probe.sh collect         # only tabulate what is there
+#   bash scripts/premise_probe.sh collect         # only tabulate what is there (and refresh
+#                                                 # the README's block)
 #   REGIMES="easy400-pot-e4" bash scripts/premise_probe.sh
 #
 # Each regime is an ordinary resumable run in runs/probe/NAME: stopping this script and starting
@@ -48,3 +49,4 @@ if [ "${1:-run}" = run ]; then
   done
 fi
 "$PY" scripts/premise_probe.py runs/probe results/premise-probe "${REGIMES[@]}"
+"$PY" scripts/readme_blocks.py README.md   # the README's probe table
