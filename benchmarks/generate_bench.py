@@ -32,6 +32,10 @@ flight), so the time includes HTTP. ``openvino[@f32|@bf16]:SEQS`` runs siked's o
 compiled afresh per repeat and warmed on an unrelated prompt, SEQS sequences at once) computing
 in float32 or bf16 (without ``@``: the engine's ``dtype: auto``, bf16 on a CPU with native bf16);
 ``openvino...:SEQS:TOKENS`` also sets its ``max_num_batched_tokens`` (tokens per scheduler step);
+``vllm:SEQS`` runs siked's vllm engine: a fresh ``vllm serve`` of the model (the command of
+``make vllm``, vLLM's CPU build here; bf16, ``--enforce-eager``, SEQS = ``max_num_seqs``)
+started per repeat before the clock starts and warmed on an unrelated prompt, the prompts sent as
+chat requests with SEQS in flight, so the time includes HTTP;
 with ``--check-greedy N`` its greedy outputs in each checked dtype are also compared with
 ``generate`` at batch 1 in that dtype.
 
@@ -156,6 +160,17 @@ def _engine(
         cfg = EngineConfig(engine="openvino", batch_size=batch, dtype=dtype, **budget)
         return OpenVINOEngine(cfg, model)
 
+    if loop == "vllm":
+        import tempfile
+
+        from siked.engines.vllm import VLLMEngine
+
+        vcfg = EngineConfig(
+            engine="vllm", dtype="bfloat16", max_num_seqs=batch, startup_timeout=1800,
+            extra_args=["--max-model-len", "2048", "--enforce-eager"],
+        )  # fmt: skip
+        return VLLMEngine(vcfg, model, run_dir=tempfile.mkdtemp(prefix="siked-vllm-"), cache=False)
+
     if loop.startswith("llama-server"):
         from siked.engines.openai import OpenAIEngine
 
@@ -199,7 +214,7 @@ def run(
                 server = llama.start(loop.partition("@")[2] or "bf16", batch, max_tokens)
                 _engine(model_and_tok, loop, batch, server).generate(["Hello"], max_tokens=8)
             e = _engine(model_and_tok, loop, batch, server, model, budget)
-            if loop.startswith("openvino"):  # compiled afresh per repeat: nothing cached
+            if loop.startswith(("openvino", "vllm")):  # afresh per repeat: nothing cached
                 e.generate(["Hello"], max_tokens=8)
             t0 = time.perf_counter()
             outs[i] = e.generate(prompts, stop=stops, seed=1234, **kw)
@@ -208,6 +223,8 @@ def run(
             print(f"  {name} {times[i][-1]:.2f} s", file=sys.stderr, flush=True)
             if server is not None and llama is not None:
                 llama.stop()
+            if loop == "vllm":
+                e.close()  # stops its server
     for i, (loop, batch, budget) in enumerate(configs):
         out = outs.get(i)
         assert out is not None
@@ -395,10 +412,10 @@ def main() -> int:
         base, _, layout = loop.partition("@")
         hf_loop = base == "static" and (not layout or layout in LAYOUTS)
         ov_loop = base == "openvino" and (not layout or layout in OV_DTYPES)
-        if not hf_loop and not ov_loop and base != "llama-server":
+        if not hf_loop and not ov_loop and base not in ("llama-server", "vllm"):
             raise SystemExit(
                 f"unknown loop {loop!r}: static[@LAYOUT] (LAYOUT: "
-                f"{', '.join(LAYOUTS)}), openvino[@f32|@bf16] or llama-server[@TYPE]"
+                f"{', '.join(LAYOUTS)}), openvino[@f32|@bf16], vllm or llama-server[@TYPE]"
             )
         if budget and (not ov_loop or len(budget) > 1):
             raise SystemExit(f"{c}: LOOP:BATCH, or openvino[@...]:SEQS:TOKENS (tokens per step)")
