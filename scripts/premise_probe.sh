@@ -35,7 +35,9 @@ if [ "${1:-run}" = run ]; then
     echo "$r: started $(date -u +%FT%TZ)"
     setsid /usr/bin/time -f "$r: %e s wall, peak RSS %M KB" "$SIKED" run "configs/cpu/probe/$r.yaml" &
     pid=$!
-    trap 'kill -TERM -- -$pid 2>/dev/null || true' EXIT INT TERM
+    # stopping this script stops the run too (and the script: no next regime is started)
+    trap 'kill -TERM -- -$pid 2>/dev/null || true' EXIT
+    trap 'kill -TERM -- -$pid 2>/dev/null; exit 143' INT TERM
     while kill -0 "$pid" 2>/dev/null; do
       if sample_done "$run"; then
         kill -TERM -- -"$pid" 2>/dev/null || true  # siked stops cleanly; a rerun resumes
