@@ -18,7 +18,8 @@ The child works *for* its parent: it runs under the output locks the parent hold
 (:func:`siked.lock.inherited`; a stage in the child writing inside the parent's run directory is
 covered, not refused), it logs where the parent logs (inside ``siked run``, the run's
 ``siked.log`` and the same terminal filter: :func:`siked.console.run_console`), and ``env``
-sets environment variables in it before anything else runs (e.g. ``CUDA_VISIBLE_DEVICES``).
+sets environment variables in it before ``fn`` runs (e.g. ``CUDA_VISIBLE_DEVICES``, read when
+CUDA initialises, which importing torch does not do).
 """
 
 from __future__ import annotations
