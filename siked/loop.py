@@ -367,7 +367,8 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
         base = str(paths.merged(it - 1))
     train_cfg = cfg.train.model_copy(update={"save_merged": True, "seed": cfg.train.seed})
     inputs = {
-        "train": train_cfg.model_dump(mode="json"),
+        # ddp_timeout changes no weight (and runs made before the key existed stay done)
+        "train": train_cfg.model_dump(mode="json", exclude={"ddp_timeout"}),
         "data": hash_path(data),
         "base": base,
         "base_hash": hash_path(Path(base)) if Path(base).exists() else None,

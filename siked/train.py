@@ -72,7 +72,7 @@ DONE_FILE = "train_done.json"
 INPUTS_FILE = "train_inputs.json"
 CHECKPOINTS = "checkpoints"
 # TrainConfig keys that do not change the trained weights (a resumed run may change them).
-_COSMETIC_KEYS = ("logging_steps", "save_steps", "report_to", "save_merged")
+_COSMETIC_KEYS = ("logging_steps", "save_steps", "report_to", "save_merged", "ddp_timeout")
 
 
 class TrainError(SikedError):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from siked import loop
-from siked.config import SikedConfig, load_config
+from siked.config import SikedConfig, TrainConfig, load_config
 from siked.errors import DataError, SikedError
 from siked.io import JsonlAppender, atomic_write_json, read_json, read_jsonl
 from siked.lock import locks_outputs
@@ -233,6 +233,20 @@ def test_rerun_of_a_finished_run_recomputes_nothing(tmp_path: Path, fakes: FakeS
     fakes.calls.clear()
     loop.run(cfg)
     assert fakes.calls == []
+
+
+def test_ddp_timeout_is_no_training_input(tmp_path: Path, fakes: FakeStages) -> None:
+    """How long ranks wait at a collective changes no weight: a run resumed with another
+    train.ddp_timeout (or made before the key existed) retrains nothing."""
+    from siked.train import _inputs_fingerprint
+
+    loop.run(tiny_config(tmp_path))
+    fakes.calls.clear()
+    loop.run(tiny_config(tmp_path, **{"train.ddp_timeout": 7200}), force=True)
+    assert fakes.calls == []
+    data = tmp_path / "t" / "iter_00" / "train.jsonl"
+    a, b = (TrainConfig(ddp_timeout=t) for t in (1800, 7200))
+    assert _inputs_fingerprint(data, None, "m", a) == _inputs_fingerprint(data, None, "m", b)
 
 
 @pytest.mark.parametrize(
