@@ -142,12 +142,11 @@ def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str)
         }
 
     # plain TRL: everything at its defaults except what both runs must share
-    from peft import LoraConfig
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from siked.models import best_device, resolve_model
-    from siked.train import _to_dataset, load_examples
+    from siked.train import _to_dataset, load_examples, lora_config
 
     timing: dict[str, float] = {}
 
@@ -173,13 +172,7 @@ def worker(name: str, data: Path, out: Path, steps: int, batch: int, model: str)
         # measurement only: counts attention_mask (real tokens) of the padded batches
         include_num_input_tokens_seen="non_padding",
     )
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.target_modules,
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(cfg)  # siked's own, so that "plain" differs from siked only in the trainer
     trainer = SFTTrainer(
         model=resolve_model(model),
         args=args,

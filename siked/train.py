@@ -633,7 +633,6 @@ def build_trainer(
     varlen kernel where available, else :func:`siked.attention.varlen_sdpa`.
     """
     import torch
-    from peft import LoraConfig
     from trl import SFTTrainer
 
     bf16 = use_bf16(cfg)
@@ -655,16 +654,7 @@ def build_trainer(
         attn,
         packing=cfg.packing,
     )
-    peft_config = None
-    if cfg.method == "lora":
-        peft_config = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.target_modules,
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(cfg) if cfg.method == "lora" else None
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer = SFTTrainer(
@@ -749,6 +739,20 @@ def _load_done(out_dir: Path, fingerprint: dict[str, Any]) -> TrainResult | None
         adapter_dir=adapter if adapter.is_dir() else None,
         merged_dir=merged if merged.is_dir() else None,
         metrics=metrics,
+    )
+
+
+def lora_config(cfg: TrainConfig) -> Any:
+    """PEFT's ``LoraConfig`` of the training config (rank, alpha, dropout, target modules)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
     )
 
 
