@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIKED=${SIKED:-.venv/bin/siked}
 PY=${PY:-.venv/bin/python}
-read -r -a REGIMES <<< "${REGIMES:-easy400-pot-e2 easy400-pot-e4 easy400-none-e2 easy1000-pot-e2}"
+read -r -a REGIMES <<< "${REGIMES:-easy400-pot-e2 easy400-pot-e4 easy400-pot-full-e2 easy400-none-e2 easy1000-pot-e2}"
 
 sample_done() {  # iter_00/sample of run $1 is done
   "$PY" - "$1" <<'PY'
