@@ -23,6 +23,7 @@ from siked.report import (
     strategy_colour,
     write_report,
 )
+from siked.report.plots import dynamics_series
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -377,3 +378,29 @@ def test_cli_compare_paired(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     other = _paired_run(tmp_path, "other", {"svamp:2": [True, True]})
     assert main(["compare", str(ref), str(other), "--paired"]) == 0
     assert "| other | ref | svamp:2 | 2 | 100.0 vs 50.0 | +50.0 [" in capsys.readouterr().out
+
+
+def test_dynamics_series_reads_each_iteration(runs: dict[str, Path]) -> None:
+    demo, distill = load_run(runs["demo"]), load_run(runs["distill"])
+    series = dynamics_series([demo, distill])
+    by_name = {k: {name: (xs, ys) for name, xs, ys in v} for k, v in series.items()}
+    xs, ys = by_name["own_correct"]["demo"]
+    assert xs == [0, 1, 2]  # the last model of a run samples nothing
+    for n, y in zip(xs, ys, strict=True):
+        stats = json.loads((runs["demo"] / f"iter_{n:02d}" / "sample_stats.json").read_text())
+        assert y == stats["yield"]
+    xs, ys = by_name["alpha"]["demo"]
+    assert xs == [0, 1, 2, 3] and ys[0] == 1.0 and all(0 <= y <= 1 for y in ys)
+    assert "distill" not in by_name["alpha"] or by_name["alpha"]["distill"][0] == [0]
+    assert "distill" not in by_name["own_correct"]  # distillation never samples
+    xs, ys = by_name["validation"]["distill"]
+    assert xs == [0] and 0 <= ys[0] <= 1
+
+
+def test_cli_compare_plot(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "dynamics.png"
+    assert main(["compare", str(runs["demo"]), str(runs["adaptive"]), "--plot", str(target)]) == 0
+    assert f"figure written to {target}" in capsys.readouterr().out
+    assert_real_png(target)

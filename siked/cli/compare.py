@@ -15,7 +15,10 @@ DESCRIPTION = (
     "--paired compares every run with the first question by question instead: per dataset the "
     "difference in accuracy with a 95% bootstrap interval over questions and the exact McNemar "
     "test (the runs must have answered the same questions). --out also writes the table to a "
-    "file."
+    "file. --plot also draws the runs' mechanism per iteration into one PNG: validation "
+    "accuracy, the share of their own samples each model solved, the mix's alpha and "
+    "KL(P_train || P_student), and for the first run with samples the per-strategy share of "
+    "correct samples and of the student's choices."
 )
 
 
@@ -28,6 +31,14 @@ def register(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="each run vs the first, question by question (difference, 95%% CI, McNemar)",
     )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also draw the runs' validation accuracy, own-sample yield, alpha and KL per "
+        "iteration into this PNG",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,4 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         atomic_write_text(args.out, table)
         print(f"written to {args.out}")
+    if args.plot is not None:
+        from siked.report import load_run
+        from siked.report.plots import plot_dynamics
+
+        drawn = plot_dynamics([load_run(d) for d in args.run_dirs], args.plot)
+        print(f"figure written to {drawn}" if drawn else "no iteration to draw: no figure")
     return 0

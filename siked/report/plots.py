@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from siked.mix import format_kl
-from siked.report.load import RunData
+from siked.report.load import IterationData, RunData
 from siked.report.metrics import (
     best_iteration,
     ci_of,
@@ -408,4 +409,135 @@ def plot_strategy_accuracy(run: RunData, path: Path) -> Path | None:
         frameon=False,
     )
     fig.suptitle(f"{run.name}: strategies per iteration", fontsize=12)
+    return _save(fig, path)
+
+
+def _series(
+    runs: Sequence[RunData], value: Callable[[RunData, IterationData], float | None]
+) -> list[tuple[str, list[int], list[float]]]:
+    """Per run: (name, iterations, values) where ``value`` is known."""
+    out = []
+    for run in runs:
+        pts = [(it.iteration, value(run, it)) for it in run.iterations]
+        xs = [n for n, v in pts if v is not None]
+        ys = [float(v) for _, v in pts if v is not None]
+        if xs:
+            out.append((run.name, xs, ys))
+    return out
+
+
+def _own_correct(run: RunData, it: IterationData) -> float | None:
+    """Share of the samples the model of iteration ``it`` generated that were correct."""
+    ss = it.sample_stats or {}
+    y = ss.get("yield")
+    return float(y) if isinstance(y, int | float) else None
+
+
+def _mix_number(key: str) -> Callable[[RunData, IterationData], float | None]:
+    def get(run: RunData, it: IterationData) -> float | None:
+        v = (it.stats or {}).get(key)
+        return float(v) if isinstance(v, int | float) else None
+
+    return get
+
+
+def _validation(run: RunData, it: IterationData) -> float | None:
+    return accuracy_of(dataset_result(it, VALIDATION))
+
+
+def dynamics_series(
+    runs: Sequence[RunData],
+) -> dict[str, list[tuple[str, list[int], list[float]]]]:
+    """What :func:`plot_dynamics`'s top row draws: per quantity, per run (name, iterations,
+    values), fractions (not %); iterations without the quantity are left out."""
+    return {
+        "validation": _series(runs, _validation),
+        "own_correct": _series(runs, _own_correct),
+        "alpha": _series(runs, _mix_number("alpha")),
+        "kl": _series(runs, _mix_number("kl")),
+    }
+
+
+def plot_dynamics(runs: Sequence[RunData], path: Path, focus: RunData | None = None) -> Path | None:
+    """The mechanism across iterations, several runs on one figure (``siked compare --plot``).
+
+    Top row, one line per run: validation accuracy, the share of its own samples each model
+    solved, the mix's alpha (share of the student's own rationales) and KL(P_train ‖ P_student).
+    Bottom row, for ``focus`` (default: the first run with self-generated samples): the share of
+    correct samples per strategy the student chose and how often it chose each strategy.
+    """
+    found = dynamics_series(runs)
+    panels = [  # (y label, title, series, in %)
+        ("validation accuracy (%)", "greedy, held out", found["validation"], True),
+        (
+            "own samples correct (%)",
+            "samples of the model of iteration n",
+            found["own_correct"],
+            True,
+        ),
+        ("alpha", "share of own rationales in the mix of iteration n", found["alpha"], False),
+        ("KL(P_train ‖ P_student)", "mix of iteration n", found["kl"], False),
+    ]
+    if focus is None:
+        focus = next((r for r in runs if any(it.sample_stats for it in r.iterations)), None)
+    if not any(found.values()):
+        return None
+    fig = _new_figure(15.0, 7.6 if focus else 3.9)
+    grid = fig.subplots(2 if focus else 1, 4, squeeze=False)
+    colours = {r.name: _DATASET_COLOURS[i % len(_DATASET_COLOURS)] for i, r in enumerate(runs)}
+    ticks: set[int] = {it.iteration for r in runs for it in r.iterations}
+    for ax, (ylabel, title, series, pct) in zip(grid[0], panels, strict=True):
+        for name, xs, ys in series:
+            vals = [100 * y for y in ys] if pct else ys
+            ax.plot(xs, vals, marker="o", ms=4, lw=1.5, color=colours[name], label=name)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        if not series:
+            ax.text(0.5, 0.5, "none yet", ha="center", va="center", transform=ax.transAxes)
+    if focus is not None:
+        its = [it for it in focus.iterations if it.sample_stats]
+        strategies = focus.strategies
+        yields = {s: [self_generation_yield(focus, it).get(s) for it in its] for s in strategies}
+        choice = {s: [self_generation_choice(focus, it).get(s) for it in its] for s in strategies}
+        for ax, data, ylabel in (
+            (grid[1][0], yields, "correct samples of that strategy (%)"),
+            (grid[1][1], choice, "samples written in that strategy (%)"),
+        ):
+            for s, shares in data.items():
+                pts = [
+                    (it.iteration, 100 * v)
+                    for it, v in zip(its, shares, strict=True)
+                    if v is not None
+                ]
+                if pts:
+                    ax.plot(
+                        [p[0] for p in pts],
+                        [p[1] for p in pts],
+                        marker="o",
+                        ms=4,
+                        lw=1.5,
+                        color=strategy_colour(s),
+                        label=s,
+                    )
+            ax.set_ylabel(ylabel)
+            ax.set_ylim(0, 102)
+            ax.set_title(f"{focus.name}: self-generation per strategy", fontsize=9)
+            ax.legend(fontsize=8, frameon=False)
+        for ax in grid[1][2:]:
+            ax.set_visible(False)
+    for ax in grid.flat:
+        if ax.get_visible():
+            ax.set_xticks(sorted(ticks))
+            ax.set_xlabel("iteration (0 = distillation)")
+            ax.grid(alpha=0.3)
+            ax.spines[["top", "right"]].set_visible(False)
+    handles, labels = grid[0][0].get_legend_handles_labels()
+    for ax in grid[0][1:]:
+        h, lab = ax.get_legend_handles_labels()
+        handles += [x for x, n in zip(h, lab, strict=True) if n not in labels]
+        labels += [n for n in lab if n not in labels]
+    if handles:
+        fig.legend(handles, labels, title="run", loc="outside right center", frameon=False)
+    fig.suptitle("SIKeD's mechanism per iteration", fontsize=12)
     return _save(fig, path)
