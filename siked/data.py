@@ -886,8 +886,9 @@ def load_gsm8k_solutions(
         )
     }
     out = {}
+    base = split.removesuffix("-easy")  # an easy split keeps its full split's ids
     for i, (m, s) in enumerate(zip(main_rows, soc_rows, strict=True)):
-        pid = f"gsm8k-{split}-{i:05d}"
+        pid = f"gsm8k-{base}-{i:05d}"
         if pid in ids:
             out[pid] = GSM8KSolutions(str(m.get("answer") or ""), str(s.get("answer") or ""))
     return out

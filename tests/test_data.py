@@ -573,3 +573,7 @@ def test_gsm8k_easy_splits_keep_the_problems_of_at_most_two_steps(
     assert sum(s <= 2 for s in steps.values()) == n  # every such problem, none picked by hand
     socratic = load_problems("gsm8k-socratic", f"{split}-easy")
     assert [p.id for p in socratic] == [p.id for p in easy]
+    # their human solutions (what `siked plan` measures the gold rationales' lengths on)
+    sols = data.load_gsm8k_solutions(f"{split}-easy")
+    assert sorted(sols) == sorted(p.id for p in easy)
+    assert sols == {pid: s for pid, s in data.load_gsm8k_solutions(split).items() if pid in sols}
