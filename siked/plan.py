@@ -338,7 +338,10 @@ def make_plan(cfg: SikedConfig) -> Plan:
     per_q_eval = 1 if (cfg.eval.mode == "free" and S > 1) else S
     if S == 1:
         per_q_eval = 1
-    generations_eval = (len(val) + n_eval) * per_q_eval
+    # validation after every iteration; the test sets too, or once on the final student
+    every = cfg.loop.test_every_iteration
+    generations_eval = (len(val) + (n_eval if every else 0)) * per_q_eval
+    final_tests = 0 if every else n_eval * per_q_eval
     samples_per_iter = N * cfg.sample.k * (S if cfg.sample.mode == "forced" else 1)
     nums["iterations"] = []
     for it in range(iterations + 1):
@@ -374,8 +377,8 @@ def make_plan(cfg: SikedConfig) -> Plan:
         sec.add(
             "evaluation",
             f"{fmt_int(generations_eval)} generations",
-            f"greedy, mode {cfg.eval.mode}, <= {cfg.eval.max_tokens} new tokens, validation "
-            "included",
+            f"greedy, mode {cfg.eval.mode}, <= {cfg.eval.max_tokens} new tokens, "
+            + ("validation included" if every else "validation only"),
         )
         sampled = it < iterations
         if sampled:
@@ -399,11 +402,21 @@ def make_plan(cfg: SikedConfig) -> Plan:
         )
 
     its = nums["iterations"]
+    nums["final_test_generations"] = final_tests
+    nums["eval_generations"] = sum(i["eval_generations"] for i in its) + final_tests
+    if final_tests:
+        sec = Section("test sets (once, on the best-on-validation student)")
+        plan.sections.append(sec)
+        sec.add(
+            "evaluation",
+            f"{fmt_int(final_tests)} generations",
+            f"greedy, mode {cfg.eval.mode}, <= {cfg.eval.max_tokens} new tokens",
+        )
     sec = Section(f"totals (iterations 0-{iterations}, if the run does not stop early)")
     plan.sections.append(sec)
     sec.add("teacher samples", fmt_int(nums["teacher_samples"]))
     sec.add("optimizer steps", f"<= {fmt_int(sum(i['steps'] for i in its))}")
-    sec.add("evaluation generations", fmt_int(sum(i["eval_generations"] for i in its)))
+    sec.add("evaluation generations", fmt_int(nums["eval_generations"]))
     sec.add("self-generated samples", fmt_int(sum(i["samples"] for i in its)))
 
     _needs(cfg, plan)

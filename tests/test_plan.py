@@ -71,6 +71,24 @@ def test_plan_numbers_of_the_quickstart() -> None:
     assert it0["examples_max"] == 96 and it1["examples_max"] == 96 + 96
 
 
+def test_plan_evaluates_test_sets_once_unless_every_iteration() -> None:
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml", ["loop.test_every_iteration=false"])
+    n = make_plan(cfg).numbers
+    # validation (12) after every iteration, the three 12-question test sets once at the end
+    assert [i["eval_generations"] for i in n["iterations"]] == [12, 12, 12]
+    assert n["final_test_generations"] == 36
+    assert n["eval_generations"] == 3 * 12 + 36
+    every = make_plan(load_config(ROOT / "configs" / "quickstart.yaml")).numbers
+    assert [i["eval_generations"] for i in every["iterations"]] == [48, 48, 48]
+    assert every["final_test_generations"] == 0 and every["eval_generations"] == 3 * 48
+
+
+def test_plan_measures_the_gold_rationales_of_an_easy_split() -> None:
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml", ["data.train=gsm8k:train-easy:32"])
+    lengths = make_plan(cfg).numbers["tokens_per_example"]
+    assert set(lengths) == {"cot", "l2m", "pot"} and all(v > 50 for v in lengths.values())
+
+
 def test_optimizer_steps_and_tokens_per_step() -> None:
     cfg = TrainConfig(per_device_batch_size=2, gradient_accumulation_steps=4, epochs=3)
     s = optimizer_steps(6973, 250.0, cfg)
