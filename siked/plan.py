@@ -240,8 +240,6 @@ def make_plan(cfg: SikedConfig) -> Plan:
     from siked import data as data_mod
     from siked.evaluate import resolve_datasets
     from siked.loop import split_train_validation
-    from siked.strategies import exemplar_questions
-    from siked.text import collapse_whitespace
 
     plan = Plan(cfg.name)
     nums = plan.numbers
@@ -286,51 +284,17 @@ def make_plan(cfg: SikedConfig) -> Plan:
 
     # ---- teacher
     t = cfg.teacher
-    sec = Section(f"teacher ({t.engine}{': ' + t.model if t.model else ''})")
-    plan.sections.append(sec)
-    prompts = N * S
-    nums["teacher_samples"] = prompts * t.n
-    sec.add(
-        "samples",
-        fmt_int(prompts * t.n),
-        f"{fmt_int(N)} questions x {S} strategies x n {t.n}, <= {t.max_tokens} new tokens each",
-    )
-    spec = cfg.data.train
-    split_questions = {
-        collapse_whitespace(p.question)
-        for p in data_mod.load_problems(spec.name, spec.split, data_dir=cfg.data.dir)
-    }
-    shown = len(exemplar_questions(t.prompt_style, list(cfg.strategies)) & split_questions)
-    sec.add(
-        "prompt style",
-        t.prompt_style,
-        f"its {shown} exemplar questions are left out of the training and validation questions"
-        if shown
-        else f"its exemplars are not {spec.name}:{spec.split} questions",
-    )
-    if t.engine != "gold" and lengths.rationale:
-        mean_r = statistics.fmean(lengths.rationale.values())
-        sec.add(
-            "completion tokens",
-            f"~{fmt_int(prompts * t.n * mean_r)}",
-            f"~{mean_r:.0f} per sample (gold rationales as a proxy)",
-        )
-    d_llm = N * S * t.keep_per_strategy
+    untrained = cfg.method == "base"  # the student as it is: no teacher, no training
+    if untrained:
+        sec = Section("teacher (none: method base evaluates the student as it is)")
+        plan.sections.append(sec)
+    else:
+        _teacher_section(cfg, plan, N, S, lengths)
+    d_llm = 0 if untrained else N * S * t.keep_per_strategy
     nums["d_llm_max"] = d_llm
-    sec.add(
-        "D_LLM",
-        f"<= {fmt_int(d_llm)} rationales",
-        f"keep_per_strategy {t.keep_per_strategy}; upper bound: every question solved by every "
-        "strategy",
-    )
-    if t.free_choice_n:
-        sec.add(
-            "free-choice pass",
-            fmt_int(N * t.free_choice_n),
-            f"{fmt_int(N)} questions x free_choice_n {t.free_choice_n} (measures the teacher's "
-            "own strategy choice; not trained on)",
-        )
+    nums["teacher_samples"] = 0 if untrained else N * S * t.n
 
+    # ---- iterations
     # ---- iterations
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations
     biased = cfg.mix.bias != "none"
@@ -342,9 +306,27 @@ def make_plan(cfg: SikedConfig) -> Plan:
     every = cfg.loop.test_every_iteration
     generations_eval = (len(val) + (n_eval if every else 0)) * per_q_eval
     final_tests = 0 if every else n_eval * per_q_eval
+    eval_how = f"greedy, mode {cfg.eval.mode}, <= {cfg.eval.max_tokens} new tokens, " + (
+        "validation included" if every else "validation only"
+    )
     samples_per_iter = N * cfg.sample.k * (S if cfg.sample.mode == "forced" else 1)
     nums["iterations"] = []
     for it in range(iterations + 1):
+        if untrained:
+            sec = Section("iteration 0 (the student as it is: no training)")
+            plan.sections.append(sec)
+            sec.add("evaluation", f"{fmt_int(generations_eval)} generations", eval_how)
+            nums["iterations"].append(
+                {
+                    "iteration": 0,
+                    "examples_max": 0,
+                    "tokens_per_example": 0.0,
+                    **optimizer_steps(0, 0.0, cfg.train),
+                    "eval_generations": generations_eval,
+                    "samples": 0,
+                }
+            )
+            continue
         if it == 0:
             bias0 = biased and cfg.mix.bias_iteration_0
             rows = N if bias0 else d_llm
@@ -374,12 +356,7 @@ def make_plan(cfg: SikedConfig) -> Plan:
             f"{batch} per step (~{steps['examples_per_step']:g} examples, "
             f"~{fmt_int(steps['tokens_per_step'])} tokens) on one process",
         )
-        sec.add(
-            "evaluation",
-            f"{fmt_int(generations_eval)} generations",
-            f"greedy, mode {cfg.eval.mode}, <= {cfg.eval.max_tokens} new tokens, "
-            + ("validation included" if every else "validation only"),
-        )
+        sec.add("evaluation", f"{fmt_int(generations_eval)} generations", eval_how)
         sampled = it < iterations
         if sampled:
             sec.add(
@@ -421,6 +398,57 @@ def make_plan(cfg: SikedConfig) -> Plan:
 
     _needs(cfg, plan)
     return plan
+
+
+def _teacher_section(cfg: SikedConfig, plan: Plan, N: int, S: int, lengths: Lengths) -> None:
+    """The teacher's samples, its prompt style's exemplars, D_LLM's upper bound."""
+    from siked import data as data_mod
+    from siked.strategies import exemplar_questions
+    from siked.text import collapse_whitespace
+
+    t = cfg.teacher
+    sec = Section(f"teacher ({t.engine}{': ' + t.model if t.model else ''})")
+    plan.sections.append(sec)
+    prompts = N * S
+    sec.add(
+        "samples",
+        fmt_int(prompts * t.n),
+        f"{fmt_int(N)} questions x {S} strategies x n {t.n}, <= {t.max_tokens} new tokens each",
+    )
+    spec = cfg.data.train
+    split_questions = {
+        collapse_whitespace(p.question)
+        for p in data_mod.load_problems(spec.name, spec.split, data_dir=cfg.data.dir)
+    }
+    shown = len(exemplar_questions(t.prompt_style, list(cfg.strategies)) & split_questions)
+    sec.add(
+        "prompt style",
+        t.prompt_style,
+        f"its {shown} exemplar questions are left out of the training and validation questions"
+        if shown
+        else f"its exemplars are not {spec.name}:{spec.split} questions",
+    )
+    if t.engine != "gold" and lengths.rationale:
+        mean_r = statistics.fmean(lengths.rationale.values())
+        sec.add(
+            "completion tokens",
+            f"~{fmt_int(prompts * t.n * mean_r)}",
+            f"~{mean_r:.0f} per sample (gold rationales as a proxy)",
+        )
+    d_llm = N * S * t.keep_per_strategy
+    sec.add(
+        "D_LLM",
+        f"<= {fmt_int(d_llm)} rationales",
+        f"keep_per_strategy {t.keep_per_strategy}; upper bound: every question solved by every "
+        "strategy",
+    )
+    if t.free_choice_n:
+        sec.add(
+            "free-choice pass",
+            fmt_int(N * t.free_choice_n),
+            f"{fmt_int(N)} questions x free_choice_n {t.free_choice_n} (measures the teacher's "
+            "own strategy choice; not trained on)",
+        )
 
 
 def _siked_rows(cfg: SikedConfig, n: int, d_llm: int, s: int) -> tuple[int, str]:

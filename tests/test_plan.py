@@ -89,6 +89,18 @@ def test_plan_measures_the_gold_rationales_of_an_easy_split() -> None:
     assert set(lengths) == {"cot", "l2m", "pot"} and all(v > 50 for v in lengths.values())
 
 
+def test_plan_of_the_untrained_student_has_no_teacher_and_no_training() -> None:
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml", ["method=base", "loop.iterations=0"])
+    plan = make_plan(cfg)
+    n = plan.numbers
+    assert n["teacher_samples"] == 0 and n["d_llm_max"] == 0
+    (it0,) = n["iterations"]
+    assert it0["examples_max"] == 0 and it0["steps"] == 0 and it0["samples"] == 0
+    assert it0["eval_generations"] == 12 + 36  # validation and the test sets, once
+    text = format_plan(plan)
+    assert "teacher (none" in text and "training examples" not in text
+
+
 def test_optimizer_steps_and_tokens_per_step() -> None:
     cfg = TrainConfig(per_device_batch_size=2, gradient_accumulation_steps=4, epochs=3)
     s = optimizer_steps(6973, 250.0, cfg)
