@@ -38,7 +38,9 @@ $(VLLM_STAMP): scripts/vllm_env.sh scripts/torch.sh
 	bash scripts/vllm_env.sh $(VLLM_VENV)
 	touch $(VLLM_STAMP)
 
-quickstart: $(STAMP) $(OV_STAMP)
+# the two environments side by side (each pip is mostly one core), then the run
+quickstart:
+	$(MAKE) -j2 $(STAMP) $(OV_STAMP)
 	$(BIN)/siked run configs/quickstart.yaml
 
 lint: $(STAMP)

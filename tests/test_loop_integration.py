@@ -30,6 +30,7 @@ TINY = [
     "data.eval=[svamp:2]",
     "loop.iterations=1",
     "loop.patience=3",
+    "loop.test_every_iteration=true",
     "train.max_steps=2",
     "train.save_steps=1",
     "train.per_device_batch_size=2",

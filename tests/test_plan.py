@@ -54,16 +54,15 @@ def test_plan_numbers_of_the_quickstart() -> None:
     plan = make_plan(cfg)
     n = plan.numbers
     assert plan.ok
-    assert (n["train_questions"], n["validation_questions"]) == (32, 12)
-    assert n["eval_questions"] == {"gsm8k:test:12": 12, "svamp:test:12": 12,
+    assert (n["train_questions"], n["validation_questions"]) == (32, 24)
+    assert n["eval_questions"] == {"gsm8k:test-easy:12": 12, "svamp:test:12": 12,
                                    "multiarith:test:12": 12}  # fmt: skip
     assert n["teacher_samples"] == 32 * 3 and n["d_llm_max"] == 96
     it0, it1, it2 = n["iterations"]
     # iteration 0 is PoT-biased (the authors'): one example per question
     assert it0["examples_max"] == 32 and it0["steps"] == 2 * 8  # 2 epochs of 32 / (4 x 1)
     assert it0["tokens_per_example"] == pytest.approx(n["tokens_per_example"]["pot"], abs=0.1)
-    assert it0["samples"] == 32 * 2 and it2["samples"] == 0  # no sampling after the last
-    assert it0["eval_generations"] == (12 + 36) * 1
+    assert it0["samples"] == 32 * 4 and it2["samples"] == 0  # no sampling after the last
     assert it1["examples_max"] == 32
     # unbiased: all of D_LLM at iteration 0; D_self + D_LLM later, one self row per (q, s)
     plan = make_plan(load_config(ROOT / "configs" / "quickstart.yaml", ["mix.bias=none"]))
@@ -74,13 +73,15 @@ def test_plan_numbers_of_the_quickstart() -> None:
 def test_plan_evaluates_test_sets_once_unless_every_iteration() -> None:
     cfg = load_config(ROOT / "configs" / "quickstart.yaml", ["loop.test_every_iteration=false"])
     n = make_plan(cfg).numbers
-    # validation (12) after every iteration, the three 12-question test sets once at the end
-    assert [i["eval_generations"] for i in n["iterations"]] == [12, 12, 12]
+    # validation (24) after every iteration, the three 12-question test sets once at the end
+    assert [i["eval_generations"] for i in n["iterations"]] == [24, 24, 24]
     assert n["final_test_generations"] == 36
-    assert n["eval_generations"] == 3 * 12 + 36
-    every = make_plan(load_config(ROOT / "configs" / "quickstart.yaml")).numbers
-    assert [i["eval_generations"] for i in every["iterations"]] == [48, 48, 48]
-    assert every["final_test_generations"] == 0 and every["eval_generations"] == 3 * 48
+    assert n["eval_generations"] == 3 * 24 + 36
+    every = make_plan(
+        load_config(ROOT / "configs" / "quickstart.yaml", ["loop.test_every_iteration=true"])
+    ).numbers
+    assert [i["eval_generations"] for i in every["iterations"]] == [60, 60, 60]
+    assert every["final_test_generations"] == 0 and every["eval_generations"] == 3 * 60
 
 
 def test_plan_measures_the_gold_rationales_of_an_easy_split() -> None:
@@ -96,7 +97,7 @@ def test_plan_of_the_untrained_student_has_no_teacher_and_no_training() -> None:
     assert n["teacher_samples"] == 0 and n["d_llm_max"] == 0
     (it0,) = n["iterations"]
     assert it0["examples_max"] == 0 and it0["steps"] == 0 and it0["samples"] == 0
-    assert it0["eval_generations"] == 12 + 36  # validation and the test sets, once
+    assert n["eval_generations"] == 24 + 36  # validation and the test sets, once
     text = format_plan(plan)
     assert "teacher (none" in text and "training examples" not in text
 

@@ -207,6 +207,7 @@ def test_siked_run_on_vllm_with_training_in_a_child(tmp_path: Path) -> None:
     sets = [
         "data.train=gsm8k:train:4", "data.validation_size=2", "data.eval=[svamp:2]",
         "loop.iterations=1", "loop.patience=3", "loop.train_subprocess=true",
+        "loop.test_every_iteration=true",
         "train.max_steps=2", "train.per_device_batch_size=2", "train.max_length=384",
         "sample.k=2", "sample.max_tokens=32", "eval.max_tokens=32",
     ]  # fmt: skip
