@@ -295,7 +295,6 @@ def make_plan(cfg: SikedConfig) -> Plan:
     nums["teacher_samples"] = 0 if untrained else N * S * t.n
 
     # ---- iterations
-    # ---- iterations
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations
     biased = cfg.mix.bias != "none"
     tokens_ex = _mean_example_tokens(cfg, lengths, biased)
