@@ -129,8 +129,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "strategy); own samples correct = share of all samples whose answer equals the gold "
         "answer; cot / l2m / pot = correct / samples of the student's chosen strategy (%). "
         "Validation: greedy, held out from the same split. Train = the training stage's time in "
-        "the run's manifest on the 2-vCPU reference VM; easy400-pot-e2 shared the CPU with other "
-        "work (the others ran alone: 400 rows x 2 epochs take ~10 min there).\n"
+        "the run's manifest on the 2-vCPU reference VM, one regime after another; easy400-pot-e2 "
+        "shared the CPU with heavy other work (tests, helpers), the others with lighter work "
+        "(editing, unit tests, one quickstart-sized run), so the times are upper bounds.\n"
     )
     return head + "\n".join(lines) + "\n" + note + NOT_PROBED
 
