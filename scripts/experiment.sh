@@ -17,7 +17,7 @@ PY=${PY:-.venv/bin/python}
 CONFIGS=configs/cpu/experiment
 OUT=results/experiment
 # the premise probe's regime whose measured rates price the arms
-REFERENCE=${REFERENCE:-results/premise-probe/easy400-pot-e4}
+REFERENCE=${REFERENCE:-results/premise-probe/easy400-pot-full-e2}
 read -r -a ARMS <<< "${ARMS:-untrained distill-combined siked-all-pot distill-pot siked-all-none \
   distill-cot distill-l2m siked-adaptive-pot siked-self-pot siked-adaptive-none siked-self-none \
   distill-combined-seed2}"
@@ -31,4 +31,6 @@ if [ "$mode" = run ] || [ "$mode" = budget ]; then
   cat "$OUT/budget.md"
   [ "$mode" = budget ] && exit 0
 fi
+# ~1 GB per iteration of a fully fine-tuned 135M student: half of it is the OpenVINO copy
+export PRUNE_OPENVINO=${PRUNE_OPENVINO:-1}
 exec bash scripts/run_arms.sh "$mode" "$CONFIGS" runs/experiment "$OUT" distill-combined "${ARMS[@]}"

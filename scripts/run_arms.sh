@@ -24,6 +24,11 @@ arms=("$@")
 if [ "$mode" = run ]; then
   for arm in "${arms[@]}"; do
     /usr/bin/time -f "$arm: %e s wall, peak RSS %M KB" "$SIKED" run "$configs/$arm.yaml"
+    # PRUNE_OPENVINO=1: a finished arm's OpenVINO copies of its models go (half its disk; the
+    # engine converts a merged model again whenever one is needed)
+    if [ "${PRUNE_OPENVINO:-0}" = 1 ]; then
+      rm -rf "$runs/$arm"/iter_*/model/merged.openvino
+    fi
   done
 elif [ "$mode" != collect ]; then
   echo "usage: run_arms.sh run|collect CONFIG_DIR RUNS OUT BASELINE ARM..." >&2
