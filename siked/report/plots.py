@@ -462,7 +462,8 @@ def plot_dynamics(runs: Sequence[RunData], path: Path, focus: RunData | None = N
     """The mechanism across iterations, several runs on one figure (``siked compare --plot``).
 
     Top row, one line per run: validation accuracy, the share of its own samples each model
-    solved, the mix's alpha (share of the student's own rationales) and KL(P_train ‖ P_student).
+    solved, the mix's alpha (the teacher rows' share: it falls as the student's own correct
+    rationales replace them) and KL(P_train ‖ P_student).
     Bottom row, for ``focus`` (default: the first run with self-generated samples): the share of
     correct samples per strategy the student chose and how often it chose each strategy.
     """
@@ -475,7 +476,7 @@ def plot_dynamics(runs: Sequence[RunData], path: Path, focus: RunData | None = N
             found["own_correct"],
             True,
         ),
-        ("alpha", "share of own rationales in the mix of iteration n", found["alpha"], False),
+        ("alpha", "teacher rows' share in the mix of iteration n", found["alpha"], False),
         ("KL(P_train ‖ P_student)", "mix of iteration n", found["kl"], False),
     ]
     if focus is None:
