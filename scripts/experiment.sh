@@ -10,7 +10,8 @@
 # Stop it at any point (or lose the session): the next start continues where it stopped.
 # Evidence goes to results/experiment/ (scripts/run_arms.sh: table.md, paired.md against
 # distill-combined, dynamics.png) and the README's generated blocks.
-# Cheap arms first, so that a partial experiment already answers something.
+# The main comparison first (combined distillation, SIKeD as the authors run it), then the
+# cheap arms, so that a partial experiment already answers something.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,7 +19,7 @@ CONFIGS=configs/cpu/experiment
 OUT=results/experiment
 # the premise probe's regime whose measured rates price the arms
 REFERENCE=${REFERENCE:-results/premise-probe/easy400-pot-full-e2}
-read -r -a ARMS <<< "${ARMS:-untrained distill-combined siked-all-pot distill-pot siked-all-none \
+read -r -a ARMS <<< "${ARMS:-distill-combined siked-all-pot distill-pot untrained siked-all-none \
   distill-cot distill-l2m siked-adaptive-pot siked-self-pot siked-adaptive-none siked-self-none \
   distill-combined-seed2}"
 
