@@ -1,8 +1,8 @@
-"""The report's four figures (matplotlib's object-oriented API on Agg canvases: no pyplot, no
-global backend), one colour per strategy everywhere (:data:`PALETTE`).
+"""The report's four figures and ``siked compare --plot``'s (matplotlib's object-oriented API on
+Agg canvases: no pyplot, no global backend), one colour per strategy everywhere (:data:`PALETTE`).
 
-Each ``plot_*`` draws from a loaded run and returns the PNG's path, or None when the run has
-nothing to draw yet.
+Each ``plot_*`` draws from a loaded run (:func:`plot_dynamics`: several runs) and returns the
+PNG's path, or None when there is nothing to draw yet.
 """
 
 from __future__ import annotations
