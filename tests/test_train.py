@@ -615,14 +615,15 @@ import sys
 from siked.config import TrainConfig
 from siked.train import train
 cfg = TrainConfig(max_steps=int(sys.argv[4]), per_device_batch_size=2, logging_steps=1,
-                  save_steps=int(sys.argv[5]), max_length=256)
+                  save_steps=int(sys.argv[5]), max_length=256, method=sys.argv[6])
 r = train(sys.argv[1], sys.argv[2], sys.argv[3], cfg, progress=False)
 print("RESUMED_FROM", r.metrics["resumed_from"], "STEPS", r.metrics["global_steps"])
 """
 
 
 @pytest.mark.slow
-def test_kill_and_resume(tmp_path, tiny_model):
+@pytest.mark.parametrize("method", ["lora", "full"])  # full: the CPU experiment's training
+def test_kill_and_resume(tmp_path, tiny_model, method):
     """SIGKILL after the first checkpoint; the rerun continues from it and finishes."""
     data = write_records(tmp_path / "d.jsonl")
     out = tmp_path / "run"
@@ -630,7 +631,7 @@ def test_kill_and_resume(tmp_path, tiny_model):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-c", _RESUME, str(data), tiny_model, str(out), str(steps)]
     proc = subprocess.Popen(
-        [*cmd, "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*cmd, "1", method], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     ckpt = out / "checkpoints"
     deadline = time.time() + 120
@@ -647,7 +648,7 @@ def test_kill_and_resume(tmp_path, tiny_model):
     assert not (out / "train_done.json").exists()
     # a different save interval does not change what is trained: the run resumes
     done = subprocess.run(
-        [*cmd, "50"], env=env, capture_output=True, text=True, timeout=300, check=False
+        [*cmd, "50", method], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
     line = [ln for ln in done.stdout.splitlines() if ln.startswith("RESUMED_FROM")][-1]
