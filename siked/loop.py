@@ -76,24 +76,36 @@ class RunConfigMismatch(SikedError):
 # --------------------------------------------------------------------------- config checks
 
 
-def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts.
+def default_config_dump() -> dict[str, Any]:
+    """Every config key at its default (JSON types): what a key siked gained since a run was
+    made counts as in that run (:func:`config_diff`, :func:`siked.manifest.same_inputs`)."""
+    return SikedConfig().model_dump(mode="json")
+
+
+def config_diff(old: Any, new: Any, prefix: str = "", defaults: Any = None) -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts. A key ``old`` lacks
+    whose new value is its value in ``defaults`` is no difference (a run made before siked
+    had the key ran as its default does).
 
     >>> config_diff({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}})
     ['b.c: 2 -> 3']
     >>> config_diff({"a": 1}, {"a": 1, "z": 0})
     ['z: <absent> -> 0']
+    >>> config_diff({"a": 1}, {"a": 1, "z": 0}, defaults={"z": 0})
+    []
     """
     if isinstance(old, dict) and isinstance(new, dict):
+        d = defaults if isinstance(defaults, dict) else {}
         out: list[str] = []
         for k in sorted(set(old) | set(new), key=str):
             key = f"{prefix}{k}"
             if k not in old:
-                out.append(f"{key}: <absent> -> {new[k]!r}")
+                if k not in d or d[k] != new[k]:
+                    out.append(f"{key}: <absent> -> {new[k]!r}")
             elif k not in new:
                 out.append(f"{key}: {old[k]!r} -> <absent>")
             else:
-                out.extend(config_diff(old[k], new[k], key + "."))
+                out.extend(config_diff(old[k], new[k], key + ".", d.get(k)))
         return out
     if old != new:
         return [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
@@ -106,7 +118,7 @@ def prepare_run_dir(cfg: SikedConfig, force: bool) -> RunPaths:
     new = cfg.model_dump(mode="json")
     if paths.config.exists():
         old = yaml.safe_load(paths.config.read_text(encoding="utf-8")) or {}
-        diffs = config_diff(_without_removed_keys(old), new)
+        diffs = config_diff(_without_removed_keys(old), new, defaults=default_config_dump())
         if diffs and not force:
             shown = "\n  ".join(diffs[:20]) + ("\n  ..." if len(diffs) > 20 else "")
             raise RunConfigMismatch(
@@ -176,7 +188,7 @@ def _clear_if_changed(man: Manifest, key: str, inputs: dict[str, Any], *stale: P
     The stages resume from partial outputs, which is right after a kill but wrong when the
     inputs are different: a retrained model at the same path must not reuse old samples.
     """
-    if not man.changed(key, sha256_json(inputs)):
+    if not man.changed(key, inputs):
         return
     for p in stale:
         if p.is_dir():
@@ -217,7 +229,7 @@ def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[
     inputs = teacher_inputs(cfg, train)
     kept = paths.teacher_kept
     took = ""
-    if not man.is_done("teacher", sha256_json(inputs)):
+    if not man.is_done("teacher", inputs):
         t0 = time.perf_counter()
         with man.running("teacher", inputs, seed=cfg.seed) as st:
             stats = teach(
@@ -295,7 +307,7 @@ def stage_mix(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int) -> Path
         "seed": cfg.seed,
     }
     key = paths.stage_key(it, "mix")
-    if man.is_done(key, sha256_json(inputs)) and out.exists():
+    if man.is_done(key, inputs) and out.exists():
         return out
     with man.running(key, inputs, seed=cfg.seed) as st:
         result = mix_files(
@@ -375,7 +387,7 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
     }
     key = paths.stage_key(it, "train")
     merged = paths.merged(it)
-    if man.is_done(key, sha256_json(inputs)) and merged.exists():
+    if man.is_done(key, inputs) and merged.exists():
         return merged
     _clear_if_changed(man, key, inputs, paths.model(it))
     t0 = time.perf_counter()
@@ -443,7 +455,7 @@ def stage_eval(
     }
     key = paths.stage_key(it, key)
     out = paths.eval_json(it)
-    if not (man.is_done(key, sha256_json(inputs)) and out.exists()):
+    if not (man.is_done(key, inputs) and out.exists()):
         if not key.endswith("/test"):  # the test stage adds to the evaluation, never clears it
             _clear_if_changed(man, key, inputs, d)
         t0 = time.perf_counter()
@@ -498,7 +510,7 @@ def stage_sample(
         **_prelude_input(cfg),
     }
     key = paths.stage_key(it, "sample")
-    if man.is_done(key, sha256_json(inputs)) and out.exists():
+    if man.is_done(key, inputs) and out.exists():
         return out
     _clear_if_changed(man, key, inputs, out, meta_path(out), stats_path)
     t0 = time.perf_counter()
@@ -731,7 +743,12 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
 
 
 def _run(cfg: SikedConfig, paths: RunPaths) -> dict[str, Any]:
-    man = Manifest(paths.manifest, cfg.name, sha256_json(cfg.model_dump(mode="json")))
+    man = Manifest(
+        paths.manifest,
+        cfg.name,
+        sha256_json(cfg.model_dump(mode="json")),
+        defaults=default_config_dump(),
+    )
     _say(f"run {cfg.name} in {paths.root} ({cfg.method}, strategies {','.join(cfg.strategies)})")
 
     train_qs, val_qs = split_train_validation(cfg)

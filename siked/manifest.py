@@ -8,6 +8,7 @@ The manifest is rewritten atomically after every change, so a SIGKILL leaves it 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,34 @@ monotonic = time.monotonic
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def same_inputs(old: Any, new: Any, defaults: Any) -> bool:
+    """True when ``new`` equals ``old`` but for keys ``old`` lacks whose value in ``new`` is
+    their value in ``defaults`` (at the same path): a key siked gained after the stage ran, left
+    at its default, is no input. Any other difference, a removed key included, is.
+
+    >>> same_inputs({"a": 1}, {"a": 1, "b": 0}, {"b": 0})
+    True
+    >>> same_inputs({"a": 1}, {"a": 1, "b": 2}, {"b": 0})
+    False
+    >>> same_inputs({"s": {"t": 0.7}}, {"s": {"t": 0.7, "n": None}}, {"s": {"n": None}})
+    True
+    >>> same_inputs({"a": 1, "b": 0}, {"a": 1}, {"b": 0})
+    False
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        d = defaults if isinstance(defaults, dict) else {}
+        if any(k not in new for k in old):
+            return False
+        for k, v in new.items():
+            if k not in old:
+                if k not in d or d[k] != v:
+                    return False
+            elif not same_inputs(old[k], v, d.get(k)):
+                return False
+        return True
+    return bool(old == new)
 
 
 def hash_path(path: Path) -> str | None:
@@ -58,8 +87,12 @@ class Manifest:
         name: str,
         config_hash: str,
         clock: Callable[[], float] | None = None,
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
+        # the config's default values (a dump of it): the inputs of a stage recorded before a
+        # key existed match inputs holding that key at its default (:func:`same_inputs`)
+        self.defaults = defaults or {}
         self._clock = clock or monotonic
         self._t0 = self._clock()
         if path.exists():
@@ -93,14 +126,27 @@ class Manifest:
     def stage(self, key: str) -> dict[str, Any]:
         return dict(self.data["stages"].get(key, {}))
 
-    def is_done(self, key: str, inputs_hash: str) -> bool:
-        st = self.data["stages"].get(key)
-        return bool(st and st.get("status") == "done" and st.get("inputs_hash") == inputs_hash)
+    def _same(self, st: dict[str, Any], inputs: str | dict[str, Any]) -> bool:
+        """Whether stage record ``st`` was made with ``inputs`` (a dict, or its hash)."""
+        if isinstance(inputs, str):
+            return bool(st.get("inputs_hash") == inputs)
+        if st.get("inputs_hash") == sha256_json(inputs):
+            return True
+        recorded = st.get("inputs")
+        # compared as the manifest stores them (JSON: tuples become lists)
+        return isinstance(recorded, dict) and same_inputs(
+            recorded, json.loads(json.dumps(inputs)), self.defaults
+        )
 
-    def changed(self, key: str, inputs_hash: str) -> bool:
+    def is_done(self, key: str, inputs: str | dict[str, Any]) -> bool:
+        """``key`` finished with these inputs (a dict, or its :func:`sha256_json` hash)."""
+        st = self.data["stages"].get(key)
+        return bool(st and st.get("status") == "done" and self._same(st, inputs))
+
+    def changed(self, key: str, inputs: str | dict[str, Any]) -> bool:
         """True when ``key`` was started before with *different* inputs (a config change)."""
         st = self.data["stages"].get(key)
-        return bool(st and st.get("inputs_hash") != inputs_hash)
+        return bool(st and not self._same(st, inputs))
 
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value

@@ -332,6 +332,50 @@ def test_a_run_made_before_a_key_was_removed_resumes_done(
     assert sha256_json(loop.teacher_inputs(load_config(), [])) == before
 
 
+def _as_if_made_before(run: Path, section: str, key: str, stages: bool = True) -> None:
+    """Edit a finished run's files as if ``section.key`` had not existed when it ran."""
+    import yaml
+
+    from siked.io import atomic_write_json, sha256_json
+
+    stored = run / "config.yaml"
+    old = yaml.safe_load(stored.read_text(encoding="utf-8"))
+    del old[section][key]
+    stored.write_text(yaml.safe_dump(old), encoding="utf-8")
+    if not stages:
+        return
+    manifest = read_json(run / "manifest.json")
+    touched = 0
+    for st in manifest["stages"].values():
+        inputs = st.get("inputs") or {}
+        if isinstance(inputs.get(section), dict) and key in inputs[section]:
+            del inputs[section][key]
+            st["inputs_hash"] = sha256_json(inputs)
+            touched += 1
+    assert touched  # the key is an input of some stage
+    atomic_write_json(run / "manifest.json", manifest)
+
+
+def test_a_key_added_later_at_its_default_is_no_change(tmp_path: Path, fakes: FakeStages) -> None:
+    """Upgrading siked adds config keys; a run made before, resumed with them at their
+    defaults, is the same run: neither refused nor recomputed."""
+    cfg = tiny_config(tmp_path)
+    loop.run(cfg)
+    _as_if_made_before(tmp_path / "t", "sample", "seed_requests")
+    _as_if_made_before(tmp_path / "t", "eval", "max_num_seqs")
+    fakes.calls.clear()
+    loop.run(cfg)
+    assert fakes.calls == []
+    # the same key at another value than its default is a change: refused, then recomputed
+    # (the resumed run rewrote config.yaml with the key; its stages' records still lack it)
+    _as_if_made_before(tmp_path / "t", "sample", "seed_requests", stages=False)
+    changed = tiny_config(tmp_path, **{"sample.seed_requests": "true"})
+    with pytest.raises(loop.RunConfigMismatch, match=r"sample.seed_requests: <absent> -> True"):
+        loop.run(changed)
+    loop.run(changed, force=True)
+    assert "sample:iter_00" in fakes.calls
+
+
 def test_stopping_rule_keeps_the_best_on_validation(tmp_path: Path, fakes: FakeStages) -> None:
     fakes.val_accs = [0.3, 0.2, 0.25, 0.9]
     cfg = tiny_config(tmp_path, **{"loop.patience": 1, "loop.iterations": 3})
