@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from siked.mix import format_kl
 from siked.report.load import IterationData, RunData
 from siked.report.metrics import (
+    _first_number,
     best_iteration,
     ci_of,
     dataset_result,
@@ -428,15 +429,12 @@ def _series(
 
 def _own_correct(run: RunData, it: IterationData) -> float | None:
     """Share of the samples the model of iteration ``it`` generated that were correct."""
-    ss = it.sample_stats or {}
-    y = ss.get("yield")
-    return float(y) if isinstance(y, int | float) else None
+    return _first_number(it.sample_stats or {}, ("yield",))
 
 
 def _mix_number(key: str) -> Callable[[RunData, IterationData], float | None]:
     def get(run: RunData, it: IterationData) -> float | None:
-        v = (it.stats or {}).get(key)
-        return float(v) if isinstance(v, int | float) else None
+        return _first_number(it.stats or {}, (key,))
 
     return get
 
