@@ -23,7 +23,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ from siked.io import (
     read_jsonl,
     sha256_json,
 )
-from siked.lock import busy_below, output_lock
+from siked.lock import LOCK_NAME, busy_below, output_lock
 from siked.manifest import Manifest, hash_path
 from siked.mix import format_kl
 from siked.rundir import RunPaths, best_iteration, iteration_summary, untagged_total
@@ -198,6 +198,68 @@ def _clear_if_changed(man: Manifest, key: str, inputs: dict[str, Any], *stale: P
     log.info("%s: inputs changed, recomputing", key)
 
 
+#: never copied from another run: trainer checkpoints (removed when training is done), lock
+#: files, and OpenVINO copies of a model (made again beside the copy when an engine needs one)
+_NOT_REUSED = shutil.ignore_patterns("checkpoints", LOCK_NAME, "*.openvino")
+
+
+def check_reuse(donors: Sequence[Path]) -> list[Path]:
+    """The run directories of ``--reuse``, each checked to hold a run (a ``manifest.json``)."""
+    for d in donors:
+        if not RunPaths(Path(d)).manifest.is_file():
+            raise SikedError(f"--reuse {d}: no run there (no {RunPaths(Path(d)).manifest.name})")
+    return [Path(d) for d in donors]
+
+
+def reuse_stage(
+    man: Manifest,
+    paths: RunPaths,
+    key: str,
+    inputs: dict[str, Any],
+    donors: Sequence[Path],
+    directory: Path,
+    outputs: Mapping[str, tuple[Path, ...]],
+) -> Path | None:
+    """Copy stage ``key`` from the first of ``donors`` (other runs' directories) that finished
+    it with the same inputs, instead of computing it; the donor whose run it was, or None.
+
+    ``directory`` (inside this run) holds everything the stage makes; it is copied from the
+    same place in the donor (:data:`_NOT_REUSED` left out) into a temporary sibling, checked
+    against the hashes the donor recorded for the stage's ``outputs`` (name -> the paths in
+    ``directory`` that output may be: one must hash as recorded) and only then renamed into
+    place, so a donor whose files changed since, or a kill during the copy, leaves nothing
+    half reused.
+    """
+    for donor in donors:
+        other = RunPaths(donor)
+        if other.root.resolve() == paths.root.resolve():
+            continue
+        record = man.done_in(other.manifest, key, inputs)
+        source = other.root / directory.relative_to(paths.root)
+        if record is None or not source.exists():
+            continue
+        t0 = time.perf_counter()
+        tmp = directory.with_name(directory.name + ".reused")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp, ignore=_NOT_REUSED)
+        recorded = record.get("outputs") or {}
+        if set(recorded) != set(outputs) or any(
+            all(hash_path(tmp / p.relative_to(directory)) != h for p in outputs[name])
+            for name, h in recorded.items()
+        ):
+            shutil.rmtree(tmp)
+            log.warning(
+                "%s: %s's files changed since it recorded the stage; not reused", key, donor
+            )
+            continue
+        if directory.exists():
+            shutil.rmtree(directory)  # what a killed attempt of this stage left
+        tmp.rename(directory)
+        man.adopt(key, record, str(donor), time.perf_counter() - t0)
+        return donor
+    return None
+
+
 def _say(msg: str) -> None:
     say(msg)
 
@@ -223,13 +285,24 @@ def teacher_inputs(cfg: SikedConfig, train: list[Any]) -> dict[str, Any]:
     }
 
 
-def stage_teacher(cfg: SikedConfig, paths: RunPaths, man: Manifest, train: list[Any]) -> list[dict]:
+def stage_teacher(
+    cfg: SikedConfig,
+    paths: RunPaths,
+    man: Manifest,
+    train: list[Any],
+    reuse: Sequence[Path] = (),
+) -> list[dict]:
     from siked.teach import teach
 
     inputs = teacher_inputs(cfg, train)
     kept = paths.teacher_kept
     took = ""
-    if not man.is_done("teacher", inputs):
+    outputs = {"kept": (kept,), "samples": (paths.teacher_samples,)}
+    if not man.is_done("teacher", inputs) and (
+        donor := reuse_stage(man, paths, "teacher", inputs, reuse, paths.teacher, outputs)
+    ):
+        took = f", reused from {donor}"
+    elif not man.is_done("teacher", inputs):
         t0 = time.perf_counter()
         with man.running("teacher", inputs, seed=cfg.seed) as st:
             stats = teach(
@@ -370,7 +443,14 @@ def train_in_child(setting: str | bool) -> bool:
     return bool(torch.cuda.is_available())
 
 
-def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data: Path) -> Path:
+def stage_train(
+    cfg: SikedConfig,
+    paths: RunPaths,
+    man: Manifest,
+    it: int,
+    data: Path,
+    reuse: Sequence[Path] = (),
+) -> Path:
     from siked.train import train
 
     if it == 0 or cfg.loop.init_from == "base":
@@ -389,7 +469,17 @@ def stage_train(cfg: SikedConfig, paths: RunPaths, man: Manifest, it: int, data:
     merged = paths.merged(it)
     if man.is_done(key, inputs) and merged.exists():
         return merged
-    _clear_if_changed(man, key, inputs, paths.model(it))
+    model_dir = paths.model(it)
+    outputs = {"model": (model_dir / "adapter", merged)}  # LoRA's adapter, or the full model
+    donor = reuse_stage(man, paths, key, inputs, reuse, model_dir, outputs)
+    if donor is not None:
+        seconds = man.stage(key).get("donor_seconds")
+        _say(
+            f"iter {it:02d} train: reused from {donor}"
+            + (f" (trained there in {format_duration(float(seconds))})" if seconds else "")
+        )
+        return merged
+    _clear_if_changed(man, key, inputs, model_dir)
     t0 = time.perf_counter()
     with man.running(key, inputs, seed=train_cfg.seed) as st:
         forced = cfg.strategies[0] if len(cfg.strategies) == 1 else None
@@ -717,8 +807,18 @@ def check_engines(cfg: SikedConfig) -> None:
         raise SikedError("this run cannot start here:\n  " + "\n  ".join(problems))
 
 
-def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict[str, Any]:
+def run(
+    cfg: SikedConfig,
+    *,
+    force: bool = False,
+    verbose: bool = False,
+    reuse: Sequence[Path] = (),
+) -> dict[str, Any]:
     """Run (or resume) SIKeD as configured; return the summary (also in ``summary.json``).
+
+    ``reuse``: other runs' directories whose finished stages (the teacher's rationales, a
+    trained student) are copied instead of computed where they were made with the same
+    inputs (:func:`reuse_stage`); what the run makes is the same either way.
 
     Holds the run directory's lock (:mod:`siked.lock`) throughout; the stages inside find
     their sub-directories covered by it. Refused at once when another process writes the run
@@ -735,14 +835,15 @@ def run(cfg: SikedConfig, *, force: bool = False, verbose: bool = False) -> dict
     set_default_prelude(cfg.sandbox.prelude)  # the sandboxes of teach, sample and eval
     check_student(cfg.student.model)  # not available: fail now, not in training
     check_engines(cfg)
+    donors = check_reuse(reuse)
     with output_lock(cfg.run_dir, "run"):
         busy_below(cfg.run_dir, depth=2, skip=("report",))
         paths = prepare_run_dir(cfg, force)
         with run_console(paths.log, verbose=verbose):
-            return _run(cfg, paths)
+            return _run(cfg, paths, donors)
 
 
-def _run(cfg: SikedConfig, paths: RunPaths) -> dict[str, Any]:
+def _run(cfg: SikedConfig, paths: RunPaths, reuse: Sequence[Path] = ()) -> dict[str, Any]:
     man = Manifest(
         paths.manifest,
         cfg.name,
@@ -755,7 +856,7 @@ def _run(cfg: SikedConfig, paths: RunPaths) -> dict[str, Any]:
     _say(f"data: {len(train_qs)} training and {len(val_qs)} validation questions")
     if cfg.method == "base":
         return _run_base(cfg, paths, man, val_qs)
-    teacher_rows = stage_teacher(cfg, paths, man, train_qs)
+    teacher_rows = stage_teacher(cfg, paths, man, train_qs, reuse)
 
     iterations = 0 if cfg.method == "distill" else cfg.loop.iterations
     summary: dict[str, Any] = {"name": cfg.name, "method": cfg.method, "iterations": []}
@@ -765,7 +866,7 @@ def _run(cfg: SikedConfig, paths: RunPaths) -> dict[str, Any]:
         stopped = no_teacher_data(samples, len(train_qs), cfg.strategies, cfg)
     for it in range(iterations + 1) if teacher_rows else ():
         data = stage_mix(cfg, paths, man, it)
-        model = stage_train(cfg, paths, man, it, data)
+        model = stage_train(cfg, paths, man, it, data, reuse)
         # one server evaluates and samples the iteration's student, stopped before training
         with IterationEngine(shared_engine_config(cfg), model) as shared:
             test = cfg.loop.test_every_iteration

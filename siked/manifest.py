@@ -148,6 +148,30 @@ class Manifest:
         st = self.data["stages"].get(key)
         return bool(st and not self._same(st, inputs))
 
+    def done_in(self, other: Path, key: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """The record of stage ``key`` in the manifest at ``other`` (another run's) when that
+        run finished the stage with these inputs, else None."""
+        try:
+            st = (read_json(other).get("stages") or {}).get(key)
+        except (OSError, ValueError):
+            return None
+        if isinstance(st, dict) and st.get("status") == "done" and self._same(st, inputs):
+            return dict(st)
+        return None
+
+    def adopt(self, key: str, record: dict[str, Any], source: str, seconds: float) -> None:
+        """Record stage ``key`` as done by copying it from another run (``record``: that
+        run's record of it; its outputs and info stay, ``seconds`` is the copy's time and
+        ``donor_seconds`` the stage's own)."""
+        self.data["stages"][key] = {
+            **record,
+            "reused_from": source,
+            "donor_seconds": record.get("seconds"),
+            "seconds": round(seconds, 2),
+            "finished": now_iso(),
+        }
+        self.save()
+
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
         self.save()

@@ -738,3 +738,66 @@ def test_one_vllm_server_evaluates_and_samples_an_iteration(
     loop.run(tiny_config(tmp_path, name="other", **other))
     assert "open" not in [e[0] for e in events]
     assert {e[1] for e in events} == {None}
+
+
+# --------------------------------------------------------------------------- --reuse
+
+
+def _strip_paths(files: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in files.items() if not k.startswith("report")}
+
+
+def test_reuse_takes_a_donors_teacher_and_iteration_0_training(
+    tmp_path: Path, fakes: FakeStages
+) -> None:
+    """SIKeD's ablations share iteration 0 with combined distillation: with --reuse the siked
+    run copies the teacher's rationales and iteration 0's student from the distill run (same
+    stage, same inputs) and trains only the later iterations; its data equal a run made without."""
+    loop.run(tiny_config(tmp_path, "distill", method="distill"))
+    fakes.calls.clear()
+    loop.run(
+        tiny_config(tmp_path, "siked", **{"mix.variant": "self"}), reuse=[tmp_path / "distill"]
+    )
+    assert "train:iter_00" not in fakes.calls
+    assert fakes.calls[:3] == ["eval:iter_00", "sample:iter_00", "train:iter_01"]
+    man = read_json(tmp_path / "siked" / "manifest.json")["stages"]
+    for key in ("teacher", "iter_00/train"):
+        assert man[key]["status"] == "done"
+        assert man[key]["reused_from"] == str(tmp_path / "distill")
+    assert "reused_from" not in man["iter_01/train"]
+    assert not any((tmp_path / "siked" / "iter_00" / "model").rglob("checkpoints"))
+    # reusing equals recomputing
+    loop.run(tiny_config(tmp_path / "alone", "siked", **{"mix.variant": "self"}))
+    assert data_files(tmp_path / "siked") == data_files(tmp_path / "alone" / "siked")
+    # and the run it made resumes as done, with or without --reuse
+    fakes.calls.clear()
+    loop.run(tiny_config(tmp_path, "siked", **{"mix.variant": "self"}))
+    assert fakes.calls == []
+
+
+def test_reuse_needs_the_same_inputs_and_intact_files(tmp_path: Path, fakes: FakeStages) -> None:
+    loop.run(tiny_config(tmp_path, "donor", method="distill"))
+    fakes.calls.clear()
+    # another learning rate: iteration 0's training is not the donor's (the teacher still is)
+    loop.run(
+        tiny_config(tmp_path, "lr", method="distill", **{"train.learning_rate": 1e-3}),
+        reuse=[tmp_path / "donor"],
+    )
+    assert fakes.calls[0] == "train:iter_00"
+    man = read_json(tmp_path / "lr" / "manifest.json")["stages"]
+    assert "reused_from" in man["teacher"] and "reused_from" not in man["iter_00/train"]
+    # a donor whose model (the output its manifest hashed) changed since is not copied
+    adapter = Path("iter_00") / "model" / "adapter" / "adapter.bin"
+    (tmp_path / "donor" / adapter).write_text("edited")
+    fakes.calls.clear()
+    loop.run(tiny_config(tmp_path, "edited", method="distill"), reuse=[tmp_path / "donor"])
+    assert fakes.calls[0] == "train:iter_00"
+    assert (tmp_path / "edited" / adapter).read_text() != "edited"
+    assert not (tmp_path / "edited" / "iter_00" / "model.reused").exists()
+
+
+def test_reuse_of_a_directory_without_a_run_is_an_error(tmp_path: Path, fakes: FakeStages) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SikedError, match="no run"):
+        loop.run(tiny_config(tmp_path), reuse=[tmp_path / "empty"])
+    assert not (tmp_path / "t").exists()

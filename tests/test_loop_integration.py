@@ -118,10 +118,20 @@ def data_of(run: Path) -> dict[str, object]:
     return out
 
 
-def test_sigkill_at_several_points_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    ref = tmp_path / "ref"
-    first = run_to_end(ref)
-    expected = data_of(ref / "tiny")
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The tiny run made once without interruption: (run directory, stdout, stderr)."""
+    out = tmp_path_factory.mktemp("ref")
+    proc = run_to_end(out)
+    return out / "tiny", proc.stdout, proc.stderr
+
+
+def test_sigkill_at_several_points_then_resume_equals_uninterrupted(
+    tmp_path: Path, reference: tuple[Path, str, str]
+) -> None:
+    ref, stdout, stderr = reference
+    first = subprocess.CompletedProcess([], 0, stdout, stderr)
+    expected = data_of(ref)
     # the terminal shows stage lines and siked's bars only; the rest is in the run's log file
     said = [ln for ln in first.stdout.splitlines() if ln.startswith("[siked] ")]
     assert any(ln.startswith("[siked] iter 00 train: ") and "steps" in ln for ln in said)
@@ -165,3 +175,29 @@ def test_run_trains_in_a_child_process_under_the_run_lock(tmp_path: Path) -> Non
     assert "siked.train: step 1: " in log  # written by the child
     for noise in ("Loading weights", "{'loss'"):
         assert noise not in proc.stdout + proc.stderr, noise
+
+
+def test_an_ablation_reuses_the_iteration_0_student_of_a_finished_run(
+    tmp_path: Path, reference: tuple[Path, str, str]
+) -> None:
+    """`siked run --reuse` with the real student: another mixing variant's run copies the
+    reference run's teacher data and iteration 0 student (same stage inputs: the iteration 0
+    mix is the same rows) and evaluates the copy with the real engine to the same answers."""
+    ref = reference[0]
+    cmd = [*command(tmp_path), "--set", "mix.variant=self", "--set", "loop.iterations=0"]
+    proc = subprocess.run(
+        [*cmd, "--reuse", str(ref)], capture_output=True, text=True, env=env(), timeout=900
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"[siked] iter 00 train: reused from {ref} (trained there in " in proc.stdout
+    run = tmp_path / "tiny"
+    stages = read_json(run / "manifest.json")["stages"]
+    assert stages["teacher"]["reused_from"] == stages["iter_00/train"]["reused_from"] == str(ref)
+    assert "reused_from" not in stages["iter_00/eval"]
+    assert not list((run / "iter_00" / "model").rglob("checkpoint-*"))
+
+    def answers(r: Path) -> list[tuple[str, str, str]]:
+        preds = read_jsonl(r / "iter_00" / "eval" / "predictions.jsonl")
+        return sorted((p["dataset"], p["qid"], p["output"]) for p in preds)
+
+    assert answers(run) == answers(ref)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "run (or resume) a full SIKeD experiment from a YAML config"
 DESCRIPTION = """\
@@ -18,7 +19,9 @@ libraries' logs, warnings and the trainer's per-step metrics go to OUTPUT_DIR/NA
 `--dry-run` prints the resolved config and the plan of `siked plan` (what each stage will
 make and what the run needs) and runs nothing. Rerunning the same command resumes a stopped
 or killed run; finished stages are not recomputed. A changed config for an existing run is
-refused with the keys that differ, unless --force is given. The run directory is locked while
+refused with the keys that differ, unless --force is given. `--reuse RUN_DIR` copies the
+stages another run finished with the same inputs (its teacher's rationales, a student it
+trained) instead of computing them again. The run directory is locked while
 the run works: a second `siked run` on it (or a stage command writing inside it) exits with
 status 75 naming the holder; `siked report` and `siked compare` still work on it.
 
@@ -40,6 +43,17 @@ def register(p: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="continue an existing run whose config differs (changed stages are recomputed)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="RUN_DIR",
+        help="copy finished stages (the teacher's rationales, a trained student) from another "
+        "run's directory where it made them with the same inputs, instead of computing them "
+        "(repeatable; e.g. SIKeD's ablations share iteration 0 with combined distillation); "
+        "the run's results are the same either way",
     )
     p.add_argument(
         "--dry-run",
@@ -68,5 +82,5 @@ def run(args: argparse.Namespace) -> int:
         return 0 if plan.ok else 1
     from siked.loop import run as run_loop
 
-    run_loop(cfg, force=args.force, verbose=args.verbose)
+    run_loop(cfg, force=args.force, verbose=args.verbose, reuse=args.reuse)
     return 0
