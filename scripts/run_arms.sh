@@ -7,6 +7,7 @@
 #
 # run: every arm in order, then collect; collect: only copy and tabulate what is there.
 # Each arm is resumable: stop at any point and start again, it continues where it stopped.
+# Each arm reuses (`siked run --reuse`) what the arms before it made with the same inputs.
 # Evidence copied (what reproduces the tables without the weights): each run's config.yaml,
 # manifest.json, summary.json, siked.log, teacher/stats.json, per iteration stats.json,
 # sample_stats.json, model/train_log.json and eval/ (eval.json, predictions.jsonl), the report.
@@ -23,7 +24,15 @@ arms=("$@")
 
 if [ "$mode" = run ]; then
   for arm in "${arms[@]}"; do
-    /usr/bin/time -f "$arm: %e s wall, peak RSS %M KB" "$SIKED" run "$configs/$arm.yaml"
+    # stages another arm already made with the same inputs are copied, not recomputed: the
+    # teacher's rationales, and iteration 0's student that SIKeD's arms share with combined
+    # distillation (and the mixing variants of one bias with each other)
+    reuse=()
+    for other in "$runs"/*/; do
+      other=${other%/}
+      [ "$other" != "$runs/$arm" ] && [ -f "$other/manifest.json" ] && reuse+=(--reuse "$other")
+    done
+    /usr/bin/time -f "$arm: %e s wall, peak RSS %M KB" "$SIKED" run "$configs/$arm.yaml" "${reuse[@]}"
     # PRUNE_OPENVINO=1: a finished arm's OpenVINO copies of its models go (half its disk; the
     # engine converts a merged model again whenever one is needed)
     if [ "${PRUNE_OPENVINO:-0}" = 1 ]; then
