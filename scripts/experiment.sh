@@ -11,7 +11,8 @@
 # Evidence goes to results/experiment/ (scripts/run_arms.sh: table.md, paired.md against
 # distill-combined, dynamics.png) and the README's generated blocks.
 # The main comparison first (combined distillation, SIKeD as the authors run it), then the
-# cheap arms, so that a partial experiment already answers something.
+# cheap arms, so that a partial experiment already answers something. Last, once the SIKeD
+# arms have finished, the best of them on validation with a second training seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -34,4 +35,14 @@ if [ "$mode" = run ] || [ "$mode" = budget ]; then
 fi
 # ~1 GB per iteration of a fully fine-tuned 135M student: half of it is the OpenVINO copy
 export PRUNE_OPENVINO=${PRUNE_OPENVINO:-1}
-exec bash scripts/run_arms.sh "$mode" "$CONFIGS" runs/experiment "$OUT" distill-combined "${ARMS[@]}"
+bash scripts/run_arms.sh "$mode" "$CONFIGS" runs/experiment "$OUT" distill-combined "${ARMS[@]}"
+# once every SIKeD arm has finished: the best on validation again with another training seed
+# (scripts/seed2_of_best.py writes its config), then the tables once more with it
+siked_arms=()
+for arm in "${ARMS[@]}"; do [[ $arm == siked-* ]] && siked_arms+=("$arm"); done
+[ ${#siked_arms[@]} -gt 0 ] || exit 0
+best=$("$PY" scripts/seed2_of_best.py runs/experiment "$CONFIGS" "${siked_arms[@]}")
+if [ -n "$best" ]; then
+  bash scripts/run_arms.sh "$mode" "$CONFIGS" runs/experiment "$OUT" distill-combined \
+    "${ARMS[@]}" "$best"
+fi

@@ -77,7 +77,12 @@ def main(argv: list[str]) -> int:
             f"{h['samples']:,} | {h['eval_generations']:,} | {h['train_h']:.1f} | "
             f"{h['sample_h']:.1f} | {h['eval_h']:.1f} | **{h['total_h']:.1f}** |"
         )
-    print(f"\nAll arms: at most {total:.1f} h.")
+    print(
+        f"\nAll arms: at most {total:.1f} h. Each arm counts its own stages; run by "
+        "scripts/run_arms.sh, an arm copies what an earlier arm made with the same inputs "
+        "(`siked run --reuse`: the teacher, and iteration 0's student, which the SIKeD arms "
+        "share with combined distillation or another variant of their bias), so it costs less."
+    )
     return 0
 
 
