@@ -228,6 +228,26 @@ def test_compare_time_is_the_manifest_stage_seconds(runs: dict[str, Path]) -> No
     assert line.rstrip(" |").endswith(format_duration(total))
 
 
+def test_a_reused_stage_counts_the_time_it_took_where_it_was_made(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """`siked run --reuse` copies a stage in seconds; the arm's time still counts what the
+    stage cost (its donor's seconds), so arms that share iteration 0 compare fairly."""
+    run = tmp_path / "demo"
+    shutil.copytree(runs["demo"], run)
+    path = run / "manifest.json"
+    manifest = json.loads(path.read_text())
+    total = sum(float(st["seconds"]) for st in manifest["stages"].values())
+    train = manifest["stages"]["iter_00/train"]
+    own = float(train["seconds"])
+    train.update(reused_from=str(runs["distill"]), donor_seconds=own, seconds=1.5)
+    path.write_text(json.dumps(manifest))
+    _, rows = compare_rows([run])
+    assert rows[0]["seconds"] == pytest.approx(total)
+    report = write_report(run).read_text()
+    assert f"iter_00/train | done (copied from {runs['distill']})" in report
+
+
 def test_untagged_answers_in_the_summary_table(runs: dict[str, Path], tmp_path: Path) -> None:
     run = tmp_path / "demo"
     shutil.copytree(runs["demo"], run)

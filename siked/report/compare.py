@@ -38,11 +38,15 @@ def _mixing_label(run: RunData) -> str:
 
 def stage_seconds(run: RunData) -> float | None:
     """The compute time of a run: the seconds its manifest records for its finished stages (a
-    stage resumed after a crash counts its last attempt only); None without a manifest."""
+    stage resumed after a crash counts its last attempt only; one copied from another run by
+    ``siked run --reuse`` the seconds it took there); None without a manifest."""
     if not run.manifest:
         return None
     stages = (run.manifest.get("stages") or {}).values()
-    return sum(float(st.get("seconds") or 0) for st in stages)
+    return sum(
+        float((st.get("donor_seconds") if st.get("reused_from") else st.get("seconds")) or 0)
+        for st in stages
+    )
 
 
 def compare_rows(
@@ -140,7 +144,8 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str
         "Accuracy (%) of each run's best iteration on validation"
         + (", with 95 % Wilson intervals" if ci else "")
         + "; bold = best in the column; strategy mix = the student's free choice, % of answers;"
-        + " time = the stages' seconds in the run's manifest."
+        + " time = the stages' seconds in the run's manifest (a stage copied from another"
+        " run by `--reuse`: the seconds it took there)."
     )
     incomplete = [r["name"] for r in rows if r["best_iteration"] is None]
     if incomplete:

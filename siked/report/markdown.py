@@ -232,20 +232,30 @@ def _provenance_markdown(run: RunData) -> str:
             ((k, v) for k, v in stages.items() if isinstance(v, dict)),
             key=lambda kv: (str(kv[1].get("started") or "~"), kv[0]),
         )
+        reused = 0.0
         for k, v in ordered:
             secs = v.get("seconds")
             total += float(secs or 0)
+            status = str(v.get("status", "—"))
+            if v.get("reused_from"):  # `siked run --reuse`: the time is the copy's
+                status += f" (copied from {v['reused_from']})"
+                reused += float(v.get("donor_seconds") or 0)
             rows.append(
                 [
                     k,
-                    v.get("status", "—"),
+                    status,
                     v.get("started", "—"),
                     format_duration(secs) if secs is not None else "—",
                     v.get("seed", "—") if v.get("seed") is not None else "—",
                 ]
             )
+        made_there = (
+            f"; the copied stages took {format_duration(reused)} where they were made"
+            if reused
+            else ""
+        )
         parts.append(
-            f"**Stages** (total {format_duration(total)})\n\n"
+            f"**Stages** (total {format_duration(total)}{made_there})\n\n"
             + md_table(["stage", "status", "started", "time", "seed"], rows)
         )
     cfg_path = run.paths.config
