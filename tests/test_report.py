@@ -382,6 +382,29 @@ def test_paired_comparison_known_answer(tmp_path: Path) -> None:
         compare_paired([ref])
 
 
+def test_paired_comparison_of_runs_still_running_says_which_have_no_test_answers(
+    tmp_path: Path,
+) -> None:
+    """An experiment collected while its arms run: an arm not evaluated yet, or evaluated on
+    validation only (test sets come once, at the end), has no row and is named in the note;
+    the reference must have test answers."""
+    from siked.report import compare_paired
+
+    ref = _paired_run(tmp_path, "ref", {"svamp:2": [True, False]})
+    done = _paired_run(tmp_path, "done", {"svamp:2": [True, True]})
+    validation_only = _paired_run(tmp_path, "validating", {})
+    started = tmp_path / "started"
+    started.mkdir()
+    (started / "config.yaml").write_text("name: started\nmethod: siked\n")
+    table = compare_paired([ref, validation_only, done, started])
+    rows, note = table.split("\n\n", 1)
+    assert "| done | ref | svamp:2 |" in rows
+    assert "validating" not in rows and "started" not in rows
+    assert "No test answers yet: validating, started." in note
+    with pytest.raises(ReportError, match="started: no evaluated iteration"):
+        compare_paired([started, ref])
+
+
 def test_paired_comparison_needs_one_prediction_per_question(tmp_path: Path) -> None:
     from siked.report import compare_paired
 

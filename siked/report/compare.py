@@ -198,8 +198,10 @@ def compare_paired(
             "a paired comparison needs at least two runs (the first is the reference)"
         )
     runs = [load_run(p) for p in run_dirs]
-    preds = [best_predictions(r) for r in runs]
-    ref, ref_preds = runs[0], preds[0]
+    ref, ref_preds = runs[0], best_predictions(runs[0])
+    # the others as far as they got: one not evaluated yet, or on validation only (the test
+    # sets come once, at the end of a run), has no row and is named in the note
+    others = [(r, best_predictions(r) if best_iteration(r) is not None else {}) for r in runs[1:]]
     header = [
         "run",
         "vs",
@@ -211,7 +213,7 @@ def compare_paired(
         "McNemar p",
     ]
     table = []
-    for run, p in zip(runs[1:], preds[1:], strict=True):
+    for run, p in others:
         for dataset in [d for d in ref_preds if d in p]:
             qids = sorted(set(ref_preds[dataset]) & set(p[dataset]))
             if not qids:
@@ -238,4 +240,7 @@ def compare_paired(
         f"bootstrap over questions ({resamples} resamples, seed {seed}); only A / only B = "
         "questions one of them solved; McNemar p = exact two-sided test on those."
     )
+    waiting = [run.name for run, p in others if not p]
+    if waiting:
+        note += f" No test answers yet: {', '.join(waiting)}."
     return md_table(header, table) + "\n\n" + note + "\n"
