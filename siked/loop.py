@@ -228,8 +228,10 @@ def reuse_stage(
     against the hashes the donor recorded for the stage's ``outputs`` (name -> the paths in
     ``directory`` that output may be: one must hash as recorded) and only then renamed into
     place, so a donor whose files changed since, or a kill during the copy, leaves nothing
-    half reused.
+    half reused (the next attempt of the stage removes what a killed copy left).
     """
+    tmp = directory.with_name(directory.name + ".reused")
+    shutil.rmtree(tmp, ignore_errors=True)
     for donor in donors:
         other = RunPaths(donor)
         if other.root.resolve() == paths.root.resolve():
@@ -239,8 +241,6 @@ def reuse_stage(
         if record is None or not source.exists():
             continue
         t0 = time.perf_counter()
-        tmp = directory.with_name(directory.name + ".reused")
-        shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp, ignore=_NOT_REUSED)
         recorded = record.get("outputs") or {}
         if set(recorded) != set(outputs) or any(

@@ -778,6 +778,9 @@ def test_reuse_takes_a_donors_teacher_and_iteration_0_training(
 def test_reuse_needs_the_same_inputs_and_intact_files(tmp_path: Path, fakes: FakeStages) -> None:
     loop.run(tiny_config(tmp_path, "donor", method="distill"))
     fakes.calls.clear()
+    killed_copy = tmp_path / "lr" / "iter_00" / "model.reused"  # a copy killed half-way
+    killed_copy.mkdir(parents=True)
+    (killed_copy / "part").write_text("x")
     # another learning rate: iteration 0's training is not the donor's (the teacher still is)
     loop.run(
         tiny_config(tmp_path, "lr", method="distill", **{"train.learning_rate": 1e-3}),
@@ -786,6 +789,7 @@ def test_reuse_needs_the_same_inputs_and_intact_files(tmp_path: Path, fakes: Fak
     assert fakes.calls[0] == "train:iter_00"
     man = read_json(tmp_path / "lr" / "manifest.json")["stages"]
     assert "reused_from" in man["teacher"] and "reused_from" not in man["iter_00/train"]
+    assert not killed_copy.exists()  # removed by the stage's next attempt, reused or not
     # a donor whose model (the output its manifest hashed) changed since is not copied
     adapter = Path("iter_00") / "model" / "adapter" / "adapter.bin"
     (tmp_path / "donor" / adapter).write_text("edited")
