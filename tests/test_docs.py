@@ -3,13 +3,13 @@ generated tables equal the committed evidence they come from."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from load_script import load_script
 from pydantic import BaseModel
 
 from siked.config import EngineConfig, SikedConfig
@@ -97,14 +97,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def _readme_blocks() -> ModuleType:
-
-    spec = importlib.util.spec_from_file_location(
-        "readme_blocks", ROOT / "scripts" / "readme_blocks.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("readme_blocks")
 
 
 def test_readme_blocks_are_refreshed_from_their_files(tmp_path: Path) -> None:

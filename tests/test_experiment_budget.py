@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from load_script import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ROOT / "results" / "premise-probe" / "easy400-pot-full-e2"
 
 
 def budget() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "experiment_budget", ROOT / "scripts" / "experiment_budget.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiment_budget")
 
 
 def test_rates_come_from_the_reference_run_evidence() -> None:

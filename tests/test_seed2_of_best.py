@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from load_script import load_script
 
 from siked.config import load_config
 
@@ -17,13 +17,7 @@ ARMS = ["siked-all-pot", "siked-all-none", "siked-self-none"]
 
 
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "seed2_of_best", ROOT / "scripts" / "seed2_of_best.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("seed2_of_best")
 
 
 def finished(runs: Path, arm: str, accs: list[float], best: int, test: float = 0.0) -> None:
