@@ -298,11 +298,12 @@ def stage_teacher(
     kept = paths.teacher_kept
     took = ""
     outputs = {"kept": (kept,), "samples": (paths.teacher_samples,)}
-    if not man.is_done("teacher", inputs) and (
+    done = man.is_done("teacher", inputs)
+    if not done and (
         donor := reuse_stage(man, paths, "teacher", inputs, reuse, paths.teacher, outputs)
     ):
         took = f", reused from {donor}"
-    elif not man.is_done("teacher", inputs):
+    elif not done:
         t0 = time.perf_counter()
         with man.running("teacher", inputs, seed=cfg.seed) as st:
             stats = teach(
