@@ -5,9 +5,11 @@
 #   bash scripts/experiment.sh            # each arm's budget, then run (or resume) every arm
 #   bash scripts/experiment.sh budget     # only the budget: results/experiment/budget.md
 #   bash scripts/experiment.sh collect    # only copy the evidence and tabulate what is there
-#   ARMS="distill-combined siked-all-pot" bash scripts/experiment.sh
+#   ARMS="distill-cot distill-l2m" bash scripts/experiment.sh   # only these (budget printed)
 #
-# Stop it at any point (or lose the session): the next start continues where it stopped.
+# Stop it at any point (or lose the session): the next start continues where it stopped, as long
+# as runs/experiment/ is still there. On a fresh machine the unfinished arms start over; the
+# finished arms' evidence in results/experiment/ stays in the tables (their weights are gone).
 # Evidence goes to results/experiment/ (scripts/run_arms.sh: table.md, paired.md against
 # distill-combined, dynamics.png) and the README's generated blocks.
 # The main comparison first (combined distillation, SIKeD as the authors run it), then the
@@ -20,17 +22,23 @@ CONFIGS=configs/cpu/experiment
 OUT=results/experiment
 # the premise probe's regime whose measured rates price the arms
 REFERENCE=${REFERENCE:-results/premise-probe/easy400-pot-full-e2}
-read -r -a ARMS <<< "${ARMS:-distill-combined siked-all-pot distill-pot untrained siked-all-none \
-  distill-cot distill-l2m siked-adaptive-pot siked-self-pot siked-adaptive-none siked-self-none \
-  distill-combined-seed2}"
+EXPERIMENT="distill-combined siked-all-pot distill-pot untrained siked-all-none distill-cot \
+  distill-l2m siked-adaptive-pot siked-self-pot siked-adaptive-none siked-self-none \
+  distill-combined-seed2"
+read -r -a ARMS <<< "${ARMS:-$EXPERIMENT}"
 
 mode=${1:-run}
 if [ "$mode" = run ] || [ "$mode" = budget ]; then
   mkdir -p "$OUT"
   configs=()
   for arm in "${ARMS[@]}"; do configs+=("$CONFIGS/$arm.yaml"); done
-  "$PY" scripts/experiment_budget.py "$REFERENCE" "${configs[@]}" > "$OUT/budget.md"
-  cat "$OUT/budget.md"
+  # budget.md prices the whole experiment; the budget of a chosen few (ARMS=...) is only printed
+  if [ "${ARMS[*]}" = "$(echo $EXPERIMENT)" ]; then
+    "$PY" scripts/experiment_budget.py "$REFERENCE" "${configs[@]}" > "$OUT/budget.md"
+    cat "$OUT/budget.md"
+  else
+    "$PY" scripts/experiment_budget.py "$REFERENCE" "${configs[@]}"
+  fi
   [ "$mode" = budget ] && exit 0
 fi
 # ~1 GB per iteration of a fully fine-tuned 135M student: half of it is the OpenVINO copy

@@ -60,6 +60,13 @@ for arm in "${arms[@]}"; do
     xargs -0 -I{} install -D -m 644 {} "$ROOT/$dst/{}")
   present+=("$dst")
 done
+# the evidence of arms not named this time (an earlier `ARMS=...` run, or one whose weights are
+# gone) stays in the tables, after the named ones
+for dst in "$out"/*/; do
+  dst=${dst%/}
+  [ -f "$dst/manifest.json" ] || continue
+  [[ " ${present[*]} " == *" $dst "* ]] || present+=("$dst")
+done
 [ ${#present[@]} -gt 0 ] || { echo "no arm has a run directory in $runs or evidence in $out yet"; exit 0; }
 "$SIKED" compare "${present[@]}" --ci --out "$out/table.md" --plot "$out/dynamics.png"
 # every arm against the baseline, question by question
