@@ -77,7 +77,7 @@ class Manifest:
     """``manifest.json`` of a run directory.
 
     Each opening is one invocation of the run: ``invocations`` lists them (start, seconds,
-    machine); an invocation's seconds are brought up to date at every save, so one that was
+    CPU and its instruction sets); an invocation's seconds are brought up to date at every save, so one that was
     killed counts until its last change of the manifest.
     """
 
@@ -107,8 +107,15 @@ class Manifest:
         self.data.setdefault("stopped", None)
         self.data["machine"] = machine_info()
         self.data.setdefault("invocations", [])
+        machine = self.data["machine"]
         self.data["invocations"].append(
-            {"started": now_iso(), "seconds": 0.0, "cpu": self.data["machine"]["cpu"]}
+            {
+                "started": now_iso(),
+                "seconds": 0.0,
+                "cpu": machine["cpu"],
+                # the instruction sets decide what dtype auto computes in (bf16 or float32)
+                "isa": machine.get("isa"),
+            }
         )
         self.save()
 

@@ -637,7 +637,10 @@ def build_trainer(
 
     bf16 = use_bf16(cfg)
     if bf16 and not torch.cuda.is_available() and not _cpu_bf16_ok():
-        raise TrainError("bf16=true but this CPU has no bf16 support; set bf16=false")
+        raise TrainError(
+            "train.bf16 is true but this CPU has no native bf16 (AVX512-BF16 or AMX): set "
+            "train.bf16 to false (or null) to train in float32, or run on a CPU with native bf16"
+        )
     attn = flash_attention()
     if padding_free is None:
         padding_free = cfg.padding_free

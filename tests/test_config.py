@@ -151,3 +151,16 @@ def test_shipped_configs_validate(path: Path) -> None:
     if "paper" in path.parts:
         assert cfg.train.lora_r == 16 and cfg.sample.k == 10 and cfg.train.epochs == 3
         assert cfg.teacher.engine in ("vllm", "openai")
+
+
+EXPERIMENT_ARMS = [
+    p for p in sorted((ROOT / "configs" / "cpu" / "experiment").glob("*.yaml")) if p.stem != "base"
+]
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_ARMS, ids=lambda p: p.stem)
+def test_the_experiments_arms_compute_in_one_precision(path: Path) -> None:
+    """Issue 30's arms are compared question by question: each trains, samples and answers in
+    bf16 (a CPU without native bf16 stops the run instead of computing in float32)."""
+    cfg = load_config(path)
+    assert (cfg.train.bf16, cfg.sample.dtype, cfg.eval.dtype) == (True, "bfloat16", "bfloat16")

@@ -29,6 +29,7 @@ from siked.engines.openvino import (
     export_openvino,
     find_optimum_cli,
     greedy_mismatch,
+    openvino_computes_bf16,
 )
 
 require("openvino_genai", reason="pip install 'siked[openvino]'")
@@ -116,16 +117,45 @@ def engine(
         ("auto", False, FLOAT32),  # as the hf engine's auto: bf16 only where the CPU computes it
         ("auto", True, BFLOAT16),
         ("float32", True, FLOAT32),
-        ("bfloat16", False, BFLOAT16),  # asked for: emulated, slow, but what was asked
+        ("bfloat16", True, BFLOAT16),
     ],
 )
 def test_the_precision_follows_dtype(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, native_bf16: bool, want: Any
 ) -> None:
     monkeypatch.setattr("siked.models.cpu_supports_bf16", lambda: native_bf16)
+    monkeypatch.setattr("siked.engines.openvino.openvino_computes_bf16", lambda: native_bf16)
     e = engine(ScriptedPipeline(lambda t, c: ("", "STOP")), tmp_path, dtype=dtype)
     assert e.plugin == want
     assert want["INFERENCE_PRECISION_HINT"] in repr(e)
+
+
+def test_bfloat16_where_openvino_computes_float32_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU without native bf16 (AVX2 only) OpenVINO ignores the bf16 hint and computes
+    float32 (measured: the compiled model reports f32): a config that asks for bfloat16 would
+    record a precision it did not get, so it fails before anything runs."""
+    monkeypatch.setattr("siked.engines.openvino.openvino_computes_bf16", lambda: False)
+    cfg = EngineConfig(engine="openvino", dtype="bfloat16")
+    with pytest.raises(EngineError, match=r"no native bf16.*float32"):
+        OpenVINOEngine.check_ready(cfg)
+    with pytest.raises(EngineError, match="no native bf16"):
+        engine(ScriptedPipeline(lambda t, c: ("", "STOP")), tmp_path, dtype="bfloat16")
+
+
+def test_what_openvino_says_it_computes_is_what_the_check_says() -> None:
+    """The real OpenVINO on this machine: a model compiled with the bf16 hint computes bf16
+    exactly where :func:`openvino_computes_bf16` says so (on an AVX2-only CPU, float32)."""
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    x = ops.parameter([1, 8], np.float32)
+    model = ov.Model([ops.matmul(x, ops.constant(np.eye(8, dtype=np.float32)), False, False)], [x])
+    compiled = ov.Core().compile_model(model, "CPU", dict(BFLOAT16))
+    got = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    assert ("bf16" in got) == openvino_computes_bf16(), got
 
 
 def test_float16_is_refused_before_anything_runs(tmp_path: Path) -> None:

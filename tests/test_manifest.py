@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from siked.io import read_json
 from siked.machine import ISA_FLAGS, machine_info, memory_gb, parse_cpuinfo
 from siked.manifest import Manifest
@@ -29,6 +31,26 @@ def test_a_resumed_run_reports_the_seconds_of_every_invocation(tmp_path: Path) -
     saved = read_json(path)["invocations"]
     assert [inv["seconds"] for inv in saved] == [30.0, 5.0]
     assert saved[1]["cpu"] == machine_info()["cpu"]
+
+
+def test_each_invocation_keeps_the_instruction_sets_of_its_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a run resumed on another machine of the same name ("AMD EPYC" with and without
+    # AVX512-BF16, which decides bf16 or float32 under dtype auto): the record says which part
+    # ran where, not only the last machine
+    path = tmp_path / "manifest.json"
+    for isa in (["avx2", "avx512f", "avx512_bf16"], ["avx2"]):
+        monkeypatch.setattr(
+            "siked.manifest.machine_info", lambda isa=isa: {"cpu": "AMD EPYC", "isa": isa}
+        )
+        Manifest(path, "r", "h")
+    saved = read_json(path)
+    assert [inv["isa"] for inv in saved["invocations"]] == [
+        ["avx2", "avx512f", "avx512_bf16"],
+        ["avx2"],
+    ]
+    assert saved["machine"]["isa"] == ["avx2"]
 
 
 def test_cpuinfo_gives_the_model_and_the_instruction_sets() -> None:

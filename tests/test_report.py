@@ -447,3 +447,38 @@ def test_cli_compare_plot(
     assert main(["compare", str(runs["demo"]), str(runs["adaptive"]), "--plot", str(target)]) == 0
     assert f"figure written to {target}" in capsys.readouterr().out
     assert_real_png(target)
+
+
+def _on_machine(run: Path, *invocation_isas: list[str]) -> Path:
+    """``run`` with a manifest whose invocations ran on CPUs with these instruction sets."""
+    invocations = [{"cpu": "AMD EPYC", "seconds": 1.0, "isa": isa} for isa in invocation_isas]
+    manifest = {"name": run.name, "stages": {}, "invocations": invocations}
+    manifest["machine"] = {"cpu": "AMD EPYC", "isa": invocation_isas[-1]}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def test_runs_computed_with_and_without_native_bf16_are_named_in_the_notes(
+    tmp_path: Path,
+) -> None:
+    """dtype auto and train.bf16 null compute in bf16 on a CPU with AVX512-BF16 or AMX and in
+    float32 elsewhere, which by itself changes answers question by question: a table that
+    mixes the two says which run computed on which."""
+    from siked.report import compare, compare_paired
+
+    bf16 = ["avx2", "avx512f", "avx512_bf16"]
+    a = _on_machine(_paired_run(tmp_path, "a", {"svamp:2": [True, False]}), bf16)
+    b = _on_machine(_paired_run(tmp_path, "b", {"svamp:2": [True, True]}), bf16)
+    c = _on_machine(_paired_run(tmp_path, "c", {"svamp:2": [False, True]}), ["avx2"])
+    d = _on_machine(_paired_run(tmp_path, "d", {"svamp:2": [False, True]}), bf16, ["avx2"])
+    for text in (compare([a, b]), compare_paired([a, b])):
+        assert "bf16" not in text.split("\n\n")[1]  # one kind of CPU: nothing to say
+    for text in (compare([a, b, c, d]), compare_paired([a, b, c, d])):
+        note = text.split("\n\n")[1]
+        assert "native bf16 (AVX512-BF16 or AMX): a, b; without: c; both (resumed): d" in note
+    # evidence from before invocations recorded their instruction sets: the manifest's machine
+    old = _paired_run(tmp_path, "old", {"svamp:2": [True, False]})
+    manifest = {"name": "old", "stages": {}, "invocations": [{"cpu": "AMD EPYC"}]}
+    manifest["machine"] = {"cpu": "AMD EPYC", "isa": ["avx2"]}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert "without: old" in compare([a, old]).split("\n\n")[1]

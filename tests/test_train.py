@@ -693,3 +693,14 @@ def test_real_student_trains_lowers_loss_merges_and_generates(tmp_path):
     text = tok.decode(out_ids[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     strategy, _ = parse_tagged(text)
     assert strategy in ("cot", "l2m", "pot"), text
+
+
+def test_bf16_asked_for_on_a_cpu_without_it_is_refused(tmp_path, tiny_model, monkeypatch):
+    """train.bf16 true pins the precision: on a CPU without native bf16 the run stops instead of
+    training in another precision than its config (and its other arms) says."""
+    monkeypatch.setattr("siked.train._cpu_bf16_ok", lambda: False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    tok = prepare_tokenizer(tiny_model)
+    examples = load_examples(write_records(tmp_path / "d.jsonl"))
+    with pytest.raises(TrainError, match=r"train.bf16 is true.*no native bf16.*AVX512-BF16"):
+        build_trainer(tiny_model, tok, examples, [], tiny_cfg(bf16=True), tmp_path / "ck", False)

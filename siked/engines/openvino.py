@@ -80,12 +80,13 @@ def plugin_config(dtype: str) -> dict[str, str]:
     or AMX) and float32 elsewhere; ``float32`` computes in float32 (transformers' float32 greedy
     outputs, token for token); ``bfloat16`` computes the matrix products and the KV cache in bf16
     (on a CPU with native bf16, 1.7x faster greedy evaluation than float32, with outputs that
-    differ from transformers' by bf16 rounding, as the hf engine's in bf16 do).
+    differ from transformers' by bf16 rounding, as the hf engine's in bf16 do). ``bfloat16`` on
+    a CPU without native bf16 is an error: OpenVINO would ignore the hint and compute float32.
 
     >>> plugin_config("float32")["INFERENCE_PRECISION_HINT"]
     'f32'
-    >>> plugin_config("bfloat16")["KV_CACHE_PRECISION"]
-    'bf16'
+    >>> plugin_config("float32")["KV_CACHE_PRECISION"]
+    'f32'
     """
     if dtype == "auto":
         from siked.models import cpu_supports_bf16
@@ -94,11 +95,27 @@ def plugin_config(dtype: str) -> dict[str, str]:
     if dtype == "float32":
         return dict(FLOAT32)
     if dtype == "bfloat16":
+        if not openvino_computes_bf16():
+            raise EngineError(
+                "dtype bfloat16: this CPU has no native bf16 (AVX512-BF16 or AMX), where OpenVINO "
+                "ignores the bf16 hint and computes float32; set dtype to float32 (or auto) to "
+                "say so, or run on a CPU with native bf16"
+            )
         return dict(BFLOAT16)
     raise EngineError(
         f"the openvino engine computes in float32 or bfloat16, not {dtype}: set dtype to "
         "auto (bf16 where the CPU computes it natively, else float32), float32 or bfloat16"
     )
+
+
+def openvino_computes_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin computes in bf16 here (``BF16`` among its optimization
+    capabilities: AVX512-BF16 or AMX). Where it does not, a bf16 precision hint is ignored and
+    the model computes in float32 (tests/test_engine_openvino.py checks this on the real
+    plugin)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def scheduler_config(sched: Any, cfg: EngineConfig) -> Any:

@@ -94,6 +94,68 @@ def compare_rows(
     return datasets, out
 
 
+#: CPU instruction sets with which ``dtype: auto`` and ``train.bf16: null`` compute in bf16
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+
+
+def bf16_kinds(manifest: dict[str, Any] | None) -> set[bool]:
+    """Whether the CPU of each invocation of a run computed bf16 natively, as a set (empty:
+    unknown). Invocations recorded before they kept their instruction sets count as the
+    manifest's machine (the last one).
+
+    >>> bf16_kinds({"machine": {"isa": ["avx2"]}, "invocations": [{"isa": ["avx512_bf16"]}, {}]})
+    {False, True}
+    """
+    if not manifest:
+        return set()
+    last = (manifest.get("machine") or {}).get("isa")
+    isas = [inv.get("isa", last) for inv in manifest.get("invocations") or [{}]]
+    return {any(f in isa for f in NATIVE_BF16) for isa in isas if isa is not None}
+
+
+def precision_note(runs: Sequence[tuple[str, dict[str, Any] | None]]) -> str:
+    """A sentence naming which runs computed on CPUs with native bf16 and which without, when a
+    table mixes them ("" when it does not): under ``dtype: auto`` and ``train.bf16: null``
+    the former computed in bf16 and the latter in float32.
+
+    >>> precision_note([("a", {"machine": {"isa": ["avx512_bf16"]}}), ("b", None)])
+    ''
+    >>> precision_note([("a", {"machine": {"isa": ["avx512_bf16"]}}),
+    ...                 ("b", {"machine": {"isa": ["avx2"]}})])[:63]
+    ' Computed on CPUs with native bf16 (AVX512-BF16 or AMX): a; wit'
+    """
+    groups: dict[str, list[str]] = {"with": [], "without": [], "both": []}
+    for name, manifest in runs:
+        kinds = bf16_kinds(manifest)
+        if kinds:
+            groups["both" if len(kinds) > 1 else "with" if True in kinds else "without"].append(
+                name
+            )
+    if sum(1 for names in groups.values() if names) < 2 and not groups["both"]:
+        return ""
+    parts = [
+        label + ", ".join(groups[key])
+        for key, label in (
+            ("with", "native bf16 (AVX512-BF16 or AMX): "),
+            ("without", "without: "),
+            ("both", "both (resumed): "),
+        )
+        if groups[key]
+    ]
+    return (
+        " Computed on CPUs with " + "; ".join(parts) + ". Under `dtype: auto` and `train.bf16:"
+        " null` a CPU with native bf16 computes in bf16 and one without in float32, which by"
+        " itself changes answers question by question: differences between these runs are not"
+        " only their methods'."
+    )
+
+
+def _manifests(
+    run_dirs: Sequence[str | os.PathLike[str]],
+) -> list[tuple[str, dict[str, Any] | None]]:
+    return [(run.name, run.manifest) for run in (load_run(p) for p in run_dirs)]
+
+
 def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str:
     """A markdown table of runs (rows) by evaluation datasets (columns), like the paper's
     Table 1: accuracy (%) of each run's best-on-validation iteration (with its 95 % interval
@@ -153,6 +215,7 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str
     running = [r["name"] for r in rows if r["in_progress"]]
     if running:
         note += f" In progress (their numbers may still change): {', '.join(running)}."
+    note += precision_note(_manifests(run_dirs))
     return md_table(header, table) + "\n\n" + note + "\n"
 
 
@@ -243,4 +306,5 @@ def compare_paired(
     waiting = [run.name for run, p in others if not p]
     if waiting:
         note += f" No test answers yet: {', '.join(waiting)}."
+    note += precision_note([(run.name, run.manifest) for run in runs])
     return md_table(header, table) + "\n\n" + note + "\n"
