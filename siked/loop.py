@@ -40,7 +40,7 @@ from siked.io import (
     sha256_json,
 )
 from siked.lock import LOCK_NAME, busy_below, output_lock
-from siked.manifest import Manifest, hash_path
+from siked.manifest import Manifest, hash_path, precision_change
 from siked.mix import format_kl
 from siked.rundir import RunPaths, best_iteration, iteration_summary, untagged_total
 from siked.styles import DEFAULT_STYLE
@@ -852,6 +852,10 @@ def _run(cfg: SikedConfig, paths: RunPaths, reuse: Sequence[Path] = ()) -> dict[
         defaults=default_config_dump(),
     )
     _say(f"run {cfg.name} in {paths.root} ({cfg.method}, strategies {','.join(cfg.strategies)})")
+    auto = cfg.train.bf16 is None or "auto" in (cfg.sample.dtype, cfg.eval.dtype)
+    change = precision_change(man.data["invocations"], auto)
+    if change:
+        log.warning(change)
 
     train_qs, val_qs = split_train_validation(cfg)
     _say(f"data: {len(train_qs)} training and {len(val_qs)} validation questions")

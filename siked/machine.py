@@ -33,6 +33,19 @@ TRACKED_PACKAGES = (
 #: the matmul kernels, AVX512-VNNI and AVX512-BF16 / AMX the native int8 and bf16 paths.
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
+#: the flags of a CPU that computes bf16 natively: where ``dtype: auto`` and ``train.bf16: null``
+#: compute in bf16 (elsewhere in float32)
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+
+
+def native_bf16(isa: list[str]) -> bool:
+    """Whether a CPU with these instruction sets (:data:`ISA_FLAGS`) computes bf16 natively.
+
+    >>> native_bf16(["avx2", "avx512f", "avx512_bf16"]), native_bf16(["avx2"])
+    (True, False)
+    """
+    return any(flag in isa for flag in NATIVE_BF16)
+
 
 def library_versions() -> dict[str, str | None]:
     """Python's version and each of :data:`TRACKED_PACKAGES`' (None: not installed)."""

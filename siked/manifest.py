@@ -18,7 +18,7 @@ from typing import Any
 
 from siked.io import atomic_write_json, read_json, sha256_file, sha256_json
 from siked.lock import LOCK_NAME
-from siked.machine import library_versions, machine_info
+from siked.machine import library_versions, machine_info, native_bf16
 
 #: the clock of the timings (a test replaces it)
 monotonic = time.monotonic
@@ -71,6 +71,31 @@ def hash_path(path: Path) -> str | None:
         )
         return sha256_json([[str(p.relative_to(path)), sha256_file(p)] for p in files])
     return None
+
+
+def precision_change(invocations: list[dict[str, Any]], auto: bool) -> str | None:
+    """What to tell a run resumed on a CPU of the other precision, else None: under
+    ``dtype: auto`` / ``train.bf16: null`` (``auto``) a CPU with native bf16 computes in bf16 and
+    one without in float32, so the stages from now on compute in another precision than the
+    ones before (a stage cut off half-way mixes both). Invocations recorded without their
+    instruction sets are not compared.
+
+    >>> precision_change([{"isa": ["avx512_bf16"]}, {"isa": ["avx2"]}], auto=True)[:52]
+    'this run started on a CPU with native bf16 and resum'
+    >>> precision_change([{"isa": ["avx512_bf16"]}, {"isa": ["avx2"]}], auto=False) is None
+    True
+    """
+    known = [native_bf16(inv["isa"]) for inv in invocations if inv.get("isa") is not None]
+    if not auto or len(known) < 2 or known[-1] in known[:-1]:
+        return None
+    before, now = ("with", "without") if known[0] else ("without", "with")
+    return (
+        f"this run started on a CPU {before} native bf16 and resumes on one {now}: with "
+        "train.bf16 null or an engine's dtype auto, what it computes from now on is in "
+        f"{'float32' if known[0] else 'bf16'} where it was in {'bf16' if known[0] else 'float32'}"
+        " (answers change question by question; a stage cut off half-way mixes both). Pin "
+        "train.bf16 and the dtypes in the config to keep one precision"
+    )
 
 
 class Manifest:

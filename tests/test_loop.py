@@ -805,3 +805,20 @@ def test_reuse_of_a_directory_without_a_run_is_an_error(tmp_path: Path, fakes: F
     with pytest.raises(SikedError, match="no run"):
         loop.run(tiny_config(tmp_path), reuse=[tmp_path / "empty"])
     assert not (tmp_path / "t").exists()
+
+
+def test_a_run_resumed_on_a_cpu_of_the_other_precision_warns(
+    tmp_path: Path, fakes: FakeStages, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    import siked.manifest
+
+    machines = iter([["avx2", "avx512f", "avx512_bf16"], ["avx2"]])
+    real = siked.manifest.machine_info
+    monkeypatch.setattr(siked.manifest, "machine_info", lambda: {**real(), "isa": next(machines)})
+    cfg = tiny_config(tmp_path, **{"loop.iterations": 1})
+    fakes.crash_at = "eval:iter_01"
+    with pytest.raises(Boom):
+        loop.run(cfg)
+    with caplog.at_level("WARNING", logger="siked"):
+        loop.run(cfg)
+    assert "started on a CPU with native bf16 and resumes on one without" in caplog.text

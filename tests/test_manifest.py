@@ -8,7 +8,10 @@ import pytest
 
 from siked.io import read_json
 from siked.machine import ISA_FLAGS, machine_info, memory_gb, parse_cpuinfo
-from siked.manifest import Manifest
+from siked.manifest import Manifest, precision_change
+
+BF16 = ["avx2", "avx512f", "avx512_bf16"]
+AVX2 = ["avx2"]
 
 
 class Clock:
@@ -72,3 +75,25 @@ def test_machine_info_names_more_than_the_architecture() -> None:
     assert info["cpu"] != info["arch"] or not Path("/proc/cpuinfo").exists()
     assert set(info["isa"]) <= set(ISA_FLAGS)
     assert info["cpus"] >= 1 and info["versions"]["torch"] and info["versions"]["transformers"]
+
+
+@pytest.mark.parametrize(
+    ("isas", "auto", "warned"),
+    [
+        ([BF16, AVX2], True, "started on a CPU with native bf16 and resumes on one without"),
+        ([AVX2, BF16], True, "started on a CPU without native bf16 and resumes on one with"),
+        ([BF16, AVX2], False, None),  # precision pinned in the config: nothing changes
+        ([BF16, BF16], True, None),
+        ([None, AVX2], True, None),  # an invocation from before they kept their ISA: unknown
+        ([AVX2], True, None),
+    ],
+)
+def test_a_run_resumed_on_a_cpu_of_the_other_precision_says_so(
+    isas: list[list[str] | None], auto: bool, warned: str | None
+) -> None:
+    invocations = [{"cpu": "AMD EPYC"} if isa is None else {"isa": isa} for isa in isas]
+    said = precision_change(invocations, auto)
+    if warned is None:
+        assert said is None
+    else:
+        assert said is not None and warned in said and "float32" in said

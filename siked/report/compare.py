@@ -11,6 +11,7 @@ from typing import Any
 
 from siked.console import format_duration
 from siked.io import iter_jsonl
+from siked.machine import native_bf16
 from siked.report.load import ReportError, RunData, load_run
 from siked.report.markdown import alpha_label, md_table
 from siked.report.metrics import (
@@ -94,10 +95,6 @@ def compare_rows(
     return datasets, out
 
 
-#: CPU instruction sets with which ``dtype: auto`` and ``train.bf16: null`` compute in bf16
-NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
-
-
 def bf16_kinds(manifest: dict[str, Any] | None) -> set[bool]:
     """Whether the CPU of each invocation of a run computed bf16 natively, as a set (empty:
     unknown). Invocations recorded before they kept their instruction sets count as the
@@ -110,7 +107,7 @@ def bf16_kinds(manifest: dict[str, Any] | None) -> set[bool]:
         return set()
     last = (manifest.get("machine") or {}).get("isa")
     isas = [inv.get("isa", last) for inv in manifest.get("invocations") or [{}]]
-    return {any(f in isa for f in NATIVE_BF16) for isa in isas if isa is not None}
+    return {native_bf16(isa) for isa in isas if isa is not None}
 
 
 def precision_note(runs: Sequence[tuple[str, dict[str, Any] | None]]) -> str:
