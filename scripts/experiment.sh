@@ -7,6 +7,8 @@
 #   bash scripts/experiment.sh collect    # only copy the evidence and tabulate what is there
 #   ARMS="distill-cot distill-l2m" bash scripts/experiment.sh   # only these (budget printed)
 #
+# The arms compute in bf16 (configs/cpu/experiment/base.yaml pins it): run them on a CPU with
+# AVX512-BF16 or AMX; elsewhere each arm stops at its start (scripts/precision.sh measured why).
 # Stop it at any point (or lose the session): the next start continues where it stopped, as long
 # as runs/experiment/ is still there. On a fresh machine the unfinished arms start over; the
 # finished arms' evidence in results/experiment/ stays in the tables (their weights are gone).
