@@ -37,7 +37,7 @@ def agreement(a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any]]) -> lis
     """
     out = []
     for dataset in sorted({k[0] for k in a} & {k[0] for k in b}):
-        keys = sorted(k for k in a.keys() & b.keys() if k[0] == dataset)
+        keys = sorted((k for k in a.keys() & b.keys() if k[0] == dataset), key=str)
         pairs = [(a[k], b[k]) for k in keys]
         counts = [
             sum(x["output"] == y["output"] for x, y in pairs),

@@ -102,8 +102,8 @@ class Manifest:
     """``manifest.json`` of a run directory.
 
     Each opening is one invocation of the run: ``invocations`` lists them (start, seconds,
-    CPU and its instruction sets); an invocation's seconds are brought up to date at every save, so one that was
-    killed counts until its last change of the manifest.
+    CPU and its instruction sets); an invocation's seconds are brought up to date at every
+    save, so one that was killed counts until its last change of the manifest.
     """
 
     def __init__(
