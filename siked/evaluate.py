@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 from siked.config import DatasetSpec, EvalConfig
 from siked.console import progress_bar
 from siked.data import check_unique_ids
+from siked.engines import auto_dtype_of
 from siked.errors import SikedError
 from siked.io import JsonlAppender, atomic_write_json
 from siked.lock import locks_outputs
@@ -191,7 +192,7 @@ def fingerprint(
         "seed": seed,
         "engine": cfg.engine,
     }
-    return with_dtype(fp, cfg.dtype)
+    return with_dtype(fp, cfg.dtype, auto_dtype_of(cfg))
 
 
 def load_predictions(out_dir: Path, fp: dict[str, Any]) -> dict[Key, dict[str, Any]]:

@@ -4,8 +4,9 @@ Those stages write their rows (``teacher/samples.jsonl``, ``iter_NN/samples.json
 ``eval/predictions.jsonl``) one chunk of work at a time with :class:`~siked.io.JsonlAppender`,
 so a run killed at any moment leaves whole rows and at most one torn last line. Beside the
 file lies its *fingerprint*: a small JSON file with the settings that determine the rows
-(model, seed, sampling settings, the engine's dtype when set...; ``teach.json``,
-``samples.meta.json``, ``predictions.meta.json``). On every start :func:`resume_rows` applies one rule:
+(model, seed, sampling settings, the engine's dtype, or what ``auto`` resolved to on the machine
+that wrote them...; ``teach.json``, ``samples.meta.json``, ``predictions.meta.json``). On every
+start :func:`resume_rows` applies one rule:
 
 1. **Foreign file.** The file holds rows but there is no fingerprint: it was not written by the
    stage. That is an error naming the file; it is never overwritten.
@@ -41,15 +42,40 @@ T = TypeVar("T")
 STALE_SUFFIX = ".stale"
 
 
-def with_dtype(fingerprint: dict[str, Any], dtype: str) -> dict[str, Any]:
+#: the fingerprint key of what ``dtype: auto`` resolved to on the machine that wrote the rows
+AUTO_DTYPE = "auto_dtype"
+
+
+def with_dtype(fingerprint: dict[str, Any], dtype: str, auto: str | None = None) -> dict[str, Any]:
     """``fingerprint`` with the engine's ``dtype`` when one is set: bf16 and float32 give other
-    greedy outputs and samples, so rows made in one are not resumed in the other. ``auto`` adds
-    nothing, so fingerprints written before the dtype counted still match.
+    greedy outputs and samples, so rows made in one are not resumed in the other. ``auto``
+    records what ``dtype: auto`` resolved to here (``Engine.auto_dtype``: bf16 on a CPU with
+    native bf16, float32 on one without), so rows are not continued on the other kind of
+    machine either; a fingerprint written before that counted (no :data:`AUTO_DTYPE`) still
+    matches (:func:`same_fingerprint`).
 
     >>> with_dtype({"seed": 1}, "auto"), with_dtype({"seed": 1}, "float32")
     ({'seed': 1}, {'seed': 1, 'dtype': 'float32'})
+    >>> with_dtype({"seed": 1}, "auto", auto="bfloat16")
+    {'seed': 1, 'auto_dtype': 'bfloat16'}
     """
-    return fingerprint if dtype == "auto" else {**fingerprint, "dtype": dtype}
+    if dtype != "auto":
+        return {**fingerprint, "dtype": dtype}
+    return fingerprint if auto is None else {**fingerprint, AUTO_DTYPE: auto}
+
+
+def same_fingerprint(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether rows written under fingerprint ``old`` continue under ``new``: equal, or equal
+    but for :data:`AUTO_DTYPE`, which ``old`` did not record yet.
+
+    >>> same_fingerprint({"seed": 1}, {"seed": 1, "auto_dtype": "float32"})
+    True
+    >>> same_fingerprint({"auto_dtype": "bfloat16"}, {"auto_dtype": "float32"})
+    False
+    """
+    if old == new:
+        return True
+    return AUTO_DTYPE not in old and old == {k: v for k, v in new.items() if k != AUTO_DTYPE}
 
 
 def stale_path(path: Path) -> Path:
@@ -83,7 +109,7 @@ def resume_rows(
                     f"{f} exists but was not written by {stage} (no {meta.name}): remove it or "
                     "choose another output"
                 )
-    elif read_json(meta) != fingerprint:
+    elif not same_fingerprint(read_json(meta), fingerprint):
         for f in files:
             if f.exists():
                 log.warning(

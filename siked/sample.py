@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from siked.config import SampleConfig
 from siked.console import progress_bar
 from siked.data import check_unique_ids
+from siked.engines import auto_dtype_of
 from siked.io import JsonlAppender, atomic_write_json, read_jsonl, write_jsonl
 from siked.lock import locks_outputs
 from siked.records import Record
@@ -174,7 +175,7 @@ def fingerprint(
         "max_tokens": cfg.max_tokens,
         "engine": cfg.engine,
     }
-    return with_dtype(fp, cfg.dtype)
+    return with_dtype(fp, cfg.dtype, auto_dtype_of(cfg))
 
 
 def meta_path(out_path: Path) -> Path:

@@ -295,3 +295,30 @@ def test_a_rerun_in_another_dtype_starts_afresh(tmp_path: Path) -> None:
     assert (tmp_path / "predictions.jsonl.stale").exists()
     assert read_json(tmp_path / "predictions.meta.json")["dtype"] == "float32"
     assert evaluate_in("float32").calls == []
+
+
+def test_a_rerun_on_a_cpu_of_the_other_precision_starts_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dtype auto is bf16 on a CPU with native bf16 and float32 elsewhere: predictions resumed on
+    the other kind of CPU would mix both in one log, so they are moved aside instead. A log
+    from before the resolved dtype was recorded resumes as it did."""
+    from siked.engines.hf import HFEngine
+
+    def evaluate_on(resolved: str) -> FakeEngine:
+        monkeypatch.setattr(HFEngine, "auto_dtype", classmethod(lambda cls, cfg: resolved))
+        engine = FakeEngine(free_script)
+        evaluate("fake-model", [("validation", PROBLEMS)], EvalConfig(max_tokens=32), tmp_path,
+                 STRATS, seed=5, engine=engine, progress=False, sandbox=FakeSandbox())  # fmt: skip
+        return engine
+
+    assert len(evaluate_on("bfloat16").calls) == 1
+    assert read_json(tmp_path / "predictions.meta.json")["auto_dtype"] == "bfloat16"
+    assert evaluate_on("bfloat16").calls == []  # the same CPU: resumed
+    assert sum(len(c["prompts"]) for c in evaluate_on("float32").calls) == len(PROBLEMS)
+    assert (tmp_path / "predictions.jsonl.stale").exists()
+    # written before the resolved dtype counted: no "auto_dtype", resumed on any CPU
+    meta = read_json(tmp_path / "predictions.meta.json")
+    del meta["auto_dtype"]
+    (tmp_path / "predictions.meta.json").write_text(json.dumps(meta))
+    assert evaluate_on("bfloat16").calls == []

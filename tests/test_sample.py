@@ -596,3 +596,16 @@ def test_the_dtype_is_part_of_the_fingerprint() -> None:
 
     assert fp("bfloat16") != fp("float32") != fp("auto")
     assert "dtype" not in fp("auto")  # as written before the dtype counted
+
+
+def test_the_dtype_auto_resolves_to_is_part_of_the_fingerprint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from siked.engines.openvino import OpenVINOEngine
+
+    monkeypatch.setattr(OpenVINOEngine, "auto_dtype", classmethod(lambda cls, cfg: "float32"))
+    cfg = SampleConfig(engine="openvino")
+    assert fingerprint("m", cfg, 1, 7, ["cot"])["auto_dtype"] == "float32"
+    assert "auto_dtype" not in fingerprint(
+        "m", SampleConfig(engine="openvino", dtype="float32"), 1, 7, ["cot"]
+    )

@@ -43,6 +43,7 @@ __all__ = [
     "EngineError",
     "EngineStats",
     "Prompt",
+    "auto_dtype_of",
     "derive_seed",
     "engine_class",
     "make_engine",
@@ -51,6 +52,13 @@ __all__ = [
     "sample_seed",
     "truncate_at_stop",
 ]
+
+
+def auto_dtype_of(cfg: EngineConfig) -> str | None:
+    """What ``cfg.dtype: auto`` resolves to for ``cfg.engine`` on this machine
+    (:meth:`Engine.auto_dtype`); None for an explicit dtype or an engine that does not decide
+    it here."""
+    return engine_class(cfg.engine).auto_dtype(cfg) if cfg.dtype == "auto" else None
 
 
 def engine_class(name: str) -> type[Engine]:

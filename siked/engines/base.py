@@ -337,6 +337,14 @@ class Engine(ABC):
         after a training. Default: nothing to check."""
         return None
 
+    @classmethod
+    def auto_dtype(cls, cfg: EngineConfig) -> str | None:
+        """What ``dtype: auto`` computes in on this machine, where the engine decides it here
+        (a local model): part of a stage's resume fingerprint, so that rows made in one
+        precision are not continued in another. None: decided elsewhere (a server) or not at
+        all. Default: None."""
+        return None
+
     @property
     def chunk_generations(self) -> int:
         """Generations one call should carry to keep this engine busy: what a stage's automatic

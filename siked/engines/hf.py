@@ -362,6 +362,13 @@ class HFEngine(Engine):
         empty, so chunks are kept long relative to a batch."""
         return CHUNK_BATCHES * self.batch_size
 
+    @classmethod
+    def auto_dtype(cls, cfg: EngineConfig) -> str | None:
+        """The torch dtype ``auto`` picks for the configured device (:func:`pick_dtype`)."""
+        from siked.models import pick_dtype
+
+        return str(pick_dtype("auto", _resolve_device(cfg.device))).removeprefix("torch.")
+
     def __repr__(self) -> str:
         return f"HFEngine(model={self.model_name!r}, device={str(self.device)!r})"
 

@@ -89,9 +89,7 @@ def plugin_config(dtype: str) -> dict[str, str]:
     'f32'
     """
     if dtype == "auto":
-        from siked.models import cpu_supports_bf16
-
-        dtype = "bfloat16" if cpu_supports_bf16() else "float32"
+        dtype = _auto_dtype()
     if dtype == "float32":
         return dict(FLOAT32)
     if dtype == "bfloat16":
@@ -106,6 +104,13 @@ def plugin_config(dtype: str) -> dict[str, str]:
         f"the openvino engine computes in float32 or bfloat16, not {dtype}: set dtype to "
         "auto (bf16 where the CPU computes it natively, else float32), float32 or bfloat16"
     )
+
+
+def _auto_dtype() -> str:
+    """``dtype: auto``: bf16 where the CPU computes it natively, as the hf engine chooses."""
+    from siked.models import cpu_supports_bf16
+
+    return "bfloat16" if cpu_supports_bf16() else "float32"
 
 
 def openvino_computes_bf16() -> bool:
@@ -424,6 +429,10 @@ class OpenVINOEngine(Engine):
             raise EngineError(GENAI_MISSING)
         plugin_config(cfg.dtype)  # a dtype it cannot compute fails here
         find_optimum_cli(cfg.openvino_export)
+
+    @classmethod
+    def auto_dtype(cls, cfg: EngineConfig) -> str | None:
+        return _auto_dtype()
 
     def __repr__(self) -> str:
         precision = self.plugin["INFERENCE_PRECISION_HINT"]
