@@ -90,6 +90,7 @@ def compare_rows(
                 "missing": run.missing,
                 "in_progress": run.in_progress,
                 "seconds": stage_seconds(run),
+                "manifest": run.manifest,  # the machines it ran on (:func:`precision_note`)
             }
         )
     return datasets, out
@@ -145,12 +146,6 @@ def precision_note(runs: Sequence[tuple[str, dict[str, Any] | None]]) -> str:
         " itself changes answers question by question: differences between these runs are not"
         " only their methods'."
     )
-
-
-def _manifests(
-    run_dirs: Sequence[str | os.PathLike[str]],
-) -> list[tuple[str, dict[str, Any] | None]]:
-    return [(run.name, run.manifest) for run in (load_run(p) for p in run_dirs)]
 
 
 def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str:
@@ -212,7 +207,7 @@ def compare(run_dirs: Sequence[str | os.PathLike[str]], ci: bool = False) -> str
     running = [r["name"] for r in rows if r["in_progress"]]
     if running:
         note += f" In progress (their numbers may still change): {', '.join(running)}."
-    note += precision_note(_manifests(run_dirs))
+    note += precision_note([(r["name"], r["manifest"]) for r in rows])
     return md_table(header, table) + "\n\n" + note + "\n"
 
 
