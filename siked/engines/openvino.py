@@ -271,7 +271,7 @@ def greedy_mismatch(ir: Path, src: Path, tokens: int = CHECK_TOKENS) -> str | No
         )
     want = _until_eos(out[0, len(ids) :].tolist(), eos)
     del model
-    pipe = og.LLMPipeline(str(ir), "CPU", FLOAT32)
+    pipe = og.LLMPipeline(str(ir), "CPU", **FLOAT32)
     config = og.GenerationConfig()
     config.max_new_tokens = tokens
     config.stop_token_ids = eos
