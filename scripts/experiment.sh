@@ -15,8 +15,10 @@
 # Evidence goes to results/experiment/ (scripts/run_arms.sh: table.md, paired.md against
 # distill-combined, dynamics.png) and the README's generated blocks.
 # The main comparison first (combined distillation, SIKeD as the authors run it), then the
-# cheap arms, so that a partial experiment already answers something. Last, once the SIKeD
-# arms have finished, the best of them on validation with a second training seed.
+# cheap arms (about an hour each at most), so that a partial experiment already answers
+# something, then the three SIKeD arms without bias (3.6-6.1 h each: longer than a session, they
+# finish by resuming on the same machine). Last, once the SIKeD arms have finished, the best of
+# them on validation with a second training seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -24,9 +26,9 @@ CONFIGS=configs/cpu/experiment
 OUT=results/experiment
 # the premise probe's regime whose measured rates price the arms
 REFERENCE=${REFERENCE:-results/premise-probe/easy400-pot-full-e2}
-EXPERIMENT="distill-combined siked-all-pot distill-pot untrained siked-all-none distill-cot \
-  distill-l2m siked-adaptive-pot siked-self-pot siked-adaptive-none siked-self-none \
-  distill-combined-seed2"
+EXPERIMENT="distill-combined siked-all-pot distill-pot untrained distill-cot distill-l2m \
+  siked-adaptive-pot siked-self-pot distill-combined-seed2 siked-all-none siked-adaptive-none \
+  siked-self-none"
 read -r -a ARMS <<< "${ARMS:-$EXPERIMENT}"
 
 mode=${1:-run}
